@@ -1,0 +1,45 @@
+# saeko-sync — the two commands that matter: `make demo` and `make test`.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test check lint typecheck sandbox bench clean migration
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+demo: install  ## sandbox + SQLite, one full cycle, then what happened and where to look
+	$(BIN)/saeko-sync demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+check: lint typecheck
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy core store connectors rules jobs sandbox saeko_sync.py
+
+sandbox: install
+	$(BIN)/saeko-sync sandbox --write-env .env
+
+# Regenerate the initial migration from store/models.py (no deployed database exists yet;
+# once one does, add new revisions instead).
+migration: install
+	rm -f store/migrations/versions/0001_initial_model.py /tmp/saeko-migration.db
+	$(BIN)/python -c "from alembic import command; from alembic.config import Config; \
+	from store.db import MIGRATIONS_DIR, make_engine; e = make_engine('sqlite:////tmp/saeko-migration.db'); \
+	c = Config(); c.set_main_option('script_location', str(MIGRATIONS_DIR)); \
+	conn = e.connect(); c.attributes['connection'] = conn; \
+	command.revision(c, message='initial model', autogenerate=True, rev_id='0001'); conn.close()"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
