@@ -1,0 +1,160 @@
+"""What every connector's sync uses to write the model: idempotent upserts on
+(source, source_id) that record what changed, dead letters, and stored cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.db import utcnow
+from store.models import Base, ChangeEvent, DeadLetter, SyncState
+
+# Columns that describe the sync itself, not the record: never reported as changes.
+_BOOKKEEPING = {"id", "source", "source_id", "source_revision", "source_updated_at", "raw",
+                "synced_at", "deleted_at"}
+
+
+@dataclass
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    dead_lettered: int = 0
+
+    def add(self, other: UpsertCounts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class SyncReport:
+    """Outcome of syncing one stream; the CLI prints these as a table."""
+
+    source: str
+    stream: str
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    api_calls: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "stream": self.stream, **self.counts.__dict__,
+                "api_calls": self.api_calls, "error": self.error}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, Decimal) or isinstance(new, Decimal):
+        try:
+            return Decimal(str(old)) == Decimal(str(new))
+        except Exception:  # noqa: BLE001 - not numbers: compare as they are
+            return old == new
+    if isinstance(old, float) and isinstance(new, float):
+        return abs(old - new) < 1e-9
+    return bool(old == new)
+
+
+def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
+           entity: str | None = None, own_write: bool = False) -> str:
+    """Insert or update one row keyed by (source, source_id); record a ChangeEvent.
+
+    Returns 'created', 'updated' or 'unchanged'. ``entity`` names the model for rules
+    (e.g. 'ticket'); without it no change event is written.
+    """
+    existing = session.scalars(
+        select(model).where(model.source == row["source"],  # type: ignore[attr-defined]
+                            model.source_id == row["source_id"])  # type: ignore[attr-defined]
+    ).one_or_none()
+    now = utcnow()
+    if existing is None:
+        obj = model(**row, synced_at=now)
+        session.add(obj)
+        session.flush()
+        if entity:
+            session.add(ChangeEvent(entity=entity, entity_id=obj.id, kind="created",
+                                    changes={k: [None, _jsonable(v)] for k, v in row.items()
+                                             if k not in _BOOKKEEPING and v is not None},
+                                    own_write=own_write, seen_at=now))
+        return "created"
+    changes = {
+        key: [_jsonable(getattr(existing, key)), _jsonable(value)]
+        for key, value in row.items()
+        if key not in _BOOKKEEPING and not _same(getattr(existing, key), value)
+    }
+    revived = existing.deleted_at is not None
+    for key, value in row.items():
+        setattr(existing, key, value)
+    existing.deleted_at = None
+    existing.synced_at = now
+    if not changes and not revived:
+        return "unchanged"
+    if entity:
+        session.add(ChangeEvent(entity=entity, entity_id=existing.id, kind="updated",
+                                changes=changes, own_write=own_write, seen_at=now))
+    return "updated"
+
+
+def mark_deleted(session: Session, model: type[Base], source: str, source_ids: Iterable[str],
+                 *, entity: str | None = None) -> int:
+    """Mark rows deleted in the tool (kept, with deleted_at set). Returns how many."""
+    ids = list(source_ids)
+    if not ids:
+        return 0
+    count = 0
+    now = utcnow()
+    rows = session.scalars(select(model).where(
+        model.source == source, model.source_id.in_(ids),  # type: ignore[attr-defined]
+        model.deleted_at.is_(None)))  # type: ignore[attr-defined]
+    for obj in rows:
+        obj.deleted_at = now
+        count += 1
+        if entity:
+            session.add(ChangeEvent(entity=entity, entity_id=obj.id, kind="deleted",
+                                    changes={}, seen_at=now))
+    return count
+
+
+def dead_letter(session: Session, source: str, stream: str, source_id: str, reason: str,
+                payload: Any) -> None:
+    """Record a record that could not be mapped (one row per record; the reason is updated)."""
+    existing = session.scalars(select(DeadLetter).where(
+        DeadLetter.source == source, DeadLetter.stream == stream,
+        DeadLetter.source_id == source_id)).one_or_none()
+    if existing is None:
+        session.add(DeadLetter(source=source, stream=stream, source_id=source_id,
+                               reason=reason, payload=payload, created_at=utcnow()))
+    else:
+        existing.reason, existing.payload, existing.resolved_at = reason, payload, None
+
+
+def resolve_dead_letter(session: Session, source: str, stream: str, source_id: str) -> None:
+    """A record that maps now: close its open dead letter, if any."""
+    existing = session.scalars(select(DeadLetter).where(
+        DeadLetter.source == source, DeadLetter.stream == stream,
+        DeadLetter.source_id == source_id, DeadLetter.resolved_at.is_(None))).one_or_none()
+    if existing is not None:
+        existing.resolved_at = utcnow()
+
+
+def get_state(session: Session, source: str, stream: str) -> SyncState:
+    """The stream's sync state row (created on first use)."""
+    state = session.scalars(select(SyncState).where(
+        SyncState.source == source, SyncState.stream == stream)).one_or_none()
+    if state is None:
+        state = SyncState(source=source, stream=stream, state={})
+        session.add(state)
+        session.flush()
+    return state
