@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     podio_page_size: int = Field(default=500, ge=1, le=500)
     podio_timeout_seconds: float = 30.0
     podio_max_retry_seconds: float = 900.0
+    podio_retry_base_seconds: float = 1.0
+    podio_rate_limit_backoff_seconds: float = 60.0
+    podio_deletion_scan_hours: float = 24.0
 
     # --- Jira ---
     jira_url: str = ""

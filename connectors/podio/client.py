@@ -1,0 +1,346 @@
+"""A thin Podio API client on httpx: OAuth2 tokens, error mapping, retries, rate limiting.
+
+Behaviour follows the official Ruby/PHP clients (see docs/podio.md): ``Authorization:
+OAuth2 <token>``; a 401 ``expired_token``/``invalid_token`` refreshes once and replays once;
+420 (Podio's rate limit) and 429 back off; 5xx and dropped connections retry only for
+requests that are safe to repeat. Every call is counted and throttled client-side so the
+documented hourly quota is never exceeded.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from core.errors import AuthError, RemoteDataError, TransientError
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Statuses Podio answers when the caller should slow down: 420 is Podio's own rate-limit
+# status (reference §3); 429 is treated alike in case a proxy answers it.
+RATE_LIMIT_STATUSES = {420, 429}
+RETRYABLE_STATUSES = {500, 502, 503, 504}
+MAX_ATTEMPTS = 6
+# Podio's hourly window; the limit itself is a setting (documented 1,000 calls/hour).
+QUOTA_WINDOW_SECONDS = 3600.0
+# Keep a reserve below the quota for interactive users of the same key (reference §3 tip).
+QUOTA_SAFETY_RATIO = 0.9
+
+
+@dataclass
+class Token:
+    access_token: str
+    refresh_token: str | None
+    expires_at: float
+    ref: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RetryPolicy:
+    """Backoff settings: exponential with jitter, bounded in total time."""
+
+    base_seconds: float = 1.0
+    rate_limit_seconds: float = 60.0  # reference §3: back off from ~60 s on 420
+    max_seconds: float = 900.0  # reference §3: cap ~15 min
+    max_total_seconds: float = 900.0
+
+    def delay(self, attempt: int, rate_limited: bool, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_seconds)
+        base = self.rate_limit_seconds if rate_limited else self.base_seconds
+        return min(self.max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+class QuotaGuard:
+    """Client-side limiter: at most ``limit`` calls in any rolling hour."""
+
+    def __init__(self, limit: int, max_wait_seconds: float) -> None:
+        self.limit = max(1, int(limit * QUOTA_SAFETY_RATIO))
+        self.max_wait_seconds = max_wait_seconds
+        self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            while self._calls and now - self._calls[0] > QUOTA_WINDOW_SECONDS:
+                self._calls.popleft()
+            if len(self._calls) >= self.limit:
+                wait = QUOTA_WINDOW_SECONDS - (now - self._calls[0])
+                if wait > self.max_wait_seconds:
+                    raise TransientError(
+                        f"Podio hourly quota reached ({self.limit} calls); next slot in "
+                        f"{wait:.0f} s", retry_after=wait)
+                time.sleep(wait)
+            self._calls.append(time.monotonic())
+
+    @property
+    def used_last_hour(self) -> int:
+        now = time.monotonic()
+        return sum(1 for t in self._calls if now - t <= QUOTA_WINDOW_SECONDS)
+
+
+class PodioClient:
+    """Podio over HTTP. One instance per process; thread-safe for token handling."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        username: str = "",
+        password: str = "",
+        app_tokens: dict[int, str] | None = None,
+        rate_limit_per_hour: int = 1000,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._username = username
+        self._password = password
+        self._app_tokens = app_tokens or {}
+        self.retry = retry or RetryPolicy()
+        self.quota = QuotaGuard(rate_limit_per_hour, self.retry.max_total_seconds)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
+                                  headers={"User-Agent": "saeko-sync"})
+        self._tokens: dict[str, Token] = {}
+        self._token_lock = threading.Lock()
+        self.calls = 0
+        self.last_rate_limit: dict[str, int] = {}
+        self._app_fields: dict[int, dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PodioClient:
+        app_tokens = {app_id: token for app_id, token in settings.podio_apps.values()
+                      if app_id and token}
+        return cls(
+            settings.podio_api_url, settings.podio_client_id,
+            settings.podio_client_secret.get_secret_value(),
+            username=settings.podio_username,
+            password=settings.podio_password.get_secret_value(),
+            app_tokens=app_tokens,
+            rate_limit_per_hour=settings.podio_rate_limit_per_hour,
+            timeout=settings.podio_timeout_seconds,
+            retry=RetryPolicy(base_seconds=settings.podio_retry_base_seconds,
+                              rate_limit_seconds=settings.podio_rate_limit_backoff_seconds,
+                              max_total_seconds=settings.podio_max_retry_seconds),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- authentication -------------------------------------------------------------
+
+    def _subject(self, app_id: int | None) -> str:
+        if self._username and self._password:
+            return "user"
+        if app_id is not None and app_id in self._app_tokens:
+            return f"app:{app_id}"
+        if self._app_tokens and app_id is None:
+            return f"app:{next(iter(self._app_tokens))}"
+        if app_id is not None:
+            raise AuthError(f"no credentials for Podio app {app_id}: set PODIO_USERNAME and "
+                            "PODIO_PASSWORD, or that app's PODIO_APP_<NAME>_TOKEN in .env")
+        raise AuthError("no Podio credentials: set PODIO_USERNAME/PODIO_PASSWORD or the "
+                        "PODIO_APP_<NAME>_ID/_TOKEN pairs in .env")
+
+    def _grant(self, subject: str, refresh: Token | None = None) -> Token:
+        form: dict[str, str] = {"client_id": self.client_id, "client_secret": self._client_secret}
+        if refresh is not None and refresh.refresh_token:
+            form |= {"grant_type": "refresh_token", "refresh_token": refresh.refresh_token}
+        elif subject == "user":
+            form |= {"grant_type": "password", "username": self._username,
+                     "password": self._password}
+        else:
+            app_id = int(subject.split(":")[1])
+            form |= {"grant_type": "app", "app_id": str(app_id),
+                     "app_token": self._app_tokens[app_id]}
+        self.quota.acquire()
+        self.calls += 1
+        try:
+            response = self._http.post("/oauth/token", data=form)
+        except httpx.TransportError as exc:
+            raise TransientError(f"Podio token endpoint unreachable: {exc}") from exc
+        if response.status_code == 200:
+            body = response.json()
+            return Token(body["access_token"], body.get("refresh_token"),
+                         time.time() + float(body.get("expires_in", 28800)), body.get("ref", {}))
+        error = _error_of(response)
+        if refresh is not None and error.get("error") == "invalid_grant":
+            return self._grant(subject)  # refresh token dead: log in again
+        if response.status_code in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
+            raise TransientError(f"Podio token endpoint answered {response.status_code}",
+                                 status=response.status_code, body=error)
+        if error.get("error") == "invalid_client" or response.status_code == 401:
+            raise AuthError("Podio rejected the API key (invalid_client): check "
+                            "PODIO_CLIENT_ID and PODIO_CLIENT_SECRET in .env",
+                            status=response.status_code, body=error)
+        which = ("PODIO_USERNAME/PODIO_PASSWORD" if subject == "user"
+                 else f"the app token of app {subject.split(':')[1]} (PODIO_APP_<NAME>_TOKEN)")
+        raise AuthError(f"Podio rejected the credentials ({error.get('error', 'error')}): "
+                        f"check {which} in .env", status=response.status_code, body=error)
+
+    def _token(self, subject: str, *, force_refresh: bool = False) -> Token:
+        with self._token_lock:
+            token = self._tokens.get(subject)
+            if token is None:
+                token = self._grant(subject)
+            elif force_refresh or token.expires_at - time.time() < 60:
+                token = self._grant(subject, refresh=token)
+            self._tokens[subject] = token
+            return token
+
+    def own_refs(self) -> list[dict[str, Any]]:
+        """The identities (``ref`` of our tokens) our writes are attributed to."""
+        return [t.ref for t in self._tokens.values() if t.ref]
+
+    # --- requests -------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json: Any = None, app_id: int | None = None, idempotent: bool | None = None
+                ) -> Any:
+        """Call Podio and return the decoded body (None when empty).
+
+        ``idempotent`` (default: every method but POST) says whether a 5xx or a dropped
+        connection may be retried; a rate-limit answer is always retried (nothing was done).
+        """
+        safe = method != "POST" if idempotent is None else idempotent
+        subject = self._subject(app_id)
+        started = time.monotonic()
+        refreshed = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            token = self._token(subject)
+            self.quota.acquire()
+            self.calls += 1
+            try:
+                response = self._http.request(
+                    method, path, params=params, json=json,
+                    headers={"Authorization": f"OAuth2 {token.access_token}"})
+            except httpx.TransportError as exc:
+                error: Exception = TransientError(f"Podio connection failed on {method} {path}: "
+                                                  f"{exc.__class__.__name__}")
+                if not safe:
+                    raise error from exc
+                self._backoff(attempt, started, False, None, error)
+                continue
+            self._note_rate(response)
+            status = response.status_code
+            if status < 300:
+                return response.json() if response.content else None
+            body = _error_of(response)
+            if status == 401 and _is_expired(body) and not refreshed:
+                refreshed = True
+                self._token(subject, force_refresh=True)
+                continue
+            if status in RATE_LIMIT_STATUSES or (status in RETRYABLE_STATUSES and safe):
+                retry_after = _retry_after(response)
+                error = TransientError(f"Podio answered {status} on {method} {path}",
+                                       status=status, body=body, retry_after=retry_after)
+                self._backoff(attempt, started, status in RATE_LIMIT_STATUSES, retry_after, error)
+                continue
+            raise _map_error(status, method, path, body)
+        raise TransientError(f"Podio {method} {path} still failing after {MAX_ATTEMPTS} attempts")
+
+    def _backoff(self, attempt: int, started: float, rate_limited: bool,
+                 retry_after: float | None, error: Exception) -> None:
+        delay = self.retry.delay(attempt, rate_limited, retry_after)
+        if attempt >= MAX_ATTEMPTS or time.monotonic() - started + delay > self.retry.max_total_seconds:
+            raise error
+        log.warning("podio.retry", attempt=attempt, delay=round(delay, 2), error=str(error))
+        time.sleep(delay)
+
+    def _note_rate(self, response: httpx.Response) -> None:
+        limit = response.headers.get("X-Rate-Limit-Limit")
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        if limit and remaining:
+            self.last_rate_limit = {"limit": int(limit), "remaining": int(remaining)}
+
+    # --- typed helpers ----------------------------------------------------------------
+
+    def get_app(self, app_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/app/{app_id}", app_id=app_id)  # type: ignore[no-any-return]
+
+    def app_fields(self, app_id: int) -> dict[str, dict[str, Any]]:
+        """external_id -> active field definition of an app (fetched once per client)."""
+        if app_id not in self._app_fields:
+            self._app_fields[app_id] = {
+                f["external_id"]: f for f in self.get_app(app_id).get("fields", [])
+                if f.get("status", "active") == "active"}
+        return self._app_fields[app_id]
+
+    def filter_items(self, app_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request(  # type: ignore[no-any-return]
+            "POST", f"/item/app/{app_id}/filter/", json=body, app_id=app_id, idempotent=True)
+
+    def get_item(self, item_id: int, app_id: int | None = None) -> dict[str, Any]:
+        return self.request(  # type: ignore[no-any-return]
+            "GET", f"/item/{item_id}", params={"mark_as_viewed": "false"}, app_id=app_id)
+
+    def update_item(self, item_id: int, fields: dict[str, Any], *, app_id: int | None = None,
+                    hook: bool = False, silent: bool = False, revision: int | None = None
+                    ) -> dict[str, Any] | None:
+        body: dict[str, Any] = {"fields": fields}
+        if revision is not None:
+            body["revision"] = revision
+        return self.request("PUT", f"/item/{item_id}", json=body, app_id=app_id,  # type: ignore[no-any-return]
+                            params={"hook": _flag(hook), "silent": _flag(silent)})
+
+    def create_item(self, app_id: int, fields: dict[str, Any], *, external_id: str | None = None,
+                    hook: bool = False, silent: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"fields": fields}
+        if external_id:
+            body["external_id"] = external_id
+        return self.request("POST", f"/item/app/{app_id}/", json=body, app_id=app_id,  # type: ignore[no-any-return]
+                            params={"hook": _flag(hook), "silent": _flag(silent)})
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"error": "unreadable", "error_description": response.text[:300]}
+    return body if isinstance(body, dict) else {"error": "unexpected", "body": body}
+
+
+def _is_expired(body: dict[str, Any]) -> bool:
+    return "expired_token" in str(body.get("error_description", "")) or body.get(
+        "error") == "invalid_token"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _map_error(status: int, method: str, path: str, body: dict[str, Any]) -> Exception:
+    detail = body.get("error_description") or body.get("error") or "no detail"
+    where = f"Podio {method} {path}"
+    if status == 401:
+        return AuthError(f"{where}: not authorised ({detail}); check the Podio credentials "
+                         "in .env", status=status, body=body)
+    if status == 403:
+        return AuthError(f"{where}: forbidden ({detail}); the Podio user or app token lacks "
+                         "access to this app", status=status, body=body)
+    if status in RETRYABLE_STATUSES:
+        return TransientError(f"{where} answered {status} ({detail})", status=status, body=body)
+    return RemoteDataError(f"{where} answered {status}: {detail}", status=status, body=body)

@@ -1,0 +1,105 @@
+"""`saeko-sync demo`: the sandbox and SQLite, one full cycle, and what happened."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from core.settings import load_settings
+from jobs.cycle import run_sync
+from sandbox.server import Sandbox, SandboxServer
+from store.db import Database
+from store.models import (
+    Client,
+    Contact,
+    Contract,
+    DeadLetter,
+    Incident,
+    Invoice,
+    School,
+    Staff,
+    SurveyResponse,
+    Ticket,
+    UsageMetric,
+)
+
+MODEL_TABLES = [("clientes", Client), ("escuelas", School), ("usuarios", Contact),
+                ("tickets", Ticket), ("contratos", Contract), ("facturas", Invoice),
+                ("incidencias Jira", Incident), ("encuestas", SurveyResponse),
+                ("uso semanal", UsageMetric), ("cartas muertas", DeadLetter)]
+
+
+def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
+             folder: Path, keep: bool) -> None:
+    """Start the sandbox, sync everything into a fresh SQLite file, and report."""
+    from saeko_sync import RichProgress, _progress, sync_table, write_env_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db_file = folder / "saeko-demo.db"
+    for stale in folder.glob("saeko-demo.db*"):
+        stale.unlink()
+    box = Sandbox(clients=clients, seed=seed)
+    server = SandboxServer(box).start()
+    try:
+        env = box.env()
+        write_env_file(folder / "demo.env", env)
+        settings = load_settings(**{k.lower(): v for k, v in env.items()},
+                                 database_url=f"sqlite:///{db_file}")
+        db = Database(settings.database_url)
+        db.upgrade()
+        console.rule("[bold]saeko-sync demo")
+        console.print(f"Sandbox: {server.url}  ·  mundo demo (semilla {seed}): "
+                      f"{box.world.summary()}")
+        started = time.monotonic()
+        with _progress() as progress:
+            cycle = run_sync(settings, db, full=True, progress=RichProgress(progress))
+        console.print(sync_table(cycle.reports, title=f"Primera sincronización completa "
+                                 f"({time.monotonic() - started:.1f} s)"))
+        for error in cycle.errors:
+            console.print(f"[red]✗ {error}[/red]")
+        again = run_sync(settings, db)
+        calls = sum(r.api_calls for r in again.reports)
+        console.print(f"Segundo ciclo sin cambios: {calls} llamadas API en "
+                      f"{len(again.reports)} colecciones (máximo 1 por colección).")
+        _print_model(console, db)
+        console.rule("Dónde mirar")
+        console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
+        console.print(f"• Ajustes del sandbox: {folder / 'demo.env'}")
+        console.print("• `saeko-sync sandbox --write-env .env` deja el sandbox corriendo y "
+                      "`saeko-sync sync` lo usa; inspección en /_sandbox/ (docs/sandbox.md)")
+        if keep:
+            console.print(f"Sandbox sigue en {server.url} — Ctrl-C para terminar.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _print_model(console: Console, db: Database) -> None:
+    with db.session() as s:
+        counts = Table(title="Modelo normalizado")
+        counts.add_column("tabla")
+        counts.add_column("filas", justify="right")
+        for label, model in MODEL_TABLES:
+            counts.add_row(label, str(s.scalar(select(func.count()).select_from(model))))
+        console.print(counts)
+        sample = Table(title="Tickets recientes (muestra)")
+        for column in ("ticket", "título", "escuela", "cliente", "AM", "estatus", "jira"):
+            sample.add_column(column)
+        rows = s.execute(
+            select(Ticket, School.name, Client.name, Staff.name)
+            .outerjoin(School, Ticket.school_id == School.id)
+            .outerjoin(Client, Ticket.client_id == Client.id)
+            .outerjoin(Staff, Ticket.am_id == Staff.id)
+            .order_by(Ticket.opened_at.desc()).limit(8)).all()
+        for ticket, school, client, am in rows:
+            sample.add_row(ticket.source_id, (ticket.title or "")[:40], school or "—",
+                           client or "—", am or "—", ticket.status or "—",
+                           ticket.jira_key or "")
+        console.print(sample)

@@ -1,0 +1,206 @@
+"""saeko-sync command line (installed as ``saeko-sync``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.errors import ConfigError, SaekoError
+from core.logging import configure_logging
+from core.settings import Settings, load_settings
+from store.db import Database
+from store.sync import SyncReport
+
+app = typer.Typer(help="Integración y automatizaciones de Postventa Saeko (Podio, Jira, Google).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Base de datos (modelo normalizado).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        err_console.print(f"[red]Configuración inválida[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    return settings
+
+
+class RichProgress:
+    """ProgressFn that draws one bar per stream."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, stream: str, advance: int, total: int | None) -> None:
+        if stream not in self.tasks:
+            self.tasks[stream] = self.progress.add_task(stream, total=total)
+        task = self.tasks[stream]
+        if total is not None:
+            self.progress.update(task, total=max(total, self.progress.tasks[task].completed
+                                                 + advance))
+        self.progress.advance(task, advance)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description:<12}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                    transient=False, disable=not err_console.is_terminal)
+
+
+def sync_table(reports: list[SyncReport], title: str = "Sincronización") -> Table:
+    table = Table(title=title)
+    for column in ("fuente", "flujo", "nuevos", "actualizados", "sin cambio", "borrados",
+                   "carta muerta", "llamadas API", "error"):
+        table.add_column(column, justify="right" if column not in ("fuente", "flujo", "error")
+                         else "left")
+    for r in reports:
+        c = r.counts
+        table.add_row(r.source, r.stream, str(c.created), str(c.updated), str(c.unchanged),
+                      str(c.deleted), str(c.dead_lettered), str(r.api_calls),
+                      f"[red]{r.error}[/red]" if r.error else "")
+    return table
+
+
+@app.command()
+def sync(
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", "-s", help="podio, jira, forms o sheets (repetible); por omisión todas")] = None,
+    full: Annotated[bool, typer.Option(help="Re-sincroniza todo, ignorando cursores")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Salida JSON para scripts")] = False,
+) -> None:
+    """Sincroniza las fuentes configuradas con el modelo normalizado."""
+    from jobs.cycle import run_sync
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    try:
+        with _progress() as progress:
+            cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
+    except SaekoError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps({"reports": [r.as_dict() for r in cycle.reports],
+                          "errors": cycle.errors}, ensure_ascii=False))
+    else:
+        console.print(sync_table(cycle.reports))
+        for error in cycle.errors:
+            err_console.print(f"[red]✗ {error}[/red]")
+        if not cycle.reports and not cycle.errors:
+            err_console.print("No hay fuentes configuradas: revisa .env (o usa "
+                              "`saeko-sync sandbox --write-env .env`).")
+    if not cycle.ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Aplica las migraciones pendientes (Alembic)."""
+    settings = _settings()
+    Database(settings.database_url).upgrade()
+    console.print(f"Base de datos al día: {_safe_url(settings.database_url)}")
+
+
+@app.command()
+def doctor() -> None:
+    """Revisa configuración, credenciales y que cada servicio responda."""
+    from jobs.doctor import run_checks
+
+    settings = _settings()
+    results = run_checks(settings)
+    table = Table(title="saeko-sync doctor")
+    table.add_column("revisión")
+    table.add_column("estado")
+    table.add_column("detalle")
+    for name, ok, detail in results:
+        table.add_row(name, "[green]✓[/green]" if ok else "[red]✗[/red]", detail)
+    console.print(table)
+    if not all(ok for _n, ok, _d in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def sandbox(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    clients: Annotated[int, typer.Option(help="Tamaño del mundo demo (clientes)")] = 20,
+    seed: int = 7,
+    write_env: Annotated[Path | None, typer.Option(
+        help="Escribe un .env que apunta saeko-sync a este sandbox")] = None,
+) -> None:
+    """Arranca el sandbox local (Podio, Jira, Google emulados) en primer plano."""
+    from sandbox.server import Sandbox, SandboxServer
+
+    configure_logging("WARNING", "console")
+    box = Sandbox(clients=clients, seed=seed)
+    server = SandboxServer(box, host=host, port=port)
+    env = box.env()
+    console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary()}")
+    for tool in box.tools:
+        console.print(f"  {tool:6} {box.url(tool)}")
+    console.print(f"  inspección {server.url}/_sandbox/ (docs/sandbox.md)")
+    console.print("Credenciales demo: usuario admin@saeko.test / contraseña demo "
+                  "(todo el personal: <clave>@saeko.test / demo)")
+    if write_env:
+        write_env_file(write_env, env)
+        console.print(f".env escrito en {write_env}: `saeko-sync sync` ya apunta aquí.")
+    console.print("Ctrl-C para detener.")
+    server.serve_forever()
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write KEY=value lines, keeping unrelated lines of an existing file."""
+    kept: list[str] = []
+    if path.exists():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.split("=", 1)[0].strip() not in values]
+    lines = kept + [f"{key}={value}" for key, value in sorted(values.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@app.command()
+def demo(
+    clients: Annotated[int, typer.Option(help="Tamaño del mundo demo (clientes)")] = 20,
+    seed: int = 7,
+    folder: Annotated[Path, typer.Option(help="Dónde dejar la base SQLite del demo")] =
+    Path("var/demo"),
+    keep: Annotated[bool, typer.Option(help="Deja el sandbox corriendo al final")] = False,
+) -> None:
+    """Demo completo: sandbox + SQLite, un ciclo entero, y qué pasó."""
+    from jobs.demo import run_demo
+
+    configure_logging("WARNING", "console")
+    run_demo(console, err_console, clients=clients, seed=seed, folder=folder, keep=keep)
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SaekoError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
