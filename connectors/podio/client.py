@@ -18,6 +18,13 @@ from typing import Any
 
 import httpx
 import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
 from core.errors import AuthError, RemoteDataError, TransientError
 from core.settings import Settings
@@ -216,13 +223,35 @@ class PodioClient:
 
         ``idempotent`` (default: every method but POST) says whether a 5xx or a dropped
         connection may be retried; a rate-limit answer is always retried (nothing was done).
+        Retries use tenacity: exponential backoff with jitter, Retry-After honoured, bounded
+        by MAX_ATTEMPTS and ``retry.max_total_seconds``.
         """
         safe = method != "POST" if idempotent is None else idempotent
         subject = self._subject(app_id)
-        started = time.monotonic()
-        refreshed = False
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            token = self._token(subject)
+
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, TransientError) and (
+                safe or exc.status in RATE_LIMIT_STATUSES)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            rate_limited = isinstance(exc, TransientError) and exc.status in RATE_LIMIT_STATUSES
+            retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+            return self.retry.delay(state.attempt_number, rate_limited, retry_after)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(MAX_ATTEMPTS) | stop_after_delay(self.retry.max_total_seconds),
+            wait=wait, retry=retry_if_exception(retryable), reraise=True,
+            before_sleep=lambda st: log.warning(
+                "podio.retry", method=method, path=path, attempt=st.attempt_number,
+                error=str(st.outcome.exception() if st.outcome else "")))
+        return retrying(self._send, method, path, params, json, subject)
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, json: Any,
+              subject: str) -> Any:
+        """One call (plus one replay after refreshing an expired token)."""
+        for refreshed in (False, True):
+            token = self._token(subject, force_refresh=refreshed)
             self.quota.acquire()
             self.calls += 1
             try:
@@ -230,37 +259,20 @@ class PodioClient:
                     method, path, params=params, json=json,
                     headers={"Authorization": f"OAuth2 {token.access_token}"})
             except httpx.TransportError as exc:
-                error: Exception = TransientError(f"Podio connection failed on {method} {path}: "
-                                                  f"{exc.__class__.__name__}")
-                if not safe:
-                    raise error from exc
-                self._backoff(attempt, started, False, None, error)
-                continue
+                raise TransientError(f"Podio connection failed on {method} {path}: "
+                                     f"{exc.__class__.__name__}") from exc
             self._note_rate(response)
             status = response.status_code
             if status < 300:
                 return response.json() if response.content else None
             body = _error_of(response)
             if status == 401 and _is_expired(body) and not refreshed:
-                refreshed = True
-                self._token(subject, force_refresh=True)
                 continue
-            if status in RATE_LIMIT_STATUSES or (status in RETRYABLE_STATUSES and safe):
-                retry_after = _retry_after(response)
-                error = TransientError(f"Podio answered {status} on {method} {path}",
-                                       status=status, body=body, retry_after=retry_after)
-                self._backoff(attempt, started, status in RATE_LIMIT_STATUSES, retry_after, error)
-                continue
+            if status in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
+                raise TransientError(f"Podio answered {status} on {method} {path}",
+                                     status=status, body=body, retry_after=_retry_after(response))
             raise _map_error(status, method, path, body)
-        raise TransientError(f"Podio {method} {path} still failing after {MAX_ATTEMPTS} attempts")
-
-    def _backoff(self, attempt: int, started: float, rate_limited: bool,
-                 retry_after: float | None, error: Exception) -> None:
-        delay = self.retry.delay(attempt, rate_limited, retry_after)
-        if attempt >= MAX_ATTEMPTS or time.monotonic() - started + delay > self.retry.max_total_seconds:
-            raise error
-        log.warning("podio.retry", attempt=attempt, delay=round(delay, 2), error=str(error))
-        time.sleep(delay)
+        raise AuthError(f"Podio {method} {path}: the token was refused again after a refresh")
 
     def _note_rate(self, response: httpx.Response) -> None:
         limit = response.headers.get("X-Rate-Limit-Limit")
