@@ -68,7 +68,8 @@ def _same(old: Any, new: Any) -> bool:
 
 
 def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
-           entity: str | None = None, own_write: bool = False) -> str:
+           entity: str | None = None, own_write: bool = False,
+           correlation_id: str | None = None) -> str:
     """Insert or update one row keyed by (source, source_id); record a ChangeEvent.
 
     Returns 'created', 'updated' or 'unchanged'. ``entity`` names the model for rules
@@ -87,7 +88,8 @@ def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
             session.add(ChangeEvent(entity=entity, entity_id=obj.id, kind="created",
                                     changes={k: [None, _jsonable(v)] for k, v in row.items()
                                              if k not in _BOOKKEEPING and v is not None},
-                                    own_write=own_write, seen_at=now))
+                                    own_write=own_write, correlation_id=correlation_id,
+                                    seen_at=now))
         return "created"
     changes = {
         key: [_jsonable(getattr(existing, key)), _jsonable(value)]
@@ -103,7 +105,8 @@ def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
         return "unchanged"
     if entity:
         session.add(ChangeEvent(entity=entity, entity_id=existing.id, kind="updated",
-                                changes=changes, own_write=own_write, seen_at=now))
+                                changes=changes, own_write=own_write,
+                                correlation_id=correlation_id, seen_at=now))
     return "updated"
 
 

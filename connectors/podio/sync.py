@@ -31,6 +31,7 @@ from connectors.podio.streams import TABLES, PodioStream, load_mapping
 from core.errors import ConnectorError
 from core.settings import Settings
 from store.db import Database, utcnow
+from store.models import Staff
 from store.staff import sync_staff
 from store.sync import (
     SyncReport,
@@ -138,7 +139,8 @@ def _pull_changes(client: PodioClient, db: Database, stream: PodioStream,
 
 
 def _store_page(db: Database, stream: PodioStream, items: list[dict[str, Any]],
-                staff: dict[int, int], own_refs: list[dict[str, Any]], report: SyncReport) -> None:
+                staff: dict[int, int], own_refs: list[dict[str, Any]], report: SyncReport, *,
+                correlation_id: str | None = None, move_cursor: bool = True) -> None:
     """Upsert one page and advance the cursor in the same transaction."""
     with db.session() as session:
         state = get_state(session, SOURCE, stream.name)
@@ -154,12 +156,12 @@ def _store_page(db: Database, stream: PodioStream, items: list[dict[str, Any]],
                             reason=str(exc))
                 continue
             outcome = upsert(session, stream.model, row, entity=stream.mapping.entity,
-                             own_write=own_write(item, own_refs))
+                             own_write=own_write(item, own_refs), correlation_id=correlation_id)
             setattr(report.counts, outcome, getattr(report.counts, outcome) + 1)
             resolve_dead_letter(session, SOURCE, stream.name, item_id)
             edited = row["source_updated_at"]
             newest = edited if newest is None or edited > newest else newest
-        if newest is not None:
+        if newest is not None and move_cursor:
             state.cursor = format_podio_time(newest)
 
 
@@ -220,3 +222,37 @@ def resolve_references(session: Session, apps: Any) -> None:
                       .where(target.id == getattr(table, derived.from_)).scalar_subquery())
             session.execute(update(table).where(getattr(table, column).is_distinct_from(wanted))
                             .values({column: wanted}))
+
+
+def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: int, *,
+              deleted: bool = False, correlation_id: str | None = None) -> str:
+    """Bring one item up to date (the webhook path): GET it, map it, upsert it.
+
+    Returns 'created' / 'updated' / 'unchanged' / 'deleted' / 'dead_lettered' / 'ignored'
+    (an item of an app that is not synced).
+    """
+    mapping = load_mapping(settings.config_dir)
+    apps_by_id = {app_id: name for name, (app_id, _t) in settings.podio_apps.items() if app_id}
+    if deleted:
+        with db.session() as session:
+            for app in mapping.apps.values():
+                if mark_deleted(session, TABLES[app.table], SOURCE, [str(item_id)],
+                                entity=app.entity):
+                    return "deleted"
+        return "ignored"
+    item = client.get_item(item_id)
+    name = apps_by_id.get(int((item.get("app") or {}).get("app_id", 0)))
+    if name is None or name not in mapping.apps:
+        return "ignored"
+    stream = PodioStream(name, int(item["app"]["app_id"]), mapping.apps[name])
+    with db.session() as session:
+        staff = {s.podio_profile_id: s.id for s in session.scalars(select(Staff))
+                 if s.podio_profile_id is not None}
+    report = SyncReport(SOURCE, name)
+    _store_page(db, stream, [item], staff, client.own_refs(), report,
+                correlation_id=correlation_id, move_cursor=False)
+    with db.session() as session:
+        resolve_references(session, [mapping.apps[name]])
+    counts = report.counts
+    return next((k for k in ("created", "updated", "unchanged", "dead_lettered")
+                 if getattr(counts, k)), "unchanged")
