@@ -355,6 +355,23 @@ class DeadLetter(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class JobRun(Base):
+    """One period of one scheduled job: the replica that inserts it runs it; if that replica
+    dies (claimed_until passes before finished_at), another takes it over."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", name="uq_job_run_period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(40))
+    holder: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20))  # running | ok | failed
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
 class Lease(Base):
     """A named lease so one replica runs a scheduled job (PostgreSQL deployments)."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:41:35.118889
+Create Date: 2026-11-23 05:53:15.456443
 """
 
 from alembic import op
@@ -69,6 +69,19 @@ def upgrade() -> None:
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'stream', 'source_id', name='uq_dead_letter')
+    )
+    op.create_table('job_runs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('job', sa.String(length=100), nullable=False),
+    sa.Column('period', sa.String(length=40), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=False),
+    sa.Column('started_at', sa.DateTime(), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(), nullable=False),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('job', 'period', name='uq_job_run_period')
     )
     op.create_table('leases',
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -518,6 +531,7 @@ def downgrade() -> None:
 
     op.drop_table('rule_runs')
     op.drop_table('leases')
+    op.drop_table('job_runs')
     op.drop_table('dead_letters')
     with op.batch_alter_table('change_events', schema=None) as batch_op:
         batch_op.drop_index('ix_change_events_pending')
