@@ -22,6 +22,8 @@ app = typer.Typer(help="Integración y automatizaciones de Postventa Saeko (Podi
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Base de datos (modelo normalizado).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+hooks_app = typer.Typer(help="Webhooks de Podio y Jira.", no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -130,6 +132,44 @@ def doctor() -> None:
     console.print(table)
     if not all(ok for _n, ok, _d in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Por omisión SERVE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Por omisión SERVE_PORT")] = None,
+) -> None:
+    """Servicio: webhooks, programador, página de estado (/), salud (/healthz)."""
+    from jobs.service import Service
+
+    settings = _settings()
+    service = Service(settings, Database(settings.database_url),
+                      host=host or settings.serve_host, port=port or settings.serve_port)
+    err_console.print(f"saeko-sync serve en http://{host or settings.serve_host}:"
+                      f"{port or settings.serve_port}/ (réplica {service.holder})")
+    service.run()
+
+
+@hooks_app.command("register")
+def hooks_register() -> None:
+    """Crea los hooks de Podio que faltan (idempotente) e indica qué registrar en Jira."""
+    from connectors.podio.client import PodioClient
+    from jobs.hooks import jira_instructions, register_podio_hooks
+
+    settings = _settings()
+    client = PodioClient.from_settings(settings)
+    try:
+        plans = register_podio_hooks(settings, client)
+    finally:
+        client.close()
+    table = Table(title="Hooks de Podio")
+    for column in ("app", "evento", "estado"):
+        table.add_column(column)
+    for plan in plans:
+        table.add_row(plan.app, plan.type, plan.status)
+    console.print(table)
+    if settings.jira_configured:
+        console.print(jira_instructions(settings))
 
 
 @app.command()

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # --- service ---
     webhook_token: SecretStr = SecretStr("")
     public_url: str = ""
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    sync_interval_seconds: float = Field(default=300.0, gt=0)
+    rules_interval_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

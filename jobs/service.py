@@ -1,0 +1,181 @@
+"""`saeko-sync serve`: webhook receiver + inbox worker + scheduler in one process.
+
+- HTTP (Starlette on uvicorn): ``/hooks/podio/{token}``, ``/hooks/jira/{token}``, the status
+  page ``/``, ``/status.json``, ``/runs/{id}`` and ``/healthz``.
+- Inbox worker thread: woken by each stored delivery (and every second), processes deliveries
+  and then runs the event rules on what changed.
+- Scheduler (APScheduler 3.11, BackgroundScheduler): the incremental sync cycle — the safety
+  net for lost webhooks — and the rule cycle; each run is claimed per period in ``job_runs``
+  so several replicas on one PostgreSQL run it once.
+- SIGTERM/SIGINT: uvicorn stops accepting, the worker finishes its current delivery and
+  releases the rest of its claims, the scheduler waits for running jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import update
+from starlette.applications import Starlette
+
+from connectors.podio.client import PodioClient
+from core.settings import Settings
+from jobs import status, webhooks
+from jobs.cycle import run_sync
+from jobs.inbox import InboxWorker
+from jobs.leases import run_once
+from store.db import Database
+from store.models import WebhookInbox
+
+log = structlog.get_logger(__name__)
+
+WORKER_IDLE_SECONDS = 1.0  # the worker also polls this often (deliveries stored elsewhere)
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _optional_rules_cycle() -> Callable[..., Any] | None:
+    try:
+        from rules.engine import run_cycle  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return run_cycle  # type: ignore[no-any-return]
+
+
+class Service:
+    """Everything `serve` runs; ``start()`` in the background (tests) or ``run()`` (CLI)."""
+
+    def __init__(self, settings: Settings, db: Database, *, host: str = "127.0.0.1",
+                 port: int = 8080) -> None:
+        self.settings = settings
+        self.db = db
+        self.holder = replica_name()
+        self.podio = PodioClient.from_settings(settings) if settings.podio_configured else None
+        self.worker = InboxWorker(settings, db, self.holder, podio=self.podio)
+        self.rules_cycle = _optional_rules_cycle()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one rules evaluation at a time in this process
+        routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
+                  + status.build_routes(db, quota=self.quota))
+        self.app = Starlette(routes=routes)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
+                                                    log_level="warning", access_log=False))
+        self.scheduler = BackgroundScheduler(timezone=settings.timezone)
+        self._threads: list[threading.Thread] = []
+
+    # --- quota report -----------------------------------------------------------------
+
+    def quota(self) -> dict[str, Any]:
+        if self.podio is None:
+            return {}
+        return {"podio": {"used": self.podio.quota.used_last_hour,
+                          "limit": self.settings.podio_rate_limit_per_hour,
+                          **({"remaining_reported": self.podio.last_rate_limit.get("remaining")}
+                             if self.podio.last_rate_limit else {})}}
+
+    # --- work ---------------------------------------------------------------------------
+
+    def _evaluate_rules(self) -> None:
+        if self.rules_cycle is None:
+            return
+        with self._lock:
+            self.rules_cycle(self.settings, self.db)
+
+    def _worker_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(WORKER_IDLE_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                result = self.worker.process_batch()
+                if result.done:
+                    self._evaluate_rules()
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive, log the cause
+                log.error("worker.error", error=f"{exc.__class__.__name__}: {exc}")
+        self._release_claims()
+
+    def _release_claims(self) -> None:
+        with self.db.session() as session:
+            session.execute(update(WebhookInbox).where(
+                WebhookInbox.claimed_by == self.holder, WebhookInbox.status == "pending")
+                .values(claimed_until=None))
+
+    def sync_job(self) -> None:
+        period = _period(self.settings.sync_interval_seconds)
+        run_once(self.db, "sync", period, self.holder,
+                 lambda: _summary(run_sync(self.settings, self.db)))
+
+    def rules_job(self) -> None:
+        period = _period(self.settings.rules_interval_seconds)
+        run_once(self.db, "rules", period, self.holder, self._evaluate_rules)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _start_background(self) -> None:
+        worker = threading.Thread(target=self._worker_loop, name="inbox-worker", daemon=True)
+        worker.start()
+        self._threads.append(worker)
+        self.scheduler.add_job(self.sync_job, "interval", seconds=self.settings.sync_interval_seconds,
+                               id="sync", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.rules_job, "interval",
+                               seconds=self.settings.rules_interval_seconds, id="rules",
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def run(self) -> None:
+        """Serve in the foreground until SIGTERM/SIGINT."""
+        self.db.upgrade()
+        self._start_background()
+        try:
+            self.server.run()
+        finally:
+            self.shutdown()
+
+    def start(self) -> Service:
+        """Serve in a background thread (tests); returns once the server listens."""
+        self.db.upgrade()
+        self._start_background()
+        thread = threading.Thread(target=self.server.run, name="serve-http", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        for _ in range(500):
+            if self.server.started:
+                break
+            threading.Event().wait(0.01)
+        return self
+
+    def shutdown(self) -> None:
+        self.server.should_exit = True
+        self._stop.set()
+        self._wake.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
+        if self.podio is not None:
+            self.podio.close()
+
+
+def _period(seconds: float) -> str:
+    """The current period of a job that runs every ``seconds`` (UTC epoch buckets)."""
+    now = datetime.now(UTC).timestamp()
+    return str(int(now // max(1.0, seconds)))
+
+
+def _summary(cycle: Any) -> str:
+    return ", ".join(f"{r.source}/{r.stream}: +{r.counts.created} ~{r.counts.updated}"
+                     for r in cycle.reports) + (f"; errors: {cycle.errors}" if cycle.errors else "")

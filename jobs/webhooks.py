@@ -1,0 +1,134 @@
+"""The webhook receiver: verify, store the delivery in the inbox, answer fast.
+
+Nothing heavy happens in the request: workers (jobs/inbox.py) fetch the current record,
+upsert it and evaluate the rules. Routes:
+
+- ``POST /hooks/podio/{token}``: Podio hooks, form-encoded (``type``, ``hook_id``,
+  ``item_id``, ``item_revision_id``, ``code`` for ``hook.verify``). Podio signs nothing, so
+  the secret is the path token (WEBHOOK_TOKEN); a wrong token answers 404 and stores nothing.
+- ``POST /hooks/jira/{token}``: Jira admin webhooks, JSON, signed ``X-Hub-Signature:
+  sha256=<hmac of the raw body with JIRA_WEBHOOK_SECRET>``; a bad signature answers 401.
+- Bodies above ``MAX_BODY_BYTES`` answer 413; malformed bodies 400. A delivery seen before
+  (same dedupe key) answers 200 and is not stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.settings import Settings
+from store.db import Database, utcnow
+from store.models import WebhookInbox
+
+log = structlog.get_logger(__name__)
+
+# Podio deliveries are a few form fields; Jira issue payloads with changelog are tens of KB.
+MAX_BODY_BYTES = 256 * 1024
+PODIO_EVENTS = {"hook.verify", "item.create", "item.update", "item.delete", "comment.create"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BodyTooLarge
+    return body
+
+
+def _store(db: Database, source: str, key: str, event_type: str, payload: dict[str, Any]) -> bool:
+    """Insert the delivery; False when the same delivery was stored before."""
+    try:
+        with db.session() as session:
+            session.add(WebhookInbox(source=source, delivery_key=key[:200], event_type=event_type,
+                                     payload=payload, status="pending", received_at=utcnow()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def podio_delivery_key(fields: dict[str, str]) -> str:
+    """Dedupe key: (type, item_id, item_revision_id) — reference §9.4; the verify by code."""
+    kind = fields.get("type", "")
+    if kind == "hook.verify":
+        return f"podio:hook.verify:{fields.get('hook_id')}:{fields.get('code')}"
+    return (f"podio:{kind}:{fields.get('item_id')}:{fields.get('item_revision_id', '')}"
+            f":{fields.get('comment_id', '')}")
+
+
+def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[Route]:
+    """The receiver's routes. ``notify()`` (optional) wakes the inbox worker."""
+    token = settings.webhook_token.get_secret_value()
+    jira_secret = settings.jira_webhook_secret.get_secret_value().encode()
+
+    def wake() -> None:
+        if notify is not None:
+            notify()
+
+    async def podio(request: Request) -> Response:
+        if not token or not hmac.compare_digest(request.path_params["token"], token):
+            return Response(status_code=404)
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            return JSONResponse({"error": "expected a form-encoded Podio delivery"}, 400)
+        kind = fields.get("type", "")
+        if kind not in PODIO_EVENTS or not fields.get("hook_id", "").isdigit():
+            return JSONResponse({"error": f"unknown or incomplete Podio event {kind!r}"}, 400)
+        if kind != "hook.verify" and not fields.get("item_id", "").isdigit():
+            return JSONResponse({"error": "item_id missing"}, 400)
+        stored = await run_in_threadpool(_store, db, "podio", podio_delivery_key(fields), kind,
+                                        fields)
+        log.info("webhook.podio", type=kind, item_id=fields.get("item_id"), stored=stored)
+        wake()
+        return JSONResponse({"ok": True, "duplicate": not stored})
+
+    async def jira(request: Request) -> Response:
+        if not token or not hmac.compare_digest(request.path_params["token"], token):
+            return Response(status_code=404)
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        if jira_secret:
+            expected = "sha256=" + hmac.new(jira_secret, body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(request.headers.get("x-hub-signature", ""), expected):
+                return JSONResponse({"error": "bad signature"}, status_code=401)
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            return JSONResponse({"error": "expected a JSON Jira delivery"}, status_code=400)
+        if not isinstance(payload, dict) or "webhookEvent" not in payload:
+            return JSONResponse({"error": "not a Jira webhook (no webhookEvent)"}, 400)
+        key = request.headers.get("x-atlassian-webhook-identifier") or hashlib.sha256(
+            body).hexdigest()
+        stored = await run_in_threadpool(_store, db, "jira", f"jira:{key}",
+                                        str(payload["webhookEvent"]), payload)
+        log.info("webhook.jira", event=payload["webhookEvent"], stored=stored)
+        wake()
+        return JSONResponse({"ok": True, "duplicate": not stored})
+
+    return [Route("/hooks/podio/{token}", podio, methods=["POST"]),
+            Route("/hooks/jira/{token}", jira, methods=["POST"])]
