@@ -126,7 +126,7 @@ def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[R
             body).hexdigest()
         stored = await run_in_threadpool(_store, db, "jira", f"jira:{key}",
                                         str(payload["webhookEvent"]), payload)
-        log.info("webhook.jira", event=payload["webhookEvent"], stored=stored)
+        log.info("webhook.jira", webhook_event=payload["webhookEvent"], stored=stored)
         wake()
         return JSONResponse({"ok": True, "duplicate": not stored})
 
