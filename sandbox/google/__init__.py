@@ -1,0 +1,1 @@
+"""The emulated Google APIs (service-account tokens, Sheets, Forms, Gmail, Calendar)."""
