@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr = SecretStr("")
     jira_webhook_secret: SecretStr = SecretStr("")
     jira_projects: str = "SOP,DEV,PROD"
+    # The custom field holding the Podio ticket id: its name (resolved per site) or its id.
+    jira_ticket_field: str = "Ticket Podio"
+    # JQL dates are read in the API user's profile zone; empty = ask Jira (GET /myself) once.
+    jira_timezone: str = ""
+    jira_page_size: int = Field(default=100, ge=1, le=5000)
+    jira_sync_overlap_minutes: int = Field(default=5, ge=1)
+    jira_timeout_seconds: float = 30.0
+    jira_max_retries: int = Field(default=3, ge=0, le=10)
+    jira_write_retries: int = Field(default=3, ge=0, le=10)
+    jira_retry_base_seconds: float = Field(default=1.0, ge=0)
+    jira_max_retry_seconds: float = Field(default=60.0, ge=0)
 
     # --- Google ---
     google_api_root: str = ""

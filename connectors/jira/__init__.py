@@ -1,0 +1,1 @@
+"""Jira Cloud connector: client (the `jira` library), streams, mapping, sync, write-back."""

@@ -1,0 +1,177 @@
+"""The Jira client: the real ``jira.JIRA`` (pycontribs, 3.10.x) configured from settings,
+plus the one place that maps Jira's HTTP failures onto ``core.errors``.
+
+Two library clients share the credentials:
+
+* ``reader`` (search, issue, comments, fields …) lets the library retry on its own — 429,
+  503 with Retry-After and connection errors, up to ``JIRA_MAX_RETRIES`` times, waiting
+  what Retry-After asks (reference §6.3);
+* ``writer`` (create, comment, transition, remote link) is built with ``max_retries=0``:
+  the library would otherwise re-send a POST whose response was lost and create a second
+  issue. Write-back primitives (actions.py) retry themselves after checking their marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import requests
+import structlog
+from jira import JIRA, JIRAError
+
+from core.errors import AuthError, ConfigError, RemoteDataError, TransientError
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+SOURCE = "jira"
+CREDENTIALS_HINT = ("check JIRA_EMAIL and JIRA_API_TOKEN in .env (an API token of that "
+                    "Atlassian account, from id.atlassian.com > Security > API tokens; tokens "
+                    "expire)")
+
+
+def _retry_after(response: Any) -> float | None:
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_error(exc: Exception, action: str) -> Exception:
+    """The ``core.errors`` exception for a failure of the library or the network."""
+    if isinstance(exc, JIRAError):
+        status = exc.status_code
+        text = (exc.text or "").strip()
+        where = f"Jira {action}"
+        if status == 401:
+            return AuthError(f"{where}: Jira rejected the credentials (401); {CREDENTIALS_HINT}",
+                             status=401, body=text)
+        if status == 403:
+            return AuthError(f"{where}: the account in JIRA_EMAIL lacks permission (403: "
+                             f"{text or 'forbidden'}); grant it browse/edit rights on the "
+                             "projects in JIRA_PROJECTS", status=403, body=text)
+        if status in (429, 503) or (status is not None and status >= 500):
+            retry_after = _retry_after(exc.response)
+            return TransientError(f"{where}: Jira answered {status} ({text or 'busy'}); "
+                                  f"retry later" + (f" (Retry-After {retry_after:g}s)"
+                                                    if retry_after is not None else ""),
+                                  status=status, body=text, retry_after=retry_after)
+        if status == 404:
+            return RemoteDataError(f"{where}: not found or not visible to JIRA_EMAIL (404: "
+                                   f"{text})", status=404, body=text)
+        if status == 410:
+            return RemoteDataError(f"{where}: Jira removed this endpoint (410: {text}); upgrade "
+                                   "the jira library", status=410, body=text)
+        return RemoteDataError(f"{where}: Jira refused the request ({status}: {text})",
+                               status=status, body=text)
+    if isinstance(exc, requests.RequestException):
+        return TransientError(f"Jira {action}: connection problem ({exc.__class__.__name__}: "
+                              f"{exc}); retry later, or check JIRA_URL if it persists")
+    return exc
+
+
+@contextmanager
+def jira_errors(action: str) -> Iterator[None]:
+    """Translate library/network failures inside the block into ``core.errors``."""
+    try:
+        yield
+    except (JIRAError, requests.RequestException) as exc:
+        raise map_error(exc, action) from exc
+
+
+def _require(settings: Settings) -> None:
+    missing = [name for name, value in (("JIRA_URL", settings.jira_url),
+                                        ("JIRA_EMAIL", settings.jira_email),
+                                        ("JIRA_API_TOKEN",
+                                         settings.jira_api_token.get_secret_value()))
+               if not value]
+    if missing:
+        raise ConfigError(f"Jira is not configured: set {', '.join(missing)} in .env")
+    if not settings.jira_project_keys:
+        raise ConfigError("JIRA_PROJECTS is empty: list the project keys to sync, e.g. "
+                          "SOP,DEV,PROD")
+
+
+class JiraClient:
+    """The reader and writer ``JIRA`` instances, built once per sync or action batch."""
+
+    def __init__(self, settings: Settings) -> None:
+        _require(settings)
+        self.settings = settings
+        self._auth = (settings.jira_email, settings.jira_api_token.get_secret_value())
+        self._options: dict[str, Any] = {"server": settings.jira_url.rstrip("/")}
+        with jira_errors("connect"):
+            # get_server_info (the default) reads serverInfo once: it puts the library in
+            # Cloud mode, which the enhanced search needs (reference §1.2).
+            self.reader = JIRA(options=dict(self._options), basic_auth=self._auth,
+                               max_retries=settings.jira_max_retries,
+                               timeout=settings.jira_timeout_seconds)
+        if self.reader.deploymentType != "Cloud":
+            raise ConfigError(f"JIRA_URL {settings.jira_url} is not a Jira Cloud site "
+                              f"(deploymentType={self.reader.deploymentType!r}); saeko-sync "
+                              "uses Cloud's enhanced search")
+        self._writer: JIRA | None = None
+        self._ticket_field_id: str | None = None
+
+    @property
+    def writer(self) -> JIRA:
+        """A client that never re-sends a request by itself (no server-info call)."""
+        if self._writer is None:
+            self._writer = JIRA(options=dict(self._options), basic_auth=self._auth,
+                                max_retries=0, timeout=self.settings.jira_timeout_seconds,
+                                get_server_info=False)
+        return self._writer
+
+    def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one library call with errors mapped."""
+        with jira_errors(action):
+            return fn(*args, **kwargs)
+
+    def ticket_field_id(self) -> str:
+        """The id of the custom field holding the Podio ticket (JIRA_TICKET_FIELD)."""
+        if self._ticket_field_id is None:
+            wanted = self.settings.jira_ticket_field
+            if wanted.startswith("customfield_"):
+                self._ticket_field_id = wanted
+            else:
+                fields = self.call("list fields", self.reader.fields)
+                found = [f["id"] for f in fields if f.get("name", "").lower() == wanted.lower()]
+                if not found:
+                    raise ConfigError(f"JIRA_TICKET_FIELD {wanted!r} is not a field of this "
+                                      "Jira site; create the custom field or set its id "
+                                      "(customfield_NNNNN)")
+                self._ticket_field_id = found[0]
+        return self._ticket_field_id
+
+    def close(self) -> None:
+        for client in (self.reader, self._writer):
+            if client is not None:
+                client.close()
+
+
+def check_jira(settings: Settings) -> str:
+    """One line saying Jira answers with these credentials and sees the configured projects;
+    raises ConfigError / AuthError / TransientError with the fix otherwise (``doctor``)."""
+    client = JiraClient(settings)
+    try:
+        me = client.call("read the API user (myself)", client.reader.myself)
+        missing = []
+        for key in settings.jira_project_keys:
+            try:
+                client.call(f"read project {key}", client.reader.project, key)
+            except RemoteDataError:
+                missing.append(key)
+        if missing:
+            raise ConfigError(f"JIRA_PROJECTS lists {', '.join(missing)}, which "
+                              f"{settings.jira_email} cannot see (missing, or no browse "
+                              "permission); fix JIRA_PROJECTS or the project permissions")
+        field_id = client.ticket_field_id()
+    finally:
+        client.close()
+    zone = settings.jira_timezone or me.get("timeZone", "?")
+    return (f"{settings.jira_url}: {me.get('displayName')} ({settings.jira_email}), projects "
+            f"{', '.join(settings.jira_project_keys)}, ticket field {field_id}, JQL zone {zone}")
