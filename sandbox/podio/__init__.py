@@ -1,0 +1,1 @@
+"""The emulated Podio API (reference podio-api.md), served under ``/podio``."""
