@@ -281,3 +281,18 @@ def test_webhook_path_rereads_one_issue(sandbox: Sandbox, db: Database) -> None:
     with db.session() as s:
         assert s.scalars(select(SyncState.cursor).where(
             SyncState.source == "jira")).one() == cursor
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_reported_api_calls_match_the_sandbox_counters(sandbox: Sandbox, db: Database) -> None:
+    settings = jira_settings(sandbox, db, jira_page_size=10)
+    [first] = sync_jira(settings, db)
+    assert first.api_calls == sum(sandbox.calls.snapshot("jira")["jira"].values())
+    client = JiraClient(settings)  # a long-lived client, as the service keeps one
+    try:
+        sync_jira(settings, db, client=client)
+        sandbox.calls.reset()
+        [idle] = sync_jira(settings, db, client=client)
+    finally:
+        client.close()
+    assert idle.api_calls == searches(sandbox) == 1  # nothing changed: one call

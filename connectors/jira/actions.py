@@ -71,9 +71,8 @@ def _with_retries(client: JiraClient, what: str, attempt: Callable[[], T],
 
 def find_issue_by_marker(client: JiraClient, marker: str) -> str | None:
     """The key of the issue saeko-sync created under ``marker``, if any (oldest first)."""
-    found = client.call("search for the marker label", client.reader.enhanced_search_issues,
-                        f'labels = "{marker_label(marker)}" ORDER BY created ASC',
-                        maxResults=1, fields=["labels"])
+    found = client.search(f'labels = "{marker_label(marker)}" ORDER BY created ASC',
+                          maxResults=1, fields=["labels"])
     return str(found[0].key) if found else None
 
 

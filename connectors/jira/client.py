@@ -116,6 +116,10 @@ class JiraClient:
                               "uses Cloud's enhanced search")
         self._writer: JIRA | None = None
         self._ticket_field_id: str | None = None
+        self._fields_listed = False
+        # HTTP requests made (library retries aside): serverInfo at construction, then one
+        # per call(), plus the field list the library reads before its first search.
+        self.calls = 1
 
     @property
     def writer(self) -> JIRA:
@@ -127,9 +131,18 @@ class JiraClient:
         return self._writer
 
     def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one library call with errors mapped."""
+        """Run one library call with errors mapped (and counted)."""
+        self.calls += 1
         with jira_errors(action):
             return fn(*args, **kwargs)
+
+    def search(self, jql: str, **kwargs: Any) -> Any:
+        """``enhanced_search_issues`` (one page unless maxResults=0). Before its first search
+        with fields the library lists the site's fields once, to map names to ids."""
+        if kwargs.get("fields") and not self._fields_listed:
+            self._fields_listed = True
+            self.calls += 1
+        return self.call("search issues", self.reader.enhanced_search_issues, jql, **kwargs)
 
     def ticket_field_id(self) -> str:
         """The id of the custom field holding the Podio ticket (JIRA_TICKET_FIELD)."""

@@ -87,8 +87,8 @@ class NextPageTokenPaginator:
 
 def iter_pages(search: Any, jql: str, *, fields: list[str], page_size: int,
                expand: str = "changelog") -> Iterator[Any]:
-    """Yield each page (a ``ResultList``) of an enhanced search; ``search`` is the library's
-    ``enhanced_search_issues`` (wrapped for error mapping by the caller)."""
+    """Yield each page (a ``ResultList``) of an enhanced search; ``search`` is
+    ``JiraClient.search`` (the library's ``enhanced_search_issues``, errors mapped)."""
     paginator = NextPageTokenPaginator()
     while not paginator.done:
         page = search(jql, nextPageToken=paginator.token, maxResults=page_size,

@@ -49,9 +49,12 @@ def sync_jira(settings: Settings, db: Database, *, full: bool = False,
     Jira cannot be used at all; other failures are reported on the stream's SyncReport."""
     own_client = client is None
     client = client or JiraClient(settings)
+    # A client built here counts its start-up call; a long-lived one (the service) does not.
+    calls_before = 0 if own_client else client.calls
     try:
         stream = IssuesStream(tuple(settings.jira_project_keys), settings.jira_ticket_field)
-        return [_run(client, db, stream, settings, full, progress or noop_progress)]
+        return [_run(client, db, stream, settings, full, progress or noop_progress,
+                     calls_before)]
     finally:
         if own_client:
             client.close()
@@ -64,10 +67,8 @@ class _Context:
         self.client = client
         self.meta = meta
         self.categories: dict[str, str] = dict(meta.get("status_categories") or {})
-        self.calls = 0
 
     def call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
         return self.client.call(action, fn, *args, **kwargs)
 
     def zone(self, settings: Settings, refresh: bool) -> str:
@@ -99,7 +100,7 @@ def _histories(raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _run(client: JiraClient, db: Database, stream: IssuesStream, settings: Settings,
-         full: bool, progress: ProgressFn) -> SyncReport:
+         full: bool, progress: ProgressFn, calls_before: int) -> SyncReport:
     report = SyncReport(SOURCE, stream.name)
     bound = log.bind(source=SOURCE, stream=stream.name)
     with db.session() as session:
@@ -118,11 +119,7 @@ def _run(client: JiraClient, db: Database, stream: IssuesStream, settings: Setti
         jql = stream.jql(since)
         bound.info("sync.jira.search", jql=jql)
 
-        def search(*args: Any, **kwargs: Any) -> Any:
-            return context.call("search issues", client.reader.enhanced_search_issues,
-                                *args, **kwargs)
-
-        for page in iter_pages(search, jql, fields=stream.fields,
+        for page in iter_pages(client.search, jql, fields=stream.fields,
                                page_size=settings.jira_page_size):
             raws = [issue.raw for issue in page]
             context.know_statuses(raws)
@@ -137,7 +134,7 @@ def _run(client: JiraClient, db: Database, stream: IssuesStream, settings: Setti
         status, error = "failed", str(exc)
         report.error = error
         bound.error("sync.stream.failed", error=error)
-    report.api_calls = context.calls
+    report.api_calls = client.calls - calls_before
     with db.session() as session:
         link_tickets(session)
         state = get_state(session, SOURCE, stream.name)
@@ -286,9 +283,8 @@ def sync_issue(settings: Settings, db: Database, payload: dict[str, Any], *,
         stream = IssuesStream(tuple(settings.jira_project_keys), settings.jira_ticket_field)
         with db.session() as session:
             context = _Context(client, dict(get_state(session, SOURCE, stream.name).state or {}))
-        found = context.call(f"search issue {issue_id}", client.reader.enhanced_search_issues,
-                             f"id = {issue_id}", maxResults=1, fields=stream.fields,
-                             expand="changelog", reconcileIssues=[int(issue_id)])
+        found = client.search(f"id = {issue_id}", maxResults=1, fields=stream.fields,
+                              expand="changelog", reconcileIssues=[int(issue_id)])
         raws = [i.raw for i in found]
         if not raws or (raws[0].get("fields") or {}).get("project", {}).get(
                 "key") not in stream.projects:
