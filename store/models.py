@@ -322,6 +322,20 @@ class RuleTimer(Base):
     fired_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class RuleState(Base):
+    """Per rule: the last good version of its file (kept running while an edit is broken),
+    the problems of the current file, and its schedule state (last slot fired per trigger)."""
+
+    __tablename__ = "rule_state"
+    rule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    path: Mapped[str] = mapped_column(String(300), index=True)
+    good_hash: Mapped[str | None] = mapped_column(String(64))
+    good_text: Mapped[str | None] = mapped_column(Text)
+    problems: Mapped[list[Any] | None] = mapped_column(JSON)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class WebhookInbox(Base):
     """Every accepted webhook delivery, stored before it is acknowledged."""
 

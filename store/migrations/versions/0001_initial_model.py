@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:53:15.456443
+Create Date: 2026-11-23 05:58:41.120318
 """
 
 from alembic import op
@@ -107,6 +107,19 @@ def upgrade() -> None:
     with op.batch_alter_table('rule_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rule_runs_correlation_id'), ['correlation_id'], unique=False)
         batch_op.create_index('ix_rule_runs_rule_entity', ['rule_id', 'entity_id'], unique=False)
+
+    op.create_table('rule_state',
+    sa.Column('rule_id', sa.String(length=100), nullable=False),
+    sa.Column('path', sa.String(length=300), nullable=False),
+    sa.Column('good_hash', sa.String(length=64), nullable=True),
+    sa.Column('good_text', sa.Text(), nullable=True),
+    sa.Column('problems', sa.JSON(), nullable=True),
+    sa.Column('state', sa.JSON(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('rule_id')
+    )
+    with op.batch_alter_table('rule_state', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rule_state_path'), ['path'], unique=False)
 
     op.create_table('rule_timers',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -525,6 +538,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_rule_timers_due_at'))
 
     op.drop_table('rule_timers')
+    with op.batch_alter_table('rule_state', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rule_state_path'))
+
+    op.drop_table('rule_state')
     with op.batch_alter_table('rule_runs', schema=None) as batch_op:
         batch_op.drop_index('ix_rule_runs_rule_entity')
         batch_op.drop_index(batch_op.f('ix_rule_runs_correlation_id'))

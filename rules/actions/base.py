@@ -1,0 +1,137 @@
+"""The action framework: each action type is a schema (its parameters) plus one function to
+send it and, for effects that create something, one to find it again by its marker.
+
+Arguments are compiled when the rule loads (``rules.values.Arg``) and evaluated per match;
+``prepare`` turns the values into a JSON payload — what the ledger stores and a retry
+resends — and ``send``/``find`` call the connector's write-back primitives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from rules.problems import ProblemSink
+
+if TYPE_CHECKING:
+    from rules.actions.runtime import ActionRuntime
+    from rules.values import Arg
+
+# Parameter kinds (what an admin may write for each).
+TEXT = "texto"        # a text, may contain {{ }}
+VALUE = "valor"       # anything: literal, {{ expresión }} (keeps its type) or text
+RECORD = "registro"   # an expression that names a record: ticket, encuesta.ticket
+PERSON = "persona"    # a person of config/staff.yaml (ticket.am) or an email
+DATE = "fecha"        # a date or date-and-time
+INTEGER = "entero"
+BOOLEAN = "sí/no"
+FIELDS = "campos"     # a mapping field -> valor
+TEXTS = "lista de textos"
+PEOPLE = "personas"   # one or several people/emails
+TEMPLATE_FILE = "plantilla"  # name of a template in config/plantillas/ (.txt and/or .html)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of an action."""
+
+    kind: str
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+    entities: tuple[str, ...] = ()  # for RECORD: which entities are accepted
+
+
+@dataclass
+class Prepared:
+    """What one action will do: JSON payload (kept in the ledger), target and a summary."""
+
+    payload: dict[str, Any]
+    target: str
+    summary: str
+    skip_reason: str | None = None
+
+
+@dataclass
+class CheckContext:
+    """What an action's load-time check may look at."""
+
+    sink: ProblemSink
+    line: int
+    rule_entity: str | None
+    config: Any  # rules.spec.LoadConfig
+
+
+@dataclass
+class ActionType:
+    """A registered action: name, parameters, and its functions."""
+
+    name: str
+    doc: str
+    params: dict[str, Param]
+    prepare: Callable[[dict[str, Any], PrepareContext], Prepared]
+    send: Callable[[ActionRuntime, dict[str, Any], str], str]
+    find: Callable[[ActionRuntime, dict[str, Any], str], str | None] | None = None
+    check: Callable[[dict[str, Arg], CheckContext], None] | None = None
+    available: Callable[[], bool] = field(default=lambda: True)
+
+    @property
+    def tool(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass
+class PrepareContext:
+    """What ``prepare`` may use: the settings-derived config and the rule's entity record."""
+
+    config: Any
+    record: dict[str, Any] | None
+    entity: str | None
+
+
+# --- JSON payloads -----------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """Payload value -> JSON, keeping dates recognisable."""
+    if isinstance(value, datetime):
+        return {"$fechahora": value.isoformat()}
+    if isinstance(value, date):
+        return {"$fecha": value.isoformat()}
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """Inverse of ``to_json``."""
+    if isinstance(value, dict):
+        if set(value) == {"$fechahora"}:
+            return datetime.fromisoformat(value["$fechahora"])
+        if set(value) == {"$fecha"}:
+            return date.fromisoformat(value["$fecha"])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """A value as a short readable text for summaries."""
+    text = value if isinstance(value, str) else json.dumps(to_json(value), ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def record_ref(record: Any) -> tuple[str, str | None, str | None] | None:
+    """(entity, source, source_id) of a record value, else None."""
+    if isinstance(record, dict) and "_entity" in record:
+        return record["_entity"], record.get("_source"), record.get("id_origen")
+    return None

@@ -1,0 +1,134 @@
+"""Google actions: thin adapters over ``connectors.google.actions`` (Gmail message,
+Calendar event and Sheets table; the creating ones carry the ledger's marker)."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import Any
+
+from rules.actions.base import (
+    BOOLEAN,
+    DATE,
+    INTEGER,
+    PEOPLE,
+    TEMPLATE_FILE,
+    TEXT,
+    VALUE,
+    ActionType,
+    Param,
+    PrepareContext,
+    Prepared,
+    from_json,
+    short,
+    to_json,
+)
+from rules.actions.podio import ActionSkipped
+from rules.actions.runtime import ActionRuntime
+
+CONNECTOR = "connectors.google.actions"
+# Calendar events without an explicit length last half an hour.
+DEFAULT_EVENT_MINUTES = 30
+
+
+def _primitive(name: str) -> Any:
+    return getattr(importlib.import_module(CONNECTOR), name)
+
+
+def _available() -> bool:
+    try:
+        importlib.import_module(CONNECTOR)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def emails(value: Any) -> list[str]:
+    """People, users or texts -> email addresses."""
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            address = item.get("email")
+            if address:
+                out.append(str(address))
+        elif isinstance(item, str) and item.strip():
+            out.extend(part.strip() for part in item.split(",") if part.strip())
+    return out
+
+
+def _prepare_email(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
+    to = emails(values.get("para"))
+    if not to:
+        raise ActionSkipped(f"el correo no tiene destinatario (para = {short(values.get('para'))})")
+    body = values.get("plantilla") or {}
+    text = values.get("cuerpo") or body.get("texto") or ""
+    html = body.get("html")
+    payload = {"to": to, "cc": emails(values.get("cc")), "subject": values["asunto"],
+               "text": text, "html": html}
+    return Prepared(payload, "gmail:" + ",".join(to),
+                    f"correo a {', '.join(to)}: «{short(values['asunto'], 60)}»")
+
+
+def _send_email(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
+    return str(_primitive("send_email")(rt.client("gmail"), marker=marker, **payload))
+
+
+def _find_email(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
+    found = _primitive("find_email")(rt.client("gmail"), marker)
+    return None if found is None else str(found)
+
+
+def _prepare_event(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
+    start = values["inicio"]
+    minutes = int(values.get("duracion_minutos") or DEFAULT_EVENT_MINUTES)
+    payload = {"title": values["titulo"], "start": to_json(start),
+               "end": to_json(start + timedelta(minutes=minutes)),
+               "attendees": emails(values.get("invitados")),
+               "description": values.get("descripcion") or "", "meet": bool(values.get("meet"))}
+    return Prepared(payload, "calendar:" + values["titulo"],
+                    f"evento «{short(values['titulo'], 50)}» el {short(start)}")
+
+
+def _send_event(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
+    args = {k: from_json(v) for k, v in payload.items()}
+    return str(_primitive("upsert_event")(rt.client("calendario"), marker=marker, **args))
+
+
+def _find_event(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
+    found = _primitive("find_event")(rt.client("calendario"), marker)
+    return None if found is None else str(found)
+
+
+def _prepare_table(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
+    rows = values["filas"]
+    if not isinstance(rows, list):
+        raise ActionSkipped("filas debe ser una lista de filas")
+    payload = {"tab": values["pestana"], "rows": to_json(rows)}
+    return Prepared(payload, "sheets:" + values["pestana"],
+                    f"tabla «{values['pestana']}» con {len(rows)} filas")
+
+
+def _send_table(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
+    result = _primitive("write_table")(rt.client("sheets"), payload["tab"],
+                                       from_json(payload["rows"]))
+    return str(result) if result is not None else payload["tab"]
+
+
+ACTIONS = [
+    ActionType("gmail.enviar", "Envía un correo (una sola vez) desde el buzón del servicio.",
+               {"para": Param(PEOPLE, required=True, doc="personas, usuarios o emails"),
+                "cc": Param(PEOPLE), "asunto": Param(TEXT, required=True),
+                "plantilla": Param(TEMPLATE_FILE, doc="nombre en config/plantillas/"),
+                "cuerpo": Param(TEXT, doc="texto del correo si no hay plantilla")},
+               _prepare_email, _send_email, _find_email, available=_available),
+    ActionType("calendario.evento", "Crea o actualiza un evento de Calendar (una vez).",
+               {"titulo": Param(TEXT, required=True), "inicio": Param(DATE, required=True),
+                "duracion_minutos": Param(INTEGER, default=DEFAULT_EVENT_MINUTES),
+                "invitados": Param(PEOPLE), "descripcion": Param(TEXT),
+                "meet": Param(BOOLEAN, default=False)},
+               _prepare_event, _send_event, _find_event, available=_available),
+    ActionType("sheets.tabla", "Escribe una tabla completa en una pestaña de la hoja de KPIs.",
+               {"pestana": Param(TEXT, required=True), "filas": Param(VALUE, required=True)},
+               _prepare_table, _send_table, None, available=_available),
+]

@@ -1,0 +1,248 @@
+"""Podio actions: thin adapters over ``connectors.podio.actions``.
+
+- ``podio.actualizar``: every field of one item in one PUT (hook=false); repeating it is
+  harmless, so an unclear outcome is simply sent again.
+- ``podio.tarea`` / ``podio.comentario``: carry the ledger's marker as Podio external_id and
+  are found again by it after a crash.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from rules.actions.base import (
+    BOOLEAN,
+    DATE,
+    FIELDS,
+    PERSON,
+    RECORD,
+    TEXT,
+    TEXTS,
+    ActionType,
+    CheckContext,
+    Param,
+    PrepareContext,
+    Prepared,
+    from_json,
+    record_ref,
+    short,
+    to_json,
+)
+from rules.actions.runtime import ActionRuntime
+from rules.catalog import ENTITIES
+from rules.problems import suggest
+from rules.types import EntT
+from rules.values import Arg
+
+PODIO_ENTITIES = tuple(name for name, e in ENTITIES.items() if e.podio_app)
+
+
+class ActionSkipped(Exception):
+    """Nothing to send (e.g. every field already had a value); the message says why."""
+
+
+def podio_item(record: Any, label: str = "item") -> tuple[str, int, dict[str, Any]]:
+    """(entity, item_id, record) of a record that comes from Podio."""
+    ref = record_ref(record)
+    if ref is None:
+        raise ActionSkipped(f'"{label}" está vacío: no hay item de Podio al que escribir')
+    entity, source, source_id = ref
+    if source != "podio" or not source_id:
+        raise ActionSkipped(f"{entity} #{record.get('id')} no viene de Podio")
+    return entity, int(source_id), record
+
+
+def podio_value(value: Any, config: Any) -> Any:
+    """A rule value as the Podio primitive expects it (people -> profile id, records ->
+    item id, decimals -> float)."""
+    if isinstance(value, dict) and "_entity" in value:
+        if value["_entity"] == "personal":
+            return value.get("perfil_podio")
+        return int(value["id_origen"]) if value.get("id_origen") else None
+    if isinstance(value, str) and "@" in value:
+        person = config.staff_by_email(value)
+        return person["perfil_podio"] if person else value
+    if isinstance(value, list):
+        return [podio_value(v, config) for v in value]
+    return value
+
+
+def _column_value(value: Any, column: str) -> Any:
+    """The model value a Podio write will produce in ``column`` (own-write recognition)."""
+    if isinstance(value, dict) and "_entity" in value:
+        return value.get("id_origen") if column.endswith("_source_id") else value.get("id")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+# --- podio.actualizar ------------------------------------------------------------------
+
+
+def _check_update(args: dict[str, Arg], ctx: CheckContext) -> None:
+    item = args.get("item")
+    entity = (item.static.entity if item is not None and isinstance(item.static, EntT)
+              else ctx.rule_entity if item is None else None)
+    fields_arg = args.get("campos")
+    if entity is None or fields_arg is None:
+        return
+    if entity not in PODIO_ENTITIES:
+        ctx.sink.add(ctx.line, f'acción "podio.actualizar": {entity} no es un item de Podio; '
+                               f'indica "item:" (p. ej. "{entity}.ticket")')
+        return
+    known = ctx.config.podio_fields(entity)
+    if not known:
+        return
+    plural = ENTITIES[entity].plural
+    for name in fields_arg.fields:
+        if name not in known:
+            ctx.sink.add(fields_arg.field_lines.get(name, ctx.line),
+                         f'acción "podio.actualizar": el campo "{name}" no existe en {plural}'
+                         f"{suggest(name, known)}")
+
+
+def _prepare_update(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
+    entity, item_id, record = podio_item(values.get("item") or ctx.record)
+    mapping = ctx.config.podio_fields(entity)
+    fields: dict[str, Any] = {}
+    skipped: list[str] = []
+    for name, value in values["campos"].items():
+        if values.get("solo_vacios"):
+            current = record.get(mapping.get(name, {}).get("attr") or name.replace("-", "_"))
+            if not _empty(current):
+                skipped.append(name)
+                continue
+        if values.get("omitir_vacios") and _empty(value):
+            continue
+        fields[name] = podio_value(value, ctx.config)
+    columns = {mapping[name]["column"]: _column_value(values["campos"][name],
+                                                       mapping[name]["column"])
+               for name in fields if name in mapping}
+    target = f"{entity}:{record.get('id')}"
+    if not fields:
+        return Prepared({}, target, "", skip_reason="todos los campos ya tenían valor"
+                        if skipped else "no hay campos que escribir")
+    summary = f"Podio item {item_id}: " + ", ".join(f"{k}={short(v, 40)}"
+                                                    for k, v in fields.items())
+    payload = {"item_id": item_id, "app_id": ctx.config.podio_app_id(entity),
+               "fields": to_json(fields), "columns": to_json(columns), "entity": entity,
+               "kept": skipped}
+    return Prepared(payload, target, summary)
+
+
+def _send_update(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
+    from connectors.podio.actions import update_fields
+
+    revision = update_fields(rt.client("podio"), int(payload["item_id"]),
+                             from_json(payload["fields"]), app_id=payload.get("app_id"),
+                             hook=False)
+    return f"item {payload['item_id']} rev {revision}"
+
+
+UPDATE = ActionType(
+    "podio.actualizar",
+    "Escribe campos de un item de Podio en una sola llamada (sin disparar webhooks).",
+    {"item": Param(RECORD, doc="el item a escribir (por omisión, el de la regla)",
+                   entities=PODIO_ENTITIES),
+     "campos": Param(FIELDS, required=True, doc="external_id del campo: valor"),
+     "solo_vacios": Param(BOOLEAN, default=False,
+                          doc="true: no sobrescribe un campo que ya tiene valor"),
+     "omitir_vacios": Param(BOOLEAN, default=False,
+                            doc="true: no escribe los campos cuyo valor calculado está vacío")},
+    _prepare_update, _send_update, None, _check_update)
+
+
+# --- podio.tarea -----------------------------------------------------------------------
+
+
+def _prepare_task(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
+    entity, item_id, record = podio_item(values.get("item") or ctx.record)
+    person = values.get("responsable")
+    user_id = None
+    if isinstance(person, dict) and person.get("_entity") == "personal":
+        user_id = person.get("usuario_podio")
+    elif isinstance(person, str) and person:
+        found = ctx.config.staff_by_email(person) or ctx.config.staff_by_key(person)
+        user_id = found["usuario_podio"] if found else None
+    if user_id is None:
+        raise ActionSkipped("la tarea no tiene responsable con usuario de Podio "
+                            f"(responsable = {short(person)})")
+    due = values.get("vence")
+    payload = {"item_id": item_id, "text": values["texto"],
+               "description": values.get("descripcion") or "",
+               "responsible_user_id": int(user_id), "due_on": to_json(due),
+               "labels": values.get("etiquetas") or ["saeko-sync"]}
+    summary = (f"tarea en Podio item {item_id} para usuario {user_id}: "
+               f"{short(values['texto'], 60)}" + (f" (vence {short(due)})" if due else ""))
+    return Prepared(payload, f"{entity}:{record.get('id')}", summary)
+
+
+def _send_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
+    from connectors.podio.actions import create_task
+
+    task_id = create_task(rt.client("podio"), item_id=int(payload["item_id"]),
+                          text=payload["text"], description=payload["description"],
+                          responsible_user_id=payload["responsible_user_id"],
+                          due_on=from_json(payload["due_on"]), marker=marker,
+                          labels=payload.get("labels"))
+    return f"tarea {task_id}"
+
+
+def _find_task(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
+    from connectors.podio.actions import find_task
+
+    task_id = find_task(rt.client("podio"), marker)
+    return None if task_id is None else f"tarea {task_id}"
+
+
+TASK = ActionType(
+    "podio.tarea",
+    "Crea una tarea de Podio en un item, asignada a una persona, una sola vez.",
+    {"item": Param(RECORD, doc="el item de la tarea (por omisión, el de la regla)",
+                   entities=PODIO_ENTITIES),
+     "texto": Param(TEXT, required=True), "descripcion": Param(TEXT),
+     "responsable": Param(PERSON, required=True, doc="p. ej. ticket.am"),
+     "vence": Param(DATE, doc="fecha o fecha y hora; p. ej. {{ sumar_dias_habiles(hoy, 1) }}"),
+     "etiquetas": Param(TEXTS)},
+    _prepare_task, _send_task, _find_task)
+
+
+# --- podio.comentario ------------------------------------------------------------------
+
+
+def _prepare_comment(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
+    entity, item_id, record = podio_item(values.get("item") or ctx.record)
+    payload = {"item_id": item_id, "text": values["texto"]}
+    return Prepared(payload, f"{entity}:{record.get('id')}",
+                    f"comentario en Podio item {item_id}: {short(values['texto'], 60)}")
+
+
+def _send_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
+    from connectors.podio.actions import add_comment
+
+    comment_id = add_comment(rt.client("podio"), int(payload["item_id"]), payload["text"],
+                             marker)
+    return f"comentario {comment_id}"
+
+
+def _find_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
+    from connectors.podio.actions import find_comment
+
+    comment_id = find_comment(rt.client("podio"), int(payload["item_id"]), marker)
+    return None if comment_id is None else f"comentario {comment_id}"
+
+
+COMMENT = ActionType(
+    "podio.comentario",
+    "Comenta en un item de Podio una sola vez (sin disparar webhooks).",
+    {"item": Param(RECORD, doc="el item a comentar (por omisión, el de la regla)",
+                   entities=PODIO_ENTITIES),
+     "texto": Param(TEXT, required=True)},
+    _prepare_comment, _send_comment, _find_comment)
+
+ACTIONS = [UPDATE, TASK, COMMENT]

@@ -1,0 +1,482 @@
+"""One rule cycle: resume unfinished effects, evaluate event rules on pending change events,
+data-condition / held-for rules on the current data, and due schedules.
+
+``run_cycle(settings, db)`` is what the CLI (``saeko-sync run``), the demo and the service
+call; it returns what fired per rule. One broken rule or failing action never stops the
+others. On PostgreSQL with several replicas, a lease makes one replica run the cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core.settings import Settings
+from rules import ledger as L
+from rules.actions.base import from_json
+from rules.actions.runtime import ActionRuntime
+from rules.catalog import ENTITIES, entity_for_event
+from rules.config import RulesConfig
+from rules.executor import Candidate, Executor, RuleOutcome, correlation_for, stored_disparador
+from rules.expr import EvalError
+from rules.problems import Problem
+from rules.ruleset import RuleSet, load_rules
+from rules.spec import EventTrigger, Rule, StateTrigger, duration_of
+from store.db import Database, utcnow
+from store.models import ActionLedger, ChangeEvent, Lease, RuleRun, RuleState, RuleTimer
+
+log = structlog.get_logger(__name__)
+LEASE_NAME = "rules-cycle"
+# A cycle holding the lease longer than this is presumed dead; another replica may take over.
+LEASE_SECONDS = 900
+# Own Podio writes are recognised from the ledger for this long after they were made.
+OWN_WRITE_WINDOW = timedelta(days=7)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did: per rule, and the files that are broken."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    events: int = 0
+    own_writes_ignored: int = 0
+    rules: dict[str, RuleOutcome] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def fired(self) -> list[RuleOutcome]:
+        return [o for o in self.rules.values() if o.fired]
+
+    def lines(self) -> list[str]:
+        """A short Spanish summary, one line per rule that did something."""
+        if self.skipped:
+            return [f"ciclo omitido: {self.skipped}"]
+        out = [f"{self.events} eventos revisados; {self.own_writes_ignored} cambios propios "
+               "ignorados"]
+        for o in self.rules.values():
+            if not (o.evaluated or o.fired or o.errors):
+                continue
+            parts = [f"{o.matched}/{o.evaluated} coinciden", f"{o.done} efectos"]
+            parts += [f"{n} {w}" for n, w in ((o.reconciled, "reconciliados"),
+                                              (o.failed, "fallidos"), (o.dead, "muertos"),
+                                              (o.held, "retenidos"), (o.skipped, "omitidos"))
+                      if n]
+            out.append(f"{o.rule_id} ({o.name}): " + ", ".join(parts))
+        out += [f"regla en respaldo (archivo con errores): {r}" for r in self.fallbacks]
+        out += [f"error: {p}" for p in self.problems]
+        return out
+
+
+def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
+              runtime: ActionRuntime | None = None) -> CycleReport:
+    """Evaluate every rule once and execute what fired, exactly once."""
+    now = now or utcnow()
+    config = RulesConfig.from_settings(settings)
+    ruleset = load_rules(config, db)
+    report = CycleReport(started_at=now, problems=ruleset.problems,
+                         fallbacks=[r.id for r in ruleset.fallbacks])
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _acquire_lease(db, holder, now):
+        report.skipped = "otra réplica está ejecutando las reglas"
+        return report
+    own_runtime = runtime is None
+    runtime = runtime or ActionRuntime(settings)
+    try:
+        with db.session() as session:
+            engine = CycleEngine(session, config, ruleset, runtime, now, report)
+            engine.resume()
+            engine.events()
+            engine.states()
+            engine.schedules()
+    finally:
+        if own_runtime:
+            runtime.close()
+        _release_lease(db, holder)
+    report.finished_at = utcnow()
+    log.info("rules.cycle.done", events=report.events, fired=len(report.fired),
+             problems=len(report.problems))
+    return report
+
+
+def _acquire_lease(db: Database, holder: str, now: datetime) -> bool:
+    with db.session() as session:
+        lease = session.get(Lease, LEASE_NAME, with_for_update=True)
+        if lease is not None and lease.expires_at > utcnow() and lease.holder != holder:
+            return False
+        if lease is None:
+            session.add(Lease(name=LEASE_NAME, holder=holder,
+                              expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS)))
+        else:
+            lease.holder = holder
+            lease.expires_at = utcnow() + timedelta(seconds=LEASE_SECONDS)
+    del now
+    return True
+
+
+def _release_lease(db: Database, holder: str) -> None:
+    with db.session() as session:
+        lease = session.get(Lease, LEASE_NAME)
+        if lease is not None and lease.holder == holder:
+            session.delete(lease)
+
+
+class CycleEngine:
+    """The phases of one cycle, sharing one session and one executor."""
+
+    def __init__(self, session: Session, config: RulesConfig, ruleset: RuleSet,
+                 runtime: ActionRuntime | None, now: datetime, report: CycleReport, *,
+                 dry_run: bool = False) -> None:
+        self.s = session
+        self.config = config
+        self.ruleset = ruleset
+        self.now = now
+        self.report = report
+        self.dry_run = dry_run
+        self.ex = Executor(session, config, runtime, now, report.rules, dry_run=dry_run)
+
+    def active(self) -> list[Rule]:
+        return [r for r in self.ruleset.rules.values() if r.enabled]
+
+    def _guard(self, rule: Rule, what: str, fn: Any) -> None:
+        """Run one rule's phase; an unexpected error is reported and the others go on."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - one rule must not stop the cycle
+            self.s.rollback()
+            message = f"{what}: {type(exc).__name__}: {exc}"
+            self.ex.outcome(rule).errors.append(message)
+            log.exception("rules.rule.failed", rule=rule.id, phase=what)
+
+    # --- phase 1: resume unfinished effects -------------------------------------------
+
+    def resume(self) -> None:
+        rows = list(self.s.scalars(select(ActionLedger).where(or_(
+            ActionLedger.status.in_((L.PENDING, L.APPROVED, L.QUEUED)),
+            (ActionLedger.status == L.FAILED) & (ActionLedger.next_attempt_at <= self.now),
+        )).order_by(ActionLedger.id)))
+        busy = {(r.rule_id, r.target) for r in rows if r.status != L.QUEUED}
+        groups: dict[tuple[str, str], ActionLedger] = {}
+        for row in rows:
+            info = (row.payload or {}).get("match") or {}
+            if row.status == L.QUEUED and (row.rule_id, row.target) in busy:
+                continue
+            groups.setdefault((row.rule_id or "", str(info.get("dedupe"))), row)
+        by_rule: dict[str, list[ActionLedger]] = {}
+        for (rule_id, _dedupe), row in groups.items():
+            by_rule.setdefault(rule_id, []).append(row)
+        for rule_id, rule_rows in by_rule.items():
+            rule = self.ruleset.get(rule_id)
+            if rule is None or not rule.enabled:
+                continue
+            self._guard(rule, "reanudar", lambda r=rule, rr=rule_rows: self._resume(r, rr))
+
+    def _resume(self, rule: Rule, rows: list[ActionLedger]) -> None:
+        ids = [int(i) for r in rows if (i := (r.payload or {})["match"].get("entity_id"))
+               is not None]
+        records = self.ex.load(rule, ids, include_deleted=True)
+        outcome = self.ex.outcome(rule)
+        for row in rows:
+            info = (row.payload or {})["match"]
+            cand = Candidate(info.get("entity_id"), info.get("trigger") or {},
+                             info.get("instance", ""), info.get("correlation") or "",
+                             stored_disparador(info))
+            ctx = self.ex.base_ctx(rule)
+            ctx["disparador"] = cand.disparador
+            if rule.entity is not None:
+                record = records.get(cand.entity_id) if cand.entity_id is not None else None
+                if record is None:
+                    continue
+                ctx[rule.entity] = record
+            if row.status == L.QUEUED:
+                row.status = L.APPROVED
+            trace = {"regla": rule.id, "nombre": rule.name, "version": rule.hash,
+                     "respaldo": rule.fallback, "disparador": cand.trigger,
+                     "entidad": rule.entity, "registro": ctx.get(rule.entity or "") and
+                     _label(ctx[rule.entity or ""]), "condiciones": [],
+                     "correlacion": cand.correlation_id, "resultado": "reanudada",
+                     "nota": f"estado en el registro de acciones: {row.status}",
+                     "acciones": []}
+            run = self.ex._save_run(rule, cand, trace, matched=True, status="reanudada")
+            keys = [L.ledger_key(rule.id, info["dedupe"], a.key) for a in rule.actions]
+            existing = L.rows_by_key(self.s, keys)
+            outcome.evaluated += 1
+            self.ex.run_actions(rule, cand, ctx, info["dedupe"], trace, run, existing)
+
+    # --- phase 2: change events -------------------------------------------------------
+
+    def pending_events(self) -> list[ChangeEvent]:
+        return list(self.s.scalars(select(ChangeEvent).where(ChangeEvent.processed_at.is_(None))
+                                   .order_by(ChangeEvent.id)
+                                   .limit(self.config.settings.rules_event_batch)))
+
+    def events(self) -> None:
+        events = self.pending_events()
+        self.report.events = len(events)
+        if not events:
+            return
+        written = self._own_writes()
+        correlations = self._incident_correlations(events)
+        for rule in self.active():
+            if not rule.event_triggers:
+                continue
+            cands = self.event_candidates(rule, events, written, correlations)
+            if cands:
+                self._guard(rule, "eventos", lambda r=rule, c=cands: self.ex.evaluate(r, c))
+        if not self.dry_run:
+            for event in events:
+                event.processed_at = self.now
+            self.s.commit()
+
+    def event_candidates(self, rule: Rule, events: list[ChangeEvent],
+                         written: dict[str, list[dict[str, Any]]],
+                         correlations: dict[int, str]) -> list[Candidate]:
+        assert rule.entity is not None
+        definition = ENTITIES[rule.entity]
+        out: list[Candidate] = []
+        for event in events:
+            entity = entity_for_event(event.entity)
+            if entity is None or entity.name != rule.entity:
+                continue
+            trigger = next((t for t in rule.event_triggers if _event_matches(t, event)), None)
+            if trigger is None:
+                continue
+            own = event.own_write or _recognised_own_write(event, written)
+            if own and not trigger.include_own:
+                self.report.own_writes_ignored += 1
+                continue
+            changes = {definition.field_for_column(col) or col: value
+                       for col, value in (event.changes or {}).items()}
+            field_name = next((f for f in trigger.fields), None)
+            change = changes.get(field_name) if field_name else None
+            disparador = {"tipo": {"created": "creado", "updated": "cambio",
+                                   "deleted": "eliminado"}.get(event.kind, event.kind),
+                          "campo": field_name, "de": change[0] if change else None,
+                          "a": change[1] if change else None, "momento": event.seen_at,
+                          "cambios": {k: {"de": v[0], "a": v[1]} for k, v in changes.items()
+                                      if isinstance(v, list) and len(v) == 2}}
+            correlation = (event.correlation_id or correlations.get(event.id)
+                           or correlation_for(f"event:{event.id}"))
+            out.append(Candidate(
+                event.entity_id,
+                {"tipo": "evento", "descripcion": trigger.describe(), "evento": event.id,
+                 "cambios": changes if event.kind == "updated" else {}, "propio": own},
+                f"ev{event.id}", correlation, disparador))
+        return out
+
+    def _own_writes(self) -> dict[str, list[dict[str, Any]]]:
+        """Columns our own Podio updates wrote, per record ("ticket:42"), recently."""
+        rows = self.s.execute(select(ActionLedger.payload).where(
+            ActionLedger.action == "podio.actualizar", ActionLedger.status == L.DONE,
+            ActionLedger.updated_at >= self.now - OWN_WRITE_WINDOW)).scalars()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for payload in rows:
+            args = (payload or {}).get("args") or {}
+            target = (payload or {}).get("action_target")
+            if target and args.get("columns"):
+                out.setdefault(target, []).append(from_json(args["columns"]))
+        return out
+
+    def _incident_correlations(self, events: list[ChangeEvent]) -> dict[int, str]:
+        """An incident our Jira action created continues the correlation of that action."""
+        keys = {}
+        for event in events:
+            key = ((event.changes or {}).get("key") or [None, None])[1]
+            if entity_for_event(event.entity) is ENTITIES["incidencia"] and key:
+                keys[event.id] = str(key)
+        if not keys:
+            return {}
+        found = dict(self.s.execute(select(ActionLedger.external_ref, ActionLedger.correlation_id)
+                                    .where(ActionLedger.action == "jira.crear",
+                                           ActionLedger.external_ref.in_(set(keys.values()))))
+                     .tuples().all())
+        return {eid: found[key] for eid, key in keys.items() if found.get(key)}
+
+    # --- phase 3: data conditions and held-for timers ---------------------------------
+
+    def states(self) -> None:
+        for rule in self.active():
+            trigger = rule.state_trigger
+            if trigger is not None:
+                self._guard(rule, "se_cumple", lambda r=rule, t=trigger: self._state(r, t))
+
+    def _state(self, rule: Rule, trigger: StateTrigger) -> None:
+        assert rule.entity is not None
+        records = self.ex.load(rule, None)
+        timers = {t.entity_id: t for t in self.s.scalars(
+            select(RuleTimer).where(RuleTimer.rule_id == rule.id))}
+        base = self.ex.base_ctx(rule)
+        due: list[tuple[RuleTimer, Candidate]] = []
+        for entity_id, record in records.items():
+            ctx = dict(base)
+            ctx[rule.entity] = record
+            try:
+                holds = bool(trigger.condition.run(ctx))
+            except EvalError:
+                holds = False
+            timer = timers.pop(entity_id, None)
+            if not holds:
+                if timer is not None and not self.dry_run:
+                    self.s.delete(timer)
+                continue
+            if timer is None:
+                since = self._since(trigger, ctx)
+                timer = RuleTimer(rule_id=rule.id, entity=rule.entity, entity_id=entity_id,
+                                  since=since, due_at=self._due(rule, trigger, since))
+                if not self.dry_run:
+                    self.s.add(timer)
+            if timer.fired_at is None and timer.due_at <= self.now:
+                due.append((timer, Candidate(
+                    entity_id, {"tipo": "se_cumple", "descripcion": trigger.describe(),
+                                "desde": timer.since.isoformat(),
+                                "vence": timer.due_at.isoformat()},
+                    f"st:{timer.since.isoformat()}",
+                    correlation_for(f"{rule.id}:{entity_id}:{timer.since.isoformat()}"),
+                    {"tipo": "se_cumple", "momento": timer.due_at})))
+        if not self.dry_run:
+            for stale in timers.values():
+                self.s.delete(stale)
+            self.s.commit()
+        if due:
+            self.ex.evaluate(rule, [c for _t, c in due], records)
+            if not self.dry_run:
+                for timer, _cand in due:
+                    timer.fired_at = self.now
+                self.s.commit()
+
+    def _since(self, trigger: StateTrigger, ctx: dict[str, Any]) -> datetime:
+        if trigger.since is not None:
+            try:
+                value = trigger.since.run(ctx)
+            except EvalError:
+                value = None
+            if isinstance(value, datetime):
+                return value
+        return self.now
+
+    def _due(self, rule: Rule, trigger: StateTrigger, since: datetime) -> datetime:
+        if not trigger.hold_amount:
+            return since
+        calendar = self.config.calendar
+        if trigger.business:
+            if trigger.hold_unit == "d":
+                moved = calendar.add_business_days(since, int(trigger.hold_amount), rule.zone)
+                assert isinstance(moved, datetime)
+                return moved
+            hours = trigger.hold_amount / 60 if trigger.hold_unit == "m" else trigger.hold_amount
+            return calendar.add_business_hours(since, hours, rule.zone)
+        return since + duration_of(trigger)
+
+    # --- phase 4: schedules -----------------------------------------------------------
+
+    def schedules(self) -> None:
+        for rule in self.active():
+            if rule.schedule_triggers:
+                self._guard(rule, "programa", lambda r=rule: self._schedule(r))
+
+    def _schedule(self, rule: Rule) -> None:
+        state = self.s.get(RuleState, rule.id)
+        slots = dict((state.state or {}).get("slots", {})) if state is not None else {}
+        for trigger in rule.schedule_triggers:
+            last_text = slots.get(str(trigger.index))
+            last = datetime.fromisoformat(last_text) if last_text else None
+            slot = trigger.schedule.latest_due(last, self.now)
+            if slot is None:
+                continue
+            instance = f"sch{trigger.index}:{slot.isoformat()}"
+            info = {"tipo": "programa", "descripcion": trigger.describe(),
+                    "momento": slot.isoformat()}
+            disparador = {"tipo": "programa", "momento": slot}
+            correlation = correlation_for(f"{rule.id}:{instance}")
+            if rule.entity is None:
+                self.ex.evaluate(rule, [Candidate(None, info, instance, correlation,
+                                                  disparador)])
+            else:
+                records = self.ex.load(rule, None)
+                cands = [Candidate(i, info, instance, correlation, disparador) for i in records]
+                matched = self.ex.evaluate(rule, cands, records, trace_misses=False)
+                self.ex._save_run(rule, Candidate(None, info, instance, correlation), {
+                    "regla": rule.id, "nombre": rule.name, "version": rule.hash,
+                    "disparador": info, "entidad": rule.entity, "registro": None,
+                    "condiciones": [], "acciones": [], "correlacion": correlation,
+                    "resultado": "coincide" if matched else "no coincide",
+                    "nota": f"{matched} de {len(cands)} {ENTITIES[rule.entity].plural} "
+                            "cumplieron las condiciones"},
+                    matched=bool(matched), status="resumen")
+            slots[str(trigger.index)] = slot.isoformat()
+            if state is not None and not self.dry_run:
+                state.state = {**(state.state or {}), "slots": dict(slots)}
+                self.s.commit()
+
+
+def _label(record: Any) -> str:
+    from rules.traces import label
+
+    return label(record)
+
+
+def _loose_in(value: Any, options: list[Any]) -> bool:
+    return any(value == o or (value is not None and o is not None and str(value) == str(o))
+               for o in options)
+
+
+def _event_matches(trigger: EventTrigger, event: ChangeEvent) -> bool:
+    if trigger.kind == "creado":
+        return event.kind == "created"
+    if trigger.kind == "eliminado":
+        return event.kind == "deleted"
+    if event.kind not in ("updated", "created"):
+        return False
+    changes = event.changes or {}
+    if not trigger.columns:
+        return event.kind == "updated" and bool(changes)
+    for column in trigger.columns:
+        change = changes.get(column)
+        if not isinstance(change, list) or len(change) != 2:
+            continue
+        old, new = change
+        if trigger.from_values is not None and not _loose_in(old, trigger.from_values):
+            continue
+        if trigger.to_values is not None and not _loose_in(new, trigger.to_values):
+            continue
+        return True
+    return False
+
+
+def _recognised_own_write(event: ChangeEvent, written: dict[str, list[dict[str, Any]]]
+                          ) -> bool:
+    """True when every Podio-mapped column this update changed holds what one of our own
+    recent ``podio.actualizar`` actions wrote to the same record (a second line of defence
+    behind the sync's own_write flag)."""
+    entity = entity_for_event(event.entity)
+    if event.kind != "updated" or entity is None:
+        return False
+    candidates = written.get(f"{entity.name}:{event.entity_id}")
+    if not candidates:
+        return False
+    changes = event.changes or {}
+    for columns in candidates:
+        mapped = [c for c in changes if c in columns]
+        others = [c for c in changes if c not in columns]
+        if mapped and all(_loose_in(changes[c][1], [columns[c]]) for c in mapped) and \
+                all(_derived(entity.name, c) for c in others):
+            return True
+    return False
+
+
+def _derived(entity: str, column: str) -> bool:
+    """Columns a Podio write changes indirectly (resolved foreign keys, derived ids)."""
+    return column.endswith("_id") or column in ("source_revision",)
+
+
+__all__ = ["CycleEngine", "CycleReport", "RuleRun", "run_cycle"]

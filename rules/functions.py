@@ -1,0 +1,169 @@
+"""Named primitives rules can call in expressions and templates (``horas_habiles(...)``).
+
+Each function receives the evaluation's ``Env`` (clock, zone, calendar) first, then the
+admin's arguments. Add one with ``@function("nombre", min_args, max_args, doc)``; it is
+then valid in conditions, in ``{{ }}`` values and in text templates, and listed in
+``saeko-sync rules list --funciones``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from rules.calendar import BusinessCalendar
+
+
+@dataclass
+class Env:
+    """What every evaluation may use besides the records: now, today, zone, calendar."""
+
+    now: datetime
+    zone: str
+    calendar: BusinessCalendar
+    today: date = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.today = self.calendar.local_date(self.now, self.zone)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    fn: Callable[..., Any]
+    min_args: int
+    max_args: int
+    doc: str
+
+
+FUNCTIONS: dict[str, Function] = {}
+
+
+def function(name: str, min_args: int, max_args: int, doc: str
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a primitive under its Spanish name."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        FUNCTIONS[name] = Function(name, fn, min_args, max_args, doc)
+        return fn
+
+    return register
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise ValueError(f"se esperaba una fecha y hora, no {value!r}")
+
+
+def _day(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    raise ValueError(f"se esperaba una fecha, no {value!r}")
+
+
+@function("dias", 1, 1, "un lapso de N días, para sumar a fechas: hoy + dias(30)")
+def _days(_env: Env, n: float) -> timedelta:
+    return timedelta(days=float(n))
+
+
+@function("horas", 1, 1, "un lapso de N horas: ahora - horas(2)")
+def _hours(_env: Env, n: float) -> timedelta:
+    return timedelta(hours=float(n))
+
+
+@function("dias_hasta", 1, 1, "días que faltan hasta una fecha (negativo si ya pasó)")
+def _days_until(env: Env, value: Any) -> int | None:
+    day = _day(value)
+    return None if day is None else (day - env.today).days
+
+
+@function("dias_desde", 1, 1, "días transcurridos desde una fecha")
+def _days_since(env: Env, value: Any) -> int | None:
+    day = _day(value)
+    return None if day is None else (env.today - day).days
+
+
+@function("horas_desde", 1, 1, "horas de reloj transcurridas desde un instante")
+def _hours_since(env: Env, value: Any) -> float | None:
+    instant = _instant(value)
+    return None if instant is None else round((env.now - instant).total_seconds() / 3600, 4)
+
+
+@function("horas_habiles", 1, 3,
+          "horas hábiles entre dos instantes (el segundo, ahora si falta), según "
+          "config/calendar.yaml; zona opcional: horas_habiles(a, b, 'America/Mexico_City')")
+def _business_hours(env: Env, start: Any, end: Any = None, zone: str | None = None
+                    ) -> float | None:
+    a, b = _instant(start), _instant(end) if end is not None else env.now
+    if a is None or b is None:
+        return None
+    return env.calendar.business_hours_between(a, b, zone or env.zone)
+
+
+@function("sumar_horas_habiles", 2, 3, "el instante N horas hábiles después de otro")
+def _plus_business_hours(env: Env, start: Any, hours: float, zone: str | None = None
+                         ) -> datetime | None:
+    a = _instant(start)
+    return None if a is None else env.calendar.add_business_hours(a, float(hours),
+                                                                   zone or env.zone)
+
+
+@function("sumar_dias_habiles", 2, 3,
+          "la fecha (o instante) N días hábiles después; salta fines de semana y festivos")
+def _plus_business_days(env: Env, start: Any, days: int, zone: str | None = None
+                        ) -> date | datetime | None:
+    if start is None:
+        return None
+    base = start if isinstance(start, date) else _instant(start)
+    assert base is not None
+    return env.calendar.add_business_days(base, int(days), zone or env.zone)
+
+
+@function("es_horario_habil", 0, 2, "verdadero si el instante (ahora si falta) es hábil")
+def _is_business_time(env: Env, value: Any = None, zone: str | None = None) -> bool:
+    instant = _instant(value) if value is not None else env.now
+    assert instant is not None
+    return env.calendar.is_business_time(instant, zone or env.zone)
+
+
+@function("vacio", 1, 1, "verdadero si el valor falta o es texto/lista vacía")
+def _empty(_env: Env, value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+@function("contiene", 2, 2,
+          "verdadero si el texto contiene alguna de las palabras (sin distinguir mayúsculas "
+          "ni acentos): contiene(ticket.titulo, ['cobro', 'pago'])")
+def _contains(_env: Env, text: Any, words: Any) -> bool:
+    if text is None:
+        return False
+    haystack = fold(str(text))
+    options = [words] if isinstance(words, str) else list(words or [])
+    return any(fold(str(w)) in haystack for w in options)
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents, for forgiving text matches."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in plain if not unicodedata.combining(ch)).lower()
+
+
+def plain_number(value: Any) -> Any:
+    """Decimals become floats so they compare and add like other numbers."""
+    return float(value) if isinstance(value, Decimal) else value

@@ -1,0 +1,88 @@
+"""Traces: what one evaluation saw and did, stored as JSON with each rule run, and shown to
+admins in Spanish (``saeko-sync rules trace``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rules.ledger import STATUS_ES
+
+RESULT_ES = {"coincide": "se cumplieron las condiciones",
+             "no coincide": "no se cumplieron las condiciones: no se hizo nada",
+             "error": "error al evaluar", "retenida": "retenida por el límite de efectos",
+             "ignorada": "ignorada", "reanudada": "reanudada (reintento o aprobación)",
+             "simulada": "simulación (no se escribió nada)"}
+
+
+def label(record: Any) -> str:
+    """'ticket #42 «No se guarda la inscripción»' for a record."""
+    if not isinstance(record, dict) or "_entity" not in record:
+        return str(record)
+    text = f"{record['_entity']} #{record.get('id')}"
+    name = record.get("nombre") or record.get("titulo") or record.get("clave") \
+        or record.get("folio")
+    return f"{text} «{name}»" if name else text
+
+
+def jsonable(value: Any) -> Any:
+    """A value as it can be stored in a trace and read by an admin."""
+    if isinstance(value, dict):
+        if "_entity" in value:
+            return label(value)
+        return {str(k): jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, str) and len(value) > 500:
+        return value[:499] + "…"
+    return value
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "vacío"
+    if isinstance(value, bool):
+        return "sí" if value else "no"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def format_trace(run: dict[str, Any]) -> str:
+    """One stored run, as a readable Spanish text."""
+    trace = run.get("trace") or {}
+    lines = [f"Regla {run.get('rule_id')} (versión {run.get('rule_hash')}"
+             f"{', última versión buena' if trace.get('respaldo') else ''}) · "
+             f"{trace.get('registro') or 'sin registro'} · {run.get('started_at')} UTC"]
+    if run.get("correlation_id"):
+        lines.append(f"  Correlación: {run['correlation_id']}")
+    trigger = trace.get("disparador") or {}
+    lines.append(f"  Disparador: {trigger.get('descripcion', '—')}")
+    for name, change in (trigger.get("cambios") or {}).items():
+        if isinstance(change, list) and len(change) == 2:
+            lines.append(f"    {name}: {_show(change[0])} → {_show(change[1])}")
+    conditions = trace.get("condiciones") or []
+    if conditions:
+        lines.append("  Condiciones:")
+    for cond in conditions:
+        mark = "✔" if cond.get("resultado") else "✘"
+        values = ", ".join(f"{k} = {_show(v)}" for k, v in (cond.get("valores") or {}).items())
+        error = f" — error: {cond['error']}" if cond.get("error") else ""
+        lines.append(f"    {mark} {cond.get('expresion')}"
+                     + (f"   ({values})" if values else "") + error)
+    result = trace.get("resultado", "")
+    lines.append(f"  Resultado: {RESULT_ES.get(result, result)}"
+                 + (f" — {trace['nota']}" if trace.get("nota") else ""))
+    for action in trace.get("acciones") or []:
+        status = STATUS_ES.get(action.get("estado", ""), action.get("estado", ""))
+        ref = f" → {action['ref']}" if action.get("ref") else ""
+        lines.append(f"    • {action.get('accion')}: {action.get('resumen') or ''} "
+                     f"[{status}{ref}]")
+        if action.get("error"):
+            lines.append(f"      error: {action['error']}")
+    return "\n".join(lines)
