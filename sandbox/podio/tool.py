@@ -27,6 +27,7 @@ from sandbox.podio.auth import (
 from sandbox.podio.errors import fault_body
 from sandbox.podio.http import not_found_route
 from sandbox.podio.model import PODIO_UI, Actor, PodioUser
+from sandbox.podio.schema import AppDef
 from sandbox.podio.seed import ADMIN_EMAIL
 from sandbox.podio.service import DELETED_STATUSES, PodioService
 
@@ -134,22 +135,43 @@ class PodioTool:
     def _ui_actor(self, email: str) -> Actor:
         return Actor("user", self._member(email).user_id, PODIO_UI)
 
+    def _ui_fields(self, app: AppDef, fields: Any) -> Any:
+        """In the UI a person picks category options by their text: accept texts here
+        (the API itself only takes option ids, reference §6)."""
+        if not isinstance(fields, dict):
+            return fields
+        out = {}
+        for key, value in fields.items():
+            fdef = app.field(key)
+            if fdef is not None and fdef.type == "category":
+                texts = value if isinstance(value, list) else [value]
+                if texts and all(isinstance(t, str) and not t.isdigit() for t in texts):
+                    try:
+                        value = [fdef.option_id(t) for t in texts]
+                    except KeyError as exc:
+                        raise ValueError(str(exc)) from None
+            out[key] = value
+        return out
+
     def create_item_as(self, email: str, app_name: str, fields: Any, hook: bool = True,
                        external_id: str | None = None) -> int:
-        """Create an item as a member in Podio's UI (same validation, revisions, hooks)."""
+        """Create an item as a member in Podio's UI (same validation, revisions, hooks).
+        Category values may be option texts, as a person picks them."""
         s = self.service
         with self.lock:
-            body = {"fields": fields, "external_id": external_id}
-            item = s.create_item(self._ui_actor(email), s.app_by_name(app_name), body, s.tz,
-                                 hook=hook)
+            app = s.app_by_name(app_name)
+            body = {"fields": self._ui_fields(app, fields), "external_id": external_id}
+            item = s.create_item(self._ui_actor(email), app, body, s.tz, hook=hook)
             return item.item_id
 
     def update_item_as(self, email: str, item_id: int, fields: Any, hook: bool = True) -> int:
-        """Update an item as a member in Podio's UI; returns the current revision."""
+        """Update an item as a member in Podio's UI; returns the current revision.
+        Category values may be option texts, as a person picks them."""
         s = self.service
         with self.lock:
             item = s.item(item_id, None)
-            s.update_item(self._ui_actor(email), item, fields, s.tz, hook=hook)
+            s.update_item(self._ui_actor(email), item, self._ui_fields(item.app, fields), s.tz,
+                          hook=hook)
             return item.current.revision
 
     def delete_item_as(self, email: str, item_id: int, hook: bool = True) -> None:
