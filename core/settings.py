@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     google_csat_form_id: str = ""
     google_nps_form_id: str = ""
     google_calendar_id: str = "primary"
+    google_timeout_seconds: float = Field(default=30.0, gt=0)
+    google_max_retry_seconds: float = Field(default=120.0, ge=0)
+    google_retry_base_seconds: float = Field(default=1.0, ge=0)
+    google_forms_page_size: int = Field(default=5000, ge=1, le=5000)
+    google_forms_overlap_seconds: int = Field(default=60, ge=0)
+    google_sheets_reads_per_minute: int = Field(default=60, ge=1)
+    google_sheets_writes_per_minute: int = Field(default=60, ge=1)
+    google_forms_lists_per_minute: int = Field(default=180, ge=1)
 
     # --- service ---
     webhook_token: SecretStr = SecretStr("")

@@ -1,0 +1,289 @@
+"""Write-back primitives: a table to a sheet tab, an email through Gmail, a Calendar event.
+
+The creating ones carry a ``marker`` (the action ledger's idempotency key) that can be found
+again after a lost response or a crash: the email's Message-ID is derived from it (Gmail
+search ``rfc822msgid:`` finds it; the marker is also in an ``X-Saeko-Marker`` header), and
+the event's id is derived from it (a retried insert answers 409) and kept in a private
+extended property.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from connectors.google.client import GoogleClient
+from connectors.google.errors import LostResponse
+from core.errors import ConnectorError, RemoteDataError, TransientError
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MARKER_HEADER = "X-Saeko-Marker"
+MARKER_PROPERTY = "saekoMarker"  # Calendar private extended property
+PROPERTY_VALUE_MAX = 1024  # Calendar's limit on an extended property value
+SEND_ATTEMPTS = 3  # sends of one email after lost responses (each first checks the marker)
+# Strings that USER_ENTERED would turn into numbers, dates, booleans or formulas.
+_PARSEABLE = re.compile(r"^\s*([=+'@]|[-+]?[\d.,]+%?\s*$|\d{1,4}[-/]\d{1,2}[-/]\d{1,4}|"
+                        r"(true|false)\s*$)", re.IGNORECASE)
+
+
+def client_from_settings(settings: Settings) -> GoogleClient:
+    """The client the actions take (the rule engine builds one per cycle)."""
+    return GoogleClient(settings)
+
+
+# --- Sheets --------------------------------------------------------------------------------
+
+
+def cell_value(value: Any, zone: ZoneInfo | None = None) -> Any:
+    """A Python value -> what to send with USER_ENTERED so Looker Studio reads it typed:
+    numbers as JSON numbers, dates as ISO text Sheets turns into dates, booleans as booleans,
+    and text that Sheets would parse kept as text (leading apostrophe)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, int | float):
+        return value if value == value and abs(value) != float("inf") else ""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None and zone is not None:
+            value = value.astimezone(zone)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return "'" + value if _PARSEABLE.match(value) else value
+
+
+def write_table(client: GoogleClient, spreadsheet_id: str, tab: str, header: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Replace a tab's content with a table: header + rows, in one values call.
+
+    Creates the tab if missing, resizes its grid to the table (so nothing stale remains and
+    the header row stays frozen), then writes every cell with one ``values.update``: 1 read
+    + at most 1 structural write + 1 values write, whatever the size. The tab is never
+    deleted and recreated (Looker Studio data sources are bound to it).
+    """
+    if not header:
+        raise ValueError("write_table needs a header row")
+    width, height = len(header), len(rows) + 1
+    zone = ZoneInfo(client.settings.timezone)
+    http = client.sheets(write=True).http_client
+    meta = http.fetch_sheet_metadata(spreadsheet_id)
+    props = next((s["properties"] for s in meta.get("sheets", [])
+                  if s["properties"]["title"] == tab), None)
+    grid = {"rowCount": height, "columnCount": width, "frozenRowCount": 1 if height > 1 else 0}
+    created = resized = False
+    if props is None:
+        http.batch_update(spreadsheet_id, {"requests": [{"addSheet": {"properties": {
+            "title": tab, "gridProperties": grid}}}]})
+        created = True
+    elif (props["gridProperties"].get("rowCount"), props["gridProperties"].get("columnCount"),
+          props["gridProperties"].get("frozenRowCount", 0)) != tuple(grid.values()):
+        http.batch_update(spreadsheet_id, {"requests": [{"updateSheetProperties": {
+            "properties": {"sheetId": props["sheetId"], "gridProperties": grid},
+            "fields": "gridProperties.rowCount,gridProperties.columnCount,"
+                      "gridProperties.frozenRowCount"}}]})
+        resized = True
+    values = [[cell_value(h) for h in header]]
+    for row in rows:
+        if len(row) > width:
+            raise ValueError(f"a row has {len(row)} values but the header has {width}")
+        values.append([cell_value(v, zone) for v in row] + [""] * (width - len(row)))
+    quoted = "'" + tab.replace("'", "''") + "'"
+    result = http.values_update(spreadsheet_id, f"{quoted}!A1",
+                                params={"valueInputOption": "USER_ENTERED"},
+                                body={"values": values, "majorDimension": "ROWS"})
+    log.info("google.sheets.table_written", tab=tab, rows=len(rows), columns=width,
+             created=created, resized=resized)
+    return {"spreadsheet_id": spreadsheet_id, "tab": tab, "rows": len(rows), "columns": width,
+            "created": created, "resized": resized,
+            "updated_range": result.get("updatedRange")}
+
+
+# --- Gmail ---------------------------------------------------------------------------------
+
+
+def marker_message_id(marker: str, sender: str) -> str:
+    """The Message-ID an email with this marker carries (searchable with rfc822msgid:)."""
+    domain = sender.rsplit("@", 1)[-1] if "@" in sender else "saeko-sync.invalid"
+    return f"<saeko.{hashlib.sha256(marker.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def _addresses(value: str | Iterable[str] | None) -> list[str]:
+    if not value:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [a.strip() for item in items for a in str(item).split(",") if a.strip()]
+
+
+def send_email(client: GoogleClient, *, to: str | Sequence[str], subject: str,
+               html: str | None, text: str, marker: str, cc: str | Sequence[str] | None = None
+               ) -> str:
+    """Send one email as GOOGLE_DELEGATED_USER; returns the Gmail message id.
+
+    Safe to call again with the same marker after a crash only together with
+    ``find_email_by_marker`` (the rule engine's ledger does that). Within this call, a lost
+    response is checked by marker before sending again, so one call sends at most once.
+    """
+    sender = client.settings.google_delegated_user
+    recipients = _addresses(to)
+    if not recipients:
+        raise ValueError("send_email needs at least one recipient")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    if _addresses(cc):
+        message["Cc"] = ", ".join(_addresses(cc))
+    message["Subject"] = subject
+    message["Message-ID"] = marker_message_id(marker, sender)
+    message[MARKER_HEADER] = " ".join(marker.split())
+    message.set_content(text or "")
+    if html:
+        message.add_alternative(html, subtype="html")
+    raw = base64.urlsafe_b64encode(message.as_bytes()).decode()
+    messages = client.service("gmail").users().messages()
+    what = f"Gmail send {subject[:60]!r}"
+    for _ in range(SEND_ATTEMPTS):
+        try:
+            sent = client.execute(messages.send(userId="me", body={"raw": raw}), use="gmail",
+                                  what=what, idempotent=False)
+            log.info("google.gmail.sent", message_id=sent["id"], to=recipients)
+            return str(sent["id"])
+        except LostResponse:
+            found = find_email_by_marker(client, marker)
+            if found is not None:
+                log.info("google.gmail.sent_before", message_id=found)
+                return found
+    raise TransientError(f"{what}: the connection broke {SEND_ATTEMPTS} times and the message "
+                         "is not in the mailbox; try again later.")
+
+
+def find_email_by_marker(client: GoogleClient, marker: str) -> str | None:
+    """The id of the email sent with this marker, or None."""
+    msgid = marker_message_id(marker, client.settings.google_delegated_user)
+    messages = client.service("gmail").users().messages()
+    found = client.execute(
+        messages.list(userId="me", q=f"rfc822msgid:{msgid}", includeSpamTrash=True,
+                      maxResults=1), use="gmail", what="Gmail search by marker")
+    items = found.get("messages") or []
+    return str(items[0]["id"]) if items else None
+
+
+find_email = find_email_by_marker  # the rule engine's name
+
+
+# --- Calendar ------------------------------------------------------------------------------
+
+
+def event_id_for(marker: str) -> str:
+    """A Calendar event id from a marker: lowercase hex is valid base32hex (5-1024 chars)."""
+    return hashlib.sha256(marker.encode()).hexdigest()[:40]
+
+
+def _when(value: datetime | date | str, zone: str) -> dict[str, str]:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # the model's times are naive UTC
+    local = value.astimezone(ZoneInfo(zone))
+    return {"dateTime": local.isoformat(timespec="seconds"), "timeZone": zone}
+
+
+def _same_event(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def instant(when: dict[str, Any]) -> Any:
+        raw = when.get("dateTime")
+        return datetime.fromisoformat(raw) if raw else when.get("date")
+
+    def emails(event: dict[str, Any]) -> set[str]:
+        return {str(a.get("email", "")).lower() for a in event.get("attendees") or []}
+
+    return (current.get("summary") == wanted.get("summary")
+            and (current.get("description") or "") == (wanted.get("description") or "")
+            and instant(current.get("start") or {}) == instant(wanted["start"])
+            and instant(current.get("end") or {}) == instant(wanted["end"])
+            and emails(current) == emails(wanted)
+            and (current.get("recurrence") or []) == (wanted.get("recurrence") or []))
+
+
+def upsert_event(client: GoogleClient, *, marker: str, start: datetime | date | str,
+                 end: datetime | date | str, summary: str | None = None,
+                 title: str | None = None, calendar_id: str | None = None,
+                 attendees: Iterable[str] = (), description: str = "",
+                 recurrence: Sequence[str] | None = None, meet: bool = False) -> str:
+    """Create the event of ``marker`` once, or bring it up to date; returns its id.
+
+    The id is derived from the marker, so a retried insert (lost response) answers 409 and
+    the existing event is read and, only if something differs, patched. ``title`` is an
+    alias of ``summary``; ``calendar_id`` defaults to GOOGLE_CALENDAR_ID.
+    """
+    settings = client.settings
+    calendar = calendar_id or settings.google_calendar_id
+    event_id = event_id_for(marker)
+    value = marker if len(marker) <= PROPERTY_VALUE_MAX else event_id
+    body: dict[str, Any] = {
+        "id": event_id, "summary": summary or title or "", "description": description,
+        "start": _when(start, settings.timezone), "end": _when(end, settings.timezone),
+        "attendees": [{"email": a} for a in _addresses(list(attendees))],
+        "extendedProperties": {"private": {MARKER_PROPERTY: value}},
+    }
+    if recurrence:
+        body["recurrence"] = list(recurrence)
+    if meet:
+        body["conferenceData"] = {"createRequest": {
+            "requestId": event_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    events = client.service("calendar").events()
+    what = f"Calendar event {body['summary'][:60]!r}"
+    try:
+        created = client.execute(events.insert(calendarId=calendar, body=body,
+                                               conferenceDataVersion=1, sendUpdates="all"),
+                                 use="calendar", what=what)
+        log.info("google.calendar.created", event_id=created["id"])
+        return str(created["id"])
+    except ConnectorError as exc:
+        if exc.status != 409:
+            raise
+    current = client.execute(events.get(calendarId=calendar, eventId=event_id),
+                             use="calendar", what=what)
+    changes = {k: v for k, v in body.items() if k not in ("id", "conferenceData")}
+    if meet and not current.get("hangoutLink"):
+        changes["conferenceData"] = body["conferenceData"]
+    if _same_event(current, body) and "conferenceData" not in changes \
+            and current.get("status") != "cancelled":
+        return event_id
+    changes["status"] = "confirmed"
+    client.execute(events.patch(calendarId=calendar, eventId=event_id, body=changes,
+                                conferenceDataVersion=1, sendUpdates="all"),
+                   use="calendar", what=what)
+    log.info("google.calendar.updated", event_id=event_id)
+    return event_id
+
+
+def find_event(client: GoogleClient, marker: str, calendar_id: str | None = None) -> str | None:
+    """The id of the event created for this marker, or None."""
+    calendar = calendar_id or client.settings.google_calendar_id
+    events = client.service("calendar").events()
+    try:
+        found = client.execute(events.get(calendarId=calendar, eventId=event_id_for(marker)),
+                               use="calendar", what="Calendar find by marker")
+    except RemoteDataError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(found["id"])

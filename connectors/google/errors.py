@@ -1,0 +1,108 @@
+"""The one place where Google answers become saeko-sync errors (core/errors.py).
+
+Both libraries funnel through here: gspread's ``APIError`` and googleapiclient's
+``HttpError`` (status + Google's JSON error body), google-auth's ``RefreshError`` (the token
+endpoint refused the service account) and transport failures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.errors import AuthError, ConnectorError, RemoteDataError, TransientError
+
+# Worth retrying (reference §7): timeouts, rate limits and server errors...
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# ...and 403s that are rate limits in the legacy shape (Calendar, Drive).
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+
+
+class LostResponse(TransientError):
+    """The connection broke after a non-idempotent request was sent: it may have been
+    applied. The caller must check (by marker or id) before sending it again."""
+
+
+def parse_body(content: bytes | str | None) -> dict[str, Any]:
+    """Google's JSON error body, or {} when the answer is not JSON."""
+    if not content:
+        return {}
+    try:
+        body = json.loads(content)
+    except (ValueError, TypeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (HTTP dates are not used by Google APIs)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _reasons(error: dict[str, Any]) -> set[str]:
+    reasons = {str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, dict)}
+    reasons |= {str(d.get("reason")) for d in error.get("details") or []
+                if isinstance(d, dict) and d.get("reason")}
+    return reasons
+
+
+def from_response(status: int, body: dict[str, Any], retry_after: str | None, what: str, *,
+                  identity: str = "the service account", scopes: tuple[str, ...] = ()
+                  ) -> ConnectorError:
+    """A Google error answer -> TransientError / AuthError / RemoteDataError, naming the fix."""
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    message = str(error.get("message") or body.get("error_description") or f"HTTP {status}")
+    reasons = _reasons(error)
+    wait = retry_after_seconds(retry_after)
+    if status in RETRYABLE_STATUSES or (status == 403 and reasons & RATE_LIMIT_REASONS):
+        return TransientError(f"{what}: Google answered {status} ({message}); retry later.",
+                              status=status, body=body, retry_after=wait)
+    if status == 401:
+        return AuthError(f"{what}: Google rejected the access token ({message}). Check the key "
+                         "in GOOGLE_SERVICE_ACCOUNT_FILE (revoked keys and wrong token_uri "
+                         "fail here).", status=status, body=body)
+    if status == 403 and reasons & SCOPE_REASONS:
+        return AuthError(f"{what}: the access token lacks the scope this call needs "
+                         f"({message}). saeko-sync asks for {', '.join(scopes) or 'none'}; "
+                         "when it acts as GOOGLE_DELEGATED_USER those scopes must also be "
+                         "authorised for the key's client_id (Admin console > Security > API "
+                         "controls > Domain-wide delegation).", status=status, body=body)
+    if status == 403:
+        return AuthError(f"{what}: permission denied ({message}). Share the file with "
+                         f"{identity} (Editor).", status=status, body=body)
+    if status == 400 and error.get("status") == "FAILED_PRECONDITION":
+        return AuthError(f"{what}: {message} A service account has no mailbox: set "
+                         "GOOGLE_DELEGATED_USER and authorise domain-wide delegation.",
+                         status=status, body=body)
+    if status == 404:
+        return RemoteDataError(f"{what}: not found ({message}). Check the id in .env and that "
+                               f"it is shared with {identity}.", status=status, body=body)
+    return RemoteDataError(f"{what}: Google refused the request: {status} {message}",
+                           status=status, body=body)
+
+
+def from_refresh_error(exc: Exception, what: str, *, client_id: str = "",
+                       scopes: tuple[str, ...] = (), subject: str | None = None
+                       ) -> ConnectorError:
+    """google-auth's RefreshError (token endpoint said no) -> AuthError or TransientError."""
+    text = str(exc.args[0] if exc.args else exc)
+    retryable = getattr(exc, "retryable", False)
+    if retryable:
+        return TransientError(f"{what}: the token endpoint is unavailable ({text}); retry "
+                              "later.")
+    if "unauthorized_client" in text:
+        return AuthError(f"{what}: domain-wide delegation refused ({text}). In the Admin "
+                         f"console authorise client id {client_id or '(see the key file)'} "
+                         f"for: {', '.join(scopes)}; GOOGLE_DELEGATED_USER={subject}.")
+    if "invalid_scope" in text:
+        return AuthError(f"{what}: scope refused ({text}): {', '.join(scopes)}.")
+    return AuthError(f"{what}: the service account could not get a token ({text}). Check "
+                     "GOOGLE_SERVICE_ACCOUNT_FILE (a revoked or wrong key, a wrong token_uri) "
+                     "and the host clock.")

@@ -1,0 +1,99 @@
+"""``check_google``: the Google line of ``saeko-sync doctor``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connectors.google.client import GoogleClient
+from connectors.google.streams import load_config
+from core.errors import SaekoError
+from core.settings import Settings
+
+DOCTOR_MAX_RETRY_SECONDS = 10.0  # doctor answers quickly rather than waiting out an outage
+
+
+def check_google(settings: Settings) -> str:
+    """One line: 'OK: …' when credentials, files, forms, Gmail and Calendar all answer, else
+    'ERROR: …' naming each problem and its fix."""
+    if not settings.google_service_account_file:
+        return "ERROR: GOOGLE_SERVICE_ACCOUNT_FILE is empty; set the service-account key in .env"
+    quick = settings.model_copy(update={"google_max_retry_seconds": min(
+        settings.google_max_retry_seconds, DOCTOR_MAX_RETRY_SECONDS)})
+    ok: list[str] = []
+    problems: list[str] = []
+    with GoogleClient(quick) as client:
+        def check(name: str, probe: Callable[[], str]) -> None:
+            try:
+                ok.append(probe())
+            except (SaekoError, ValueError) as exc:
+                problems.append(f"{name}: {exc}")
+
+        try:
+            config = load_config(settings.config_dir)
+            check("key", lambda: f"key of {client.identity}")
+        except SaekoError as exc:
+            return f"ERROR: {exc}"
+        usage = config.usage_sheet
+        usage_id = str(getattr(settings, usage.spreadsheet_id_setting) or "")
+
+        def usage_probe() -> str:
+            meta = client.sheets().http_client.fetch_sheet_metadata(usage_id)
+            titles = [s["properties"]["title"] for s in meta.get("sheets", [])]
+            if usage.tab not in titles:
+                raise ValueError(f"no tab {usage.tab!r} (tabs: {', '.join(titles)}); fix "
+                                 "usage_sheet.tab in config/google.yaml")
+            return f"usage sheet tab {usage.tab!r}"
+
+        if usage_id:
+            check("usage sheet", usage_probe)
+        kpi_id = settings.google_kpi_spreadsheet_id
+
+        def kpi_probe() -> str:
+            client.sheets(write=True).http_client.fetch_sheet_metadata(kpi_id)
+            return "KPI sheet"
+
+        if kpi_id:
+            check("KPI sheet", kpi_probe)
+        forms = client.service("forms").forms()
+        for name, mapping in config.forms.items():
+            form_id = str(getattr(settings, mapping.form_id_setting) or "")
+            if not form_id:
+                continue
+
+            def form_probe(name: str = name, form_id: str = form_id,
+                           wanted: frozenset[str] = frozenset(mapping.questions)
+                           ) -> str:
+                form = client.execute(forms.get(formId=form_id), use="forms",
+                                      what=f"Forms get {name}")
+                ids = {i["questionItem"]["question"]["questionId"]
+                       for i in form.get("items", []) if "questionItem" in i}
+                missing = sorted(wanted - ids)
+                if missing:
+                    raise ValueError(f"question ids {', '.join(missing)} are not in the form; "
+                                     f"fix forms.{name}.questions in config/google.yaml")
+                return f"form {name}"
+
+            check(f"form {name}", form_probe)
+        if settings.google_delegated_user:
+            user, calendar_id = settings.google_delegated_user, settings.google_calendar_id
+
+            def gmail_probe() -> str:
+                messages = client.service("gmail").users().messages()
+                client.execute(messages.list(userId="me", maxResults=1), use="gmail",
+                               what="Gmail list")
+                return f"Gmail as {user}"
+
+            def calendar_probe() -> str:
+                events = client.service("calendar").events()
+                client.execute(events.list(calendarId=calendar_id, maxResults=1),
+                               use="calendar", what="Calendar list")
+                return f"Calendar {calendar_id}"
+
+            check("gmail", gmail_probe)
+            check("calendar", calendar_probe)
+        else:
+            problems.append("gmail/calendar: GOOGLE_DELEGATED_USER is empty; set the mailbox "
+                            "saeko-sync sends as")
+    if problems:
+        return "ERROR: " + "; ".join(problems)
+    return "OK: " + ", ".join(ok)
