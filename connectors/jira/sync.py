@@ -190,7 +190,7 @@ def _store_page(db: Database, context: _Context, stream: IssuesStream,
     with db.session() as session:
         state = get_state(session, SOURCE, stream.name)
         newest = datetime.fromisoformat(state.cursor) if state.cursor else None
-        for issue_id, raw, mapped, changes, problem in prepared:
+        for issue_id, raw, mapped, _changes, problem in prepared:
             if mapped is None:
                 dead_letter(session, SOURCE, stream.name, issue_id, problem or "unmappable", raw)
                 report.counts.dead_lettered += 1
@@ -200,26 +200,33 @@ def _store_page(db: Database, context: _Context, stream: IssuesStream,
                              correlation_id=correlation_id)
             setattr(report.counts, outcome, getattr(report.counts, outcome) + 1)
             resolve_dead_letter(session, SOURCE, stream.name, issue_id)
-            _add_status_changes(session, mapped["source_id"], changes)
             edited = mapped["source_updated_at"]
             newest = edited if newest is None or edited > newest else newest
+        _add_status_changes(session, {m["source_id"]: c for _i, _r, m, c, _p in prepared if m})
         link_tickets(session, [m["source_id"] for _i, _r, m, _c, _p in prepared if m])
         if newest is not None and move_cursor:
             state.cursor = format_cursor(newest)
 
 
-def _add_status_changes(session: Session, source_id: str, changes: list[dict[str, Any]]) -> None:
-    incident_id = session.scalar(select(Incident.id).where(Incident.source == SOURCE,
-                                                           Incident.source_id == source_id))
-    if incident_id is None:
+def _add_status_changes(session: Session, by_issue: dict[str, list[dict[str, Any]]]) -> None:
+    """Insert the status changes not stored yet (two queries per page)."""
+    if not by_issue:
         return
-    known = set(session.scalars(select(IncidentStatusChange.history_id).where(
-        IncidentStatusChange.incident_id == incident_id)))
-    for change in changes:
-        if change["history_id"] in known or change["changed_at"] is None:
+    ids = {row.source_id: row.id for row in session.execute(
+        select(Incident.source_id, Incident.id).where(
+            Incident.source == SOURCE, Incident.source_id.in_(list(by_issue))))}
+    known = {(row.incident_id, row.history_id) for row in session.execute(
+        select(IncidentStatusChange.incident_id, IncidentStatusChange.history_id).where(
+            IncidentStatusChange.incident_id.in_(list(ids.values()))))}
+    for source_id, changes in by_issue.items():
+        incident_id = ids.get(source_id)
+        if incident_id is None:
             continue
-        known.add(change["history_id"])
-        session.add(IncidentStatusChange(incident_id=incident_id, **change))
+        for change in changes:
+            if (incident_id, change["history_id"]) in known or change["changed_at"] is None:
+                continue
+            known.add((incident_id, change["history_id"]))
+            session.add(IncidentStatusChange(incident_id=incident_id, **change))
 
 
 def link_tickets(session: Session, source_ids: list[str] | None = None) -> int:

@@ -409,9 +409,10 @@ def run(jql: str, issues: list[Issue], site: Site, tz: str, now: datetime, *,
     order = query.order or [("key", True)]
     keys = sort_keys(parser, order)
     compare = compare_keys(order)
-    matched = [issue for issue in issues if where(issue)]
-    matched.sort(key=functools.cmp_to_key(lambda a, b: compare(keys(a), keys(b))))
-    return matched, parser, order
+    decorated: list[tuple[list[Any], Issue]] = [(keys(i), i) for i in issues if where(i)]
+    decorated.sort(key=functools.cmp_to_key(
+        lambda a, b: compare(a[0], b[0])))  # type: ignore[index]
+    return [issue for _key, issue in decorated], parser, order
 
 
 def matches(jql: str, issue: Issue, site: Site, tz: str, now: datetime) -> bool:

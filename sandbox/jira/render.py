@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sandbox.jira.site import CATEGORIES, ISSUE_TYPES, PRIORITIES, RESOLUTIONS, Site, Status
-from sandbox.jira.store import Comment, History, Issue, RemoteLink, _plain
+from sandbox.jira.store import Comment, History, Issue, RemoteLink, plain_text
 
 # Search results embed a truncated changelog (20 or 40 entries are reported, reference §2.3);
 # GET issue with expand=changelog caps at about 100 (§2.5, unsure). Both configurable on the tool.
@@ -53,7 +53,7 @@ class Renderer:
             return None
         if self.version == "3":
             return value if isinstance(value, dict) else adf(str(value))
-        return _plain(value)
+        return plain_text(value)
 
     def user(self, account_id: str | None) -> dict[str, Any] | None:
         user = self.site.user(account_id)

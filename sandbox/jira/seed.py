@@ -4,8 +4,14 @@ and a changelog that replays the escalation's history (resolution set on enterin
 
 from __future__ import annotations
 
-from sandbox.jira.site import TICKET_FIELD_ID, TICKET_PRIORITY_TO_JIRA, Site
-from sandbox.jira.store import History, Issue, JiraStore, RemoteLink, _resolution_item, _status_item
+from sandbox.jira.site import (
+    DEFAULT_PRIORITY,
+    DEFAULT_RESOLUTION,
+    TICKET_FIELD_ID,
+    TICKET_PRIORITY_TO_JIRA,
+    Site,
+)
+from sandbox.jira.store import History, Issue, JiraStore, RemoteLink, resolution_item, status_item
 from sandbox.world import World, podio_item_id, slug
 
 # Podio's web address of an item uses the app's url label and the app_item_id (reference
@@ -33,7 +39,7 @@ def seed_issues(store: JiraStore, site: Site, world: World) -> None:
             summary=ticket.title,
             description=f"{ticket.description}\n\nMódulo: {ticket.module}. "
                         f"Ticket de Podio: {PODIO_ITEM_URL.format(app_item_id=ticket.key)}",
-            priority=TICKET_PRIORITY_TO_JIRA.get(ticket.priority, "Medium"),
+            priority=TICKET_PRIORITY_TO_JIRA.get(ticket.priority, DEFAULT_PRIORITY),
             status=project.initial, resolution=None, resolution_date=None,
             labels=[slug(ticket.module)], assignee=agent if project.key == "SOP" else None,
             reporter=agent, created=escalation.created_at, updated=escalation.created_at,
@@ -47,10 +53,10 @@ def seed_issues(store: JiraStore, site: Site, world: World) -> None:
         for at, _from, to in escalation.history:
             target = project.status_named(to)
             assert target is not None, f"{to!r} is not a status of {project.key}"
-            items = [_status_item(issue.status, target)]
+            items = [status_item(issue.status, target)]
             if target.category == "done":
-                resolution = escalation.resolution or "Listo"
-                items.append(_resolution_item(None, resolution))
+                resolution = escalation.resolution or DEFAULT_RESOLUTION
+                items.append(resolution_item(None, resolution))
                 issue.resolution, issue.resolution_date = resolution, at
             if target.category != issue.status.category:
                 issue.status_changed = at

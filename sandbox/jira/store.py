@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.jira.site import (
+    DEFAULT_PRIORITY,
     DEFAULT_RESOLUTION,
     ISSUE_TYPES,
     PRIORITIES,
@@ -97,7 +98,7 @@ class Issue:
         return int(self.key.rsplit("-", 1)[1])
 
 
-def _status_item(old: Status, new: Status) -> dict[str, Any]:
+def status_item(old: Status, new: Status) -> dict[str, Any]:
     return {"field": "status", "fieldtype": "jira", "fieldId": "status", "from": old.id,
             "fromString": old.name, "to": new.id, "toString": new.name}
 
@@ -106,13 +107,13 @@ def _resolution_id(name: str | None) -> str | None:
     return next((rid for rid, rname in RESOLUTIONS.items() if rname == name), None)
 
 
-def _resolution_item(old: str | None, new: str | None) -> dict[str, Any]:
+def resolution_item(old: str | None, new: str | None) -> dict[str, Any]:
     return {"field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
             "from": _resolution_id(old), "fromString": old, "to": _resolution_id(new),
             "toString": new}
 
 
-def _plain(value: Any) -> str | None:
+def plain_text(value: Any) -> str | None:
     """Text of a string or an ADF document (for changelog strings and v2 rendering)."""
     if value is None or isinstance(value, str):
         return value
@@ -209,7 +210,7 @@ class JiraStore:
         issue = Issue(
             id=issue_id, key=key, project=project, issue_type=issue_type, summary=str(summary),
             description=values.get("description"),
-            priority=values.get("priority") or "Medium", status=project.initial,
+            priority=values.get("priority") or DEFAULT_PRIORITY, status=project.initial,
             resolution=None, resolution_date=None, labels=values.get("labels") or [],
             assignee=values.get("assignee"), reporter=values.get("reporter") or actor,
             created=now, updated=now, status_changed=now,
@@ -375,9 +376,9 @@ class JiraStore:
                     setattr(issue, simple[name], value)
                     items.append({"field": name, "fieldtype": "jira", "fieldId": name,
                                   "from": old if name in ("assignee", "reporter") else None,
-                                  "fromString": _plain(old),
+                                  "fromString": plain_text(old),
                                   "to": value if name in ("assignee", "reporter") else None,
-                                  "toString": _plain(value)})
+                                  "toString": plain_text(value)})
             elif name == "labels":
                 if value != issue.labels:
                     items.append({"field": "labels", "fieldtype": "jira", "fieldId": "labels",
@@ -428,14 +429,14 @@ class JiraStore:
     def move(self, issue: Issue, target: Status, resolution: str | None, actor: str | None,
              now: datetime) -> History:
         """Change status (with its changelog); entering done sets a resolution, leaving clears it."""
-        items = [_status_item(issue.status, target)]
+        items = [status_item(issue.status, target)]
         new_resolution = issue.resolution
         if target.category == "done":
             new_resolution = resolution or issue.resolution or DEFAULT_RESOLUTION
         elif issue.status.category == "done":
             new_resolution = None
         if new_resolution != issue.resolution:
-            items.append(_resolution_item(issue.resolution, new_resolution))
+            items.append(resolution_item(issue.resolution, new_resolution))
             issue.resolution = new_resolution
             issue.resolution_date = now if new_resolution else None
         if target.category != issue.status.category:
