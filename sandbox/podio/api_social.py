@@ -13,6 +13,7 @@ from starlette.routing import Route
 from sandbox.podio.errors import PodioError
 from sandbox.podio.http import Call, Reply, SlashRoute, api_route, error_response
 from sandbox.podio.service import PodioService
+from sandbox.podio.tasks import as_int
 
 
 class SocialApi:
@@ -129,8 +130,7 @@ class SocialApi:
         if ref_type == "item":
             self.s.item(ref_id, call.principal)
         comments = self.s.comments.on(ref_type, ref_id)
-        offset = int(call.query("offset") or 0)
-        limit = int(call.query("limit") or 100)
+        offset, limit = as_int(call.query("offset") or 0), as_int(call.query("limit") or 100)
         return 200, [self.s.comments.json(c) for c in comments[offset:offset + limit]]
 
     def get_comment(self, call: Call) -> Reply:

@@ -113,9 +113,9 @@ class TaskStore:
         elif isinstance(entry, int):
             user = self.store.users.get(entry)
         elif isinstance(entry, dict) and entry.get("type") == "user":
-            user = self.store.users.get(_int(entry.get("id")))
+            user = self.store.users.get(as_int(entry.get("id")))
         elif isinstance(entry, dict) and entry.get("type") == "profile":
-            user = self.store.by_profile.get(_int(entry.get("id")))
+            user = self.store.by_profile.get(as_int(entry.get("id")))
         elif isinstance(entry, dict) and entry.get("type") == "mail":
             user = self.store.by_mail.get(str(entry.get("id", "")).lower())
             if user is None:
@@ -172,7 +172,7 @@ class TaskStore:
             refs = set()
             for part in params["reference"].split(";"):
                 kind, _, ident = part.partition(":")
-                refs.add((kind, _int(ident)))
+                refs.add((kind, as_int(ident)))
             tasks = [t for t in tasks if (t.ref_type, t.ref_id) in refs]
         if params.get("completed") not in (None, ""):
             done = params["completed"].lower() in ("1", "true")
@@ -180,9 +180,9 @@ class TaskStore:
         if params.get("external_id"):
             tasks = [t for t in tasks if t.external_id == params["external_id"]]
         if params.get("responsible"):
-            wanted = {_int(v) for v in params["responsible"].replace(";", ",").split(",")}
+            wanted = {as_int(v) for v in params["responsible"].replace(";", ",").split(",")}
             tasks = [t for t in tasks if t.responsible.user_id in wanted]
-        limit, offset = _int(params.get("limit") or 100), _int(params.get("offset") or 0)
+        limit, offset = as_int(params.get("limit") or 100), as_int(params.get("offset") or 0)
         if limit < 1 or limit > MAX_TASK_LIST_LIMIT or offset < 0:
             raise PodioError(400, f"limit must be 1..{MAX_TASK_LIST_LIMIT}, offset >= 0")
         return tasks[offset:offset + limit]
@@ -224,7 +224,8 @@ class TaskStore:
         return ref
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
+    """An integer query or body value, or a 400."""
     try:
         return int(value)
     except (TypeError, ValueError):
