@@ -83,6 +83,23 @@ def _convert(node: yaml.Node) -> Any:
         raise YamlProblem(line, f"valor no permitido ({exc.problem})") from exc
 
 
+_YAML_MESSAGES = [
+    ("expected <block end>", "la sangría no coincide con la de las líneas de arriba"),
+    ("mapping values are not allowed", "hay dos puntos (:) donde no se esperaban; si es "
+                                       "texto, ponlo entre comillas"),
+    ("cannot start any token", "hay un carácter no permitido (¿un tabulador? usa espacios)"),
+    ("could not find expected ':'", "falta \":\" después de una clave"),
+    ("found unexpected end of stream", "falta cerrar unas comillas o un corchete"),
+    ("expected ',' or ']'", "falta cerrar un corchete ] o una coma"),
+    ("expected ',' or '}'", "falta cerrar una llave } o una coma"),
+    ("found undefined alias", "alias de YAML (*) no definido"),
+]
+
+
+def _spanish(detail: str) -> str:
+    return next((es for en, es in _YAML_MESSAGES if en in detail), detail)
+
+
 def load_located(text: str) -> Any:
     """Parse one YAML document into located data; raises YamlProblem with a Spanish message."""
     try:
@@ -90,7 +107,7 @@ def load_located(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        detail = exc.problem or exc.context or "texto inesperado"
+        detail = _spanish(exc.problem or exc.context or "texto inesperado")
         raise YamlProblem(line, f"YAML inválido: {detail} (revisa la sangría, los dos puntos "
                                 "y las comillas)") from exc
     except yaml.YAMLError as exc:

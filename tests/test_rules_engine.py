@@ -1,0 +1,353 @@
+"""The rule engine end to end: the Podio sandbox over HTTP, the Podio sync, the model on
+SQLite (and PostgreSQL when reachable), and outcomes asserted in the sandbox's state and
+in the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.podio.sync import sync_podio
+from core.settings import Settings
+from rules import api
+from rules.actions.runtime import ActionRuntime
+from rules.engine import run_cycle
+from sandbox.server import Sandbox
+from sandbox.world import podio_item_id
+from store.db import Database
+from store.models import ActionLedger, ChangeEvent, RuleRun, RuleTimer, Ticket
+from tests.conftest import WORLD_NOW
+from tests.rules_helpers import AGENT, make_config_dir, rule_settings, write_rule
+
+AGENT_PROFILE = 5009  # agente-1 in config/staff.yaml
+LOCAL_NOON = datetime(2026, 11, 18, 20, 0)  # Wednesday 12:00 in Tijuana (UTC-8)
+
+ESCALATED_COMMENT = """
+id: aviso-escalado
+nombre: Aviso al escalar
+entidad: ticket
+disparadores:
+  - evento: cambio
+    campo: estatus
+    a: Escalado
+condiciones:
+  - ticket.prioridad in ["Alta", "Crítica"]
+acciones:
+  - podio.comentario:
+      texto: "Escalado ({{ ticket.prioridad }}) por {{ ticket.responsable.nombre }}"
+  - podio.tarea:
+      texto: "Dar seguimiento a {{ ticket.titulo }}"
+      responsable: "{{ ticket.responsable }}"
+      vence: "{{ sumar_dias_habiles(hoy, 1) }}"
+"""
+
+
+class SimulatedCrash(BaseException):
+    """The process dies right after the tool accepted an effect."""
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, db: Database, tmp_path: Path) -> dict[str, Any]:
+    """A synced store whose initial change events were consumed by an empty rule set."""
+    config = make_config_dir(tmp_path)
+    settings = rule_settings(config, db, sandbox)
+    sync_podio(settings, db)
+    run_cycle(settings, db, now=LOCAL_NOON)
+    return {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
+
+
+def new_ticket(env: dict[str, Any], title: str, **fields: Any) -> int:
+    values = {"titulo": title, "estatus": "Nuevo", "prioridad": "Alta",
+              "escuela": podio_item_id("escuelas", 1), "responsable": AGENT_PROFILE, **fields}
+    item = env["podio"].create_item_as(AGENT, "tickets", values)
+    sync_podio(env["settings"], Database(env["settings"].database_url))
+    return int(item)
+
+
+def resync(env: dict[str, Any], db: Database) -> None:
+    sync_podio(env["settings"], db)
+
+
+def ledger(db: Database, rule_id: str) -> list[ActionLedger]:
+    with db.session() as s:
+        return list(s.scalars(select(ActionLedger).where(ActionLedger.rule_id == rule_id)
+                              .order_by(ActionLedger.id)))
+
+
+def test_event_rule_fires_once_and_never_again(env: dict[str, Any], db: Database) -> None:
+    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "No abre el portal")
+    run_cycle(env["settings"], db, now=LOCAL_NOON)
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON)
+    assert report.rules["aviso-escalado"].done == 2
+    podio = env["podio"]
+    assert [c["value"] for c in podio.comments(item)] == ["Escalado (Alta) por Diego Fuentes"]
+    tasks = podio.tasks(item)
+    assert len(tasks) == 1 and tasks[0]["text"] == "Dar seguimiento a No abre el portal"
+    assert tasks[0]["responsible"]["user_id"] == 1009
+    # A re-run, and a re-evaluation of the very same event (as after a crash before the
+    # event was marked processed), change nothing.
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=5))
+    with db.session() as s:
+        ticket_id = s.scalars(select(Ticket.id).where(Ticket.source_id == str(item))).one()
+        for event in s.scalars(select(ChangeEvent).where(ChangeEvent.entity_id == ticket_id,
+                                                         ChangeEvent.entity == "ticket")):
+            event.processed_at = None
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=10))
+    assert report.rules["aviso-escalado"].done == 0
+    assert len(podio.comments(item)) == 1 and len(podio.tasks(item)) == 1
+    assert [row.status for row in ledger(db, "aviso-escalado")] == ["done", "done"]
+
+
+def test_trace_explains_a_non_match_with_the_values_seen(env: dict[str, Any],
+                                                         db: Database) -> None:
+    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "Duda de permisos", prioridad="Media")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    run_cycle(env["settings"], db, now=LOCAL_NOON)
+    assert env["podio"].comments(item) == []
+    with db.session() as s:
+        ticket_id = s.scalars(select(Ticket.id).where(Ticket.source_id == str(item))).one()
+    runs = api.traces(db, "aviso-escalado", ticket_id)
+    assert runs and runs[0]["matched"] is False
+    text = api.format_traces(runs)
+    assert '✘ ticket.prioridad in ["Alta", "Crítica"]' in text
+    assert 'ticket.prioridad = "Media"' in text
+    assert 'estatus: "Nuevo" → "Escalado"' in text
+    assert "no se cumplieron las condiciones" in text
+
+
+def test_own_writes_do_not_trigger_rules_again(env: dict[str, Any], db: Database) -> None:
+    write_rule(env["config"], "eco.yaml", """
+        id: subir-prioridad
+        nombre: Toda prioridad cambiada pasa a Crítica
+        entidad: ticket
+        disparadores:
+          - evento: cambio
+            campo: prioridad
+        acciones:
+          - podio.actualizar:
+              campos: {prioridad: Crítica}
+          - podio.comentario:
+              texto: "Prioridad ajustada"
+        """)
+    item = new_ticket(env, "Pago no reflejado", prioridad="Baja")
+    podio = env["podio"]
+    # Creation sets prioridad (a change from nothing): the rule fires once and writes Crítica.
+    run_cycle(env["settings"], db, now=LOCAL_NOON)
+    assert podio.values(item)["prioridad"] == "Crítica" and len(podio.comments(item)) == 1
+    for minute in (1, 2):  # the sync sees our own write (Baja -> Crítica): nothing fires
+        resync(env, db)
+        report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=minute))
+        assert report.rules.get("subir-prioridad") is None or \
+            report.rules["subir-prioridad"].done == 0
+    assert report.own_writes_ignored + 1 >= 1
+    assert len(podio.comments(item)) == 1
+    # A person's change fires it again, and our answer to it does not loop.
+    podio.update_item_as(AGENT, item, {"prioridad": "Media"})
+    resync(env, db)
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=3))
+    resync(env, db)
+    with db.session() as s:
+        last = s.scalars(select(ChangeEvent).order_by(ChangeEvent.id.desc())).first()
+        assert last is not None and last.changes and last.changes["priority"][1] == "Crítica"
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=4))
+    assert report.own_writes_ignored == 1
+    assert podio.values(item)["prioridad"] == "Crítica" and len(podio.comments(item)) == 2
+
+
+def test_scheduled_rule_fires_once_per_period(env: dict[str, Any], db: Database) -> None:
+    write_rule(env["config"], "diario.yaml", """
+        id: recordatorio-diario
+        nombre: Recordatorio diario de tickets abiertos
+        entidad: ticket
+        disparadores:
+          - programa: "0 9 * * lun-vie"
+            solo_horario_habil: true
+        condiciones:
+          - ticket.titulo == "Ticket programado"
+        acciones:
+          - podio.comentario:
+              texto: "Recordatorio del {{ hoy | fecha }}"
+        """)
+    item = new_ticket(env, "Ticket programado")
+    nine_local = datetime(2026, 11, 19, 17, 5)  # Thursday 09:05 in Tijuana
+    run_cycle(env["settings"], db, now=nine_local)
+    run_cycle(env["settings"], db, now=nine_local + timedelta(hours=2))
+    assert [c["value"] for c in env["podio"].comments(item)] == ["Recordatorio del 19/11/2026"]
+    run_cycle(env["settings"], db, now=nine_local + timedelta(days=1, minutes=10))
+    run_cycle(env["settings"], db, now=nine_local + timedelta(days=1, hours=3))
+    assert [c["value"] for c in env["podio"].comments(item)] == [
+        "Recordatorio del 19/11/2026", "Recordatorio del 20/11/2026"]
+
+
+def test_crash_between_send_and_record_is_reconciled(env: dict[str, Any],
+                                                     db: Database) -> None:
+    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "Crash justo después de enviar")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+
+    def crash(_key: str) -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        run_cycle(env["settings"], db, now=LOCAL_NOON,
+                  runtime=ActionRuntime(env["settings"], after_send=crash))
+    assert len(env["podio"].comments(item)) == 1  # sent, but the ledger does not know
+    assert [r.status for r in ledger(db, "aviso-escalado")] == ["pending"]
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=1))
+    assert report.rules["aviso-escalado"].reconciled == 1
+    rows = ledger(db, "aviso-escalado")
+    assert [r.status for r in rows] == ["done", "done"]
+    assert rows[0].external_ref == f"comentario {env['podio'].comments(item)[0]['comment_id']}"
+    assert len(env["podio"].comments(item)) == 1 and len(env["podio"].tasks(item)) == 1
+
+
+def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db: Database,
+                                                           tmp_path: Path) -> None:
+    config = make_config_dir(tmp_path)
+    settings = rule_settings(config, db, sandbox, rules_max_attempts=3)
+    sync_podio(settings, db)
+    run_cycle(settings, db, now=LOCAL_NOON)
+    env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
+    write_rule(config, "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "Podio falla al comentar")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
+                       status=500, count=100)
+    run_cycle(settings, db, now=LOCAL_NOON)
+    (row,) = ledger(db, "aviso-escalado")
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.next_attempt_at == LOCAL_NOON + timedelta(seconds=60)
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(seconds=30))  # not due yet
+    assert ledger(db, "aviso-escalado")[0].attempts == 1
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(seconds=61))
+    assert ledger(db, "aviso-escalado")[0].attempts == 2
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(minutes=10))
+    failures = api.failures(db, "aviso-escalado")
+    assert [(f["status"], f["attempts"]) for f in failures] == [("dead", 3)]
+    assert "500" in failures[0]["error"] or "Transient" in failures[0]["error"]
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(hours=5))
+    assert ledger(db, "aviso-escalado")[0].attempts == 3
+    assert env["podio"].comments(item) == [] and env["podio"].tasks(item) == []
+
+
+def test_dry_run_writes_nothing(env: dict[str, Any], db: Database, sandbox: Sandbox) -> None:
+    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "Simulación")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+
+    def counts() -> tuple[int, ...]:
+        with db.session() as s:
+            return tuple(s.scalar(select(func.count()).select_from(model)) or 0 for model in
+                         (ActionLedger, RuleRun, RuleTimer)) + (
+                s.scalar(select(func.count()).select_from(ChangeEvent)
+                         .where(ChangeEvent.processed_at.is_(None))) or 0,)
+
+    before, calls_before = counts(), sandbox.calls.snapshot()
+    results = api.dry_run(env["settings"], db, "aviso-escalado", now=LOCAL_NOON)
+    assert counts() == before and sandbox.calls.snapshot() == calls_before
+    matched = [t for t in results if t["resultado"] == "coincide"]
+    assert len(matched) == 1
+    assert [a["estado"] for a in matched[0]["acciones"]] == ["simulada", "simulada"]
+    text = api.format_dry_run(results)
+    assert "comentario en Podio item" in text and "no se escribió nada" in text
+    with db.session() as s:
+        ticket_id = s.scalars(select(Ticket.id).where(Ticket.source_id == str(item))).one()
+    one = api.dry_run(env["settings"], db, "aviso-escalado", ticket_id, now=LOCAL_NOON)
+    assert len(one) == 1 and one[0]["resultado"] == "coincide"
+    assert counts() == before and env["podio"].comments(item) == []
+
+
+def test_held_for_timer_survives_a_restart(env: dict[str, Any], db: Database) -> None:
+    write_rule(env["config"], "por_validar.yaml", """
+        id: por-validar-estancado
+        nombre: Ticket en Por validar 2 horas hábiles
+        entidad: ticket
+        disparadores:
+          - se_cumple: ticket.estatus == "Por validar" and ticket.titulo == "Esperando"
+            durante: 2h
+            horas_habiles: true
+        acciones:
+          - podio.comentario:
+              texto: "Lleva 2 horas hábiles por validar"
+        """)
+    item = new_ticket(env, "Esperando", estatus="Por validar")
+    run_cycle(env["settings"], db, now=LOCAL_NOON)
+    with db.session() as s:
+        timer = s.scalars(select(RuleTimer)).one()
+        assert timer.due_at == LOCAL_NOON + timedelta(hours=2)
+    db.dispose()
+    restarted = Database(db.url)  # a new process: only the store remembers the timer
+    run_cycle(env["settings"], restarted, now=LOCAL_NOON + timedelta(hours=1))
+    assert env["podio"].comments(item) == []
+    run_cycle(env["settings"], restarted, now=LOCAL_NOON + timedelta(hours=2, minutes=1))
+    run_cycle(env["settings"], restarted, now=LOCAL_NOON + timedelta(hours=4))
+    assert [c["value"] for c in env["podio"].comments(item)] == [
+        "Lleva 2 horas hábiles por validar"]
+    restarted.dispose()
+
+
+def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
+                                                        db: Database) -> None:
+    write_rule(env["config"], "masivo.yaml", """
+        id: comentar-cerrados
+        nombre: Comentar todos los tickets cerrados de un cliente
+        entidad: ticket
+        limite_efectos: 5
+        disparadores:
+          - se_cumple: ticket.estatus == "Cerrado" and ticket.cliente.id_podio == "1000001"
+        acciones:
+          - podio.comentario:
+              texto: "Aviso masivo"
+        """)
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON)
+    held = report.rules["comentar-cerrados"].held
+    assert held > 5 and report.rules["comentar-cerrados"].done == 0
+    podio = env["podio"]
+    with db.session() as s:
+        items = [int(i) for i in s.scalars(select(Ticket.source_id).where(
+            Ticket.status == "Cerrado", Ticket.client_id.is_not(None)))]
+    assert all(podio.comments(i) == [] for i in items)
+    assert len(api.held(db, "comentar-cerrados")) == held
+    assert api.approve(db, "comentar-cerrados") == held
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=1))
+    assert report.rules["comentar-cerrados"].done == held
+    commented = [i for i in items if [c["value"] for c in podio.comments(i)] == ["Aviso masivo"]]
+    assert len(commented) == held
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=2))
+    assert sum(len(podio.comments(i)) for i in items) == held
+
+
+def test_a_broken_edit_leaves_the_last_good_version_running(env: dict[str, Any],
+                                                            db: Database) -> None:
+    path = write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    run_cycle(env["settings"], db, now=LOCAL_NOON)
+    path.write_text(ESCALATED_COMMENT.replace("ticket.prioridad in", "ticket.prioridadd in"),
+                    encoding="utf-8")
+    item = new_ticket(env, "Editado a medias")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON)
+    assert report.fallbacks == ["aviso-escalado"]
+    assert any("prioridadd" in p.message and p.line == 10 for p in report.problems)
+    assert report.rules["aviso-escalado"].done == 2
+    assert len(env["podio"].comments(item)) == 1
+    (summary,) = [r for r in api.list_rules(env["settings"], db) if r.id == "aviso-escalado"]
+    assert "última versión buena" in summary.state and summary.problems
+    assert "prioridadd" in api.format_rule_list([summary])
+
+
+def test_settings_are_honoured(env: dict[str, Any]) -> None:
+    settings: Settings = env["settings"]
+    assert settings.rules_storm_limit == 25 and settings.rules_max_attempts == 5
