@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from core.errors import ConfigError, ConnectorError, RemoteDataError
 from rules import ledger as L
@@ -310,6 +311,7 @@ class Executor:
                 break
         if run is not None:
             run.trace = dict(trace)
+            flag_modified(run, "trace")  # mutated in place: tell SQLAlchemy it changed
             self.s.commit()
 
     def _one_action(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], spec: ActionSpec,

@@ -351,3 +351,71 @@ def test_a_broken_edit_leaves_the_last_good_version_running(env: dict[str, Any],
 def test_settings_are_honoured(env: dict[str, Any]) -> None:
     settings: Settings = env["settings"]
     assert settings.rules_storm_limit == 25 and settings.rules_max_attempts == 5
+
+
+ESCALATE_TO_JIRA = """
+id: escalar-a-jira
+nombre: Escalar a Jira y avisar al AM
+entidad: ticket
+disparadores:
+  - evento: cambio
+    campo: estatus
+    a: Escalado
+condiciones:
+  - ticket.jira is none
+datos:
+  proyecto_por_modulo: {Cobranza: DEV, Migraciones: DEV}
+acciones:
+  - jira.crear:
+      proyecto: "{{ datos.proyecto_por_modulo[ticket.modulo] | default('SOP') }}"
+      tipo: Error
+      resumen: "{{ ticket.titulo }}"
+      descripcion: "Escalado desde Podio por {{ ticket.responsable.nombre }}"
+    id: incidencia
+  - podio.actualizar:
+      campos:
+        jira: "{{ acciones.incidencia.ref }}"
+  - gmail.enviar:
+      para: "{{ ticket.am }}"
+      asunto: "Ticket escalado: {{ ticket.titulo }}"
+      plantilla: aviso_escalado
+"""
+
+
+def test_a_trace_links_a_podio_event_to_its_jira_and_gmail_effects(
+        env: dict[str, Any], db: Database, sandbox: Sandbox) -> None:
+    templates = env["config"] / "plantillas"
+    (templates / "aviso_escalado.txt").write_text(
+        "Hola {{ ticket.am.nombre }}: el ticket «{{ ticket.titulo }}» se escaló a "
+        "{{ acciones.incidencia.ref }}.\n", encoding="utf-8")
+    (templates / "aviso_escalado.html").write_text(
+        "<p>Hola {{ ticket.am.nombre }}: <b>{{ ticket.titulo }}</b> → "
+        "{{ acciones.incidencia.ref }}</p>\n", encoding="utf-8")
+    write_rule(env["config"], "escalar.yaml", ESCALATE_TO_JIRA)
+    item = new_ticket(env, "Error en <cobranza>", modulo="Cobranza", am=5002)
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON)
+    assert report.rules["escalar-a-jira"].done == 3, report.rules["escalar-a-jira"].errors
+    rows = ledger(db, "escalar-a-jira")
+    key = rows[0].external_ref
+    assert key and key.startswith("DEV-")
+    assert env["podio"].values(item)["jira"] == key
+    issue = sandbox.tools["jira"].issue(key)
+    assert issue["fields"]["summary"] == "Error en <cobranza>"
+    (mail,) = [m for m in sandbox.tools["google"].sent_messages()
+               if "Error en <cobranza>" in str(m)]
+    assert "am-tijuana-1@saeko.test" in str(mail) or "@saeko.test" in str(mail)
+    correlation = rows[0].correlation_id
+    assert correlation and {r.correlation_id for r in rows} == {correlation}
+    runs = api.traces_by_correlation(db, correlation)
+    assert len(runs) == 1
+    text = api.format_traces(runs)
+    assert f"jira.crear: incidencia en Jira DEV: Error en <cobranza> [hecha → {key}]" in text
+    assert "gmail.enviar: correo a" in text and "podio.actualizar" in text
+    # Re-running changes nothing: one issue, one email.
+    resync(env, db)
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=5))
+    assert [r.status for r in ledger(db, "escalar-a-jira")] == ["done"] * 3
+    assert len([m for m in sandbox.tools["google"].sent_messages()
+                if "Error en <cobranza>" in str(m)]) == 1

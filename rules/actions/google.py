@@ -75,7 +75,7 @@ def _send_email(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
 
 
 def _find_email(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
-    found = _primitive("find_email")(rt.client("gmail"), marker)
+    found = _primitive("find_email_by_marker")(rt.client("gmail"), marker)
     return None if found is None else str(found)
 
 
@@ -110,9 +110,13 @@ def _prepare_table(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
 
 
 def _send_table(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
-    result = _primitive("write_table")(rt.client("sheets"), payload["tab"],
-                                       from_json(payload["rows"]))
-    return str(result) if result is not None else payload["tab"]
+    rows = from_json(payload["rows"])
+    header = list(rows[0]) if rows and isinstance(rows[0], dict) else []
+    values = [[row.get(h) for h in header] if isinstance(row, dict) else list(row)
+              for row in rows]
+    _primitive("write_table")(rt.client("sheets"), rt.settings.google_kpi_spreadsheet_id,
+                              payload["tab"], header, values)
+    return f"pestaña {payload['tab']} ({len(values)} filas)"
 
 
 ACTIONS = [
