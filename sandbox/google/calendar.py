@@ -200,8 +200,9 @@ class CalendarApi:
                                   for a in draft["attendees"]]
         self._check(call, draft)
         self._conference(call, draft, body)
-        if any(k in body for k in ("start", "end", "recurrence")):
-            draft["sequence"] = int(current.get("sequence", 0)) + 1
+        if (draft["_start"], draft["_end"], draft.get("recurrence")) != (
+                current["_start"], current["_end"], current.get("recurrence")):
+            draft["sequence"] = int(current.get("sequence", 0)) + 1  # a rescheduling
         self._touch(draft)
         events[draft["id"]] = draft
         return _public(draft)
