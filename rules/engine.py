@@ -200,7 +200,7 @@ class CycleEngine:
                 ctx[rule.entity] = record
             if row.status == L.QUEUED:
                 row.status = L.APPROVED
-            trace = {"regla": rule.id, "nombre": rule.name, "version": rule.hash,
+            trace: dict[str, Any] = {"regla": rule.id, "nombre": rule.name, "version": rule.hash,
                      "respaldo": rule.fallback, "disparador": cand.trigger,
                      "entidad": rule.entity, "registro": ctx.get(rule.entity or "") and
                      _label(ctx[rule.entity or ""]), "condiciones": [],
@@ -300,7 +300,7 @@ class CycleEngine:
                                     .where(ActionLedger.action == "jira.crear",
                                            ActionLedger.external_ref.in_(set(keys.values()))))
                      .tuples().all())
-        return {eid: found[key] for eid, key in keys.items() if found.get(key)}
+        return {eid: str(found[key]) for eid, key in keys.items() if found.get(key)}
 
     # --- phase 3: data conditions and held-for timers ---------------------------------
 

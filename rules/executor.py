@@ -31,8 +31,11 @@ from store.models import ActionLedger, RuleRun
 
 log = structlog.get_logger(__name__)
 # Errors that retrying cannot fix: the action goes dead at once, with the error visible.
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (RemoteDataError, ValueError, KeyError,
-                                                     TypeError)
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (RemoteDataError, ValueError, KeyError,
+                                                 TypeError)
+PREPARE_ERRORS: tuple[type[Exception], ...] = (EvalError, TemplateRenderError,
+                                               *PERMANENT_ERRORS)
+SEND_ERRORS: tuple[type[Exception], ...] = (ConnectorError, ConfigError, *PERMANENT_ERRORS)
 CORRELATION_NAMESPACE = uuid.UUID("6f1d8f52-7a4e-4a8e-9a51-5e1c0c2f7b11")
 
 
@@ -344,7 +347,7 @@ class Executor:
                 entry.update(estado="omitida", nota=str(exc))
                 outcome.skipped += 1
                 return True
-            except (EvalError, TemplateRenderError, *PERMANENT_ERRORS) as exc:
+            except PREPARE_ERRORS as exc:
                 return self._dead_on_prepare(rule, cand, spec, key, row, entry, run, outcome,
                                              exc)
             entry.update(resumen=prepared.summary, argumentos=prepared.payload)
@@ -367,7 +370,8 @@ class Executor:
                 self.s.add(row)
             else:
                 row.payload = payload
-        else:
+        else:  # a row whose outcome is unknown or failed: resend what it recorded
+            assert row is not None
             entry.update(resumen=(row.payload or {}).get("summary"), argumentos=stored)
             if self.dry_run:
                 entry.update(estado="simulada", nota=f"pendiente en el registro: {row.status}")
@@ -383,6 +387,7 @@ class Executor:
                     outcome.reconciled += 1
                     outcome.done += 1
                     return True
+        assert row is not None
         return self._send(rule, spec, row, entry, outcome)
 
     def _prepare(self, rule: Rule, spec: ActionSpec, ctx: dict[str, Any], cand: Candidate
@@ -415,7 +420,7 @@ class Executor:
         args = (row.payload or {}).get("args") or {}
         try:
             ref = spec.type.send(self.runtime, args, L.marker_for(row.idempotency_key))
-        except (ConnectorError, ConfigError, *PERMANENT_ERRORS) as exc:
+        except SEND_ERRORS as exc:
             return self._failed(rule, row, entry, outcome, exc)
         if self.runtime.after_send is not None:
             self.runtime.after_send(row.idempotency_key)

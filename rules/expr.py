@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.parser import Parser
 
-from rules.catalog import BOOL, DATE, DATETIME, OPTION, TEXT
+from rules.catalog import BOOL, DATETIME, OPTION, TEXT
 from rules.functions import FUNCTIONS, Env
 from rules.problems import one_of, suggest
 from rules.templates import FILTERS, TESTS, environment, jinja_message
@@ -372,7 +372,7 @@ class _Builder:
 
     def _check_compare(self, node: nodes.Node, op: str, a_node: nodes.Node, a: T,
                        b_node: nodes.Node, b: T) -> None:
-        for value_t, other_node, other_t in ((a, b_node, b), (b, a_node, a)):
+        for value_t, other_node in ((a, b_node), (b, a_node)):
             consts = _consts(other_node)
             if isinstance(value_t, EntT) and consts is not None and any(
                     c is not None for c in consts):
@@ -398,7 +398,7 @@ class _Builder:
                         and not isinstance(const, bool):
                     raise _err(node, f"{value_t.label} es una fecha: compárala con hoy, ahora "
                                      "o con operaciones como hoy + dias(30)")
-        del op, other_t
+        del op
 
     def _And(self, node: nodes.And) -> tuple[Fn, T]:
         left, _ = self.build(node.left)
@@ -543,7 +543,7 @@ def _consts(node: nodes.Node) -> list[Any] | None:
         return [node.value]
     if isinstance(node, nodes.List | nodes.Tuple) and all(
             isinstance(i, nodes.Const) for i in node.items):
-        return [i.value for i in node.items]
+        return [i.value for i in node.items if isinstance(i, nodes.Const)]
     return None
 
 
