@@ -10,7 +10,7 @@ import pytest
 
 from connectors.google.client import SCOPE, GoogleClient
 from connectors.google.health import check_google
-from core.errors import AuthError, TransientError
+from core.errors import AuthError, ConfigError, ConnectorError, TransientError
 from core.settings import Settings, load_settings
 from sandbox.server import Sandbox
 
@@ -133,7 +133,9 @@ def test_doctor_line(sandbox: Sandbox) -> None:
     assert line.startswith("OK: "), line
     assert "form csat" in line and "Gmail as postventa@saeko.test" in line
     sandbox.tools["google"].set_delegated_scopes(set())
-    broken = check_google(settings)
-    assert broken.startswith("ERROR: ") and "gmail" in broken and "calendar" in broken
-    assert check_google(load_settings(google_service_account_file=None)).startswith(
-        "ERROR: GOOGLE_SERVICE_ACCOUNT_FILE")
+    with pytest.raises(ConnectorError) as caught:
+        check_google(settings)
+    assert "gmail: " in str(caught.value) and "calendar: " in str(caught.value)
+    assert "domain-wide delegation refused" in str(caught.value)
+    with pytest.raises(ConfigError, match="GOOGLE_SERVICE_ACCOUNT_FILE is empty"):
+        check_google(load_settings(google_service_account_file=None))

@@ -6,17 +6,19 @@ from collections.abc import Callable
 
 from connectors.google.client import GoogleClient
 from connectors.google.streams import load_config
-from core.errors import SaekoError
+from core.errors import ConfigError, ConnectorError, SaekoError
 from core.settings import Settings
 
 DOCTOR_MAX_RETRY_SECONDS = 10.0  # doctor answers quickly rather than waiting out an outage
 
 
 def check_google(settings: Settings) -> str:
-    """One line: 'OK: …' when credentials, files, forms, Gmail and Calendar all answer, else
-    'ERROR: …' naming each problem and its fix."""
+    """One line 'OK: …' when the key, the sheets, the forms (and their question ids), Gmail
+    and Calendar all answer; otherwise raises a ConfigError / ConnectorError whose message
+    names every problem and its fix (``saeko-sync doctor`` shows it)."""
     if not settings.google_service_account_file:
-        return "ERROR: GOOGLE_SERVICE_ACCOUNT_FILE is empty; set the service-account key in .env"
+        raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE is empty; set the service-account key "
+                          "in .env")
     quick = settings.model_copy(update={"google_max_retry_seconds": min(
         settings.google_max_retry_seconds, DOCTOR_MAX_RETRY_SECONDS)})
     ok: list[str] = []
@@ -28,11 +30,8 @@ def check_google(settings: Settings) -> str:
             except (SaekoError, ValueError) as exc:
                 problems.append(f"{name}: {exc}")
 
-        try:
-            config = load_config(settings.config_dir)
-            check("key", lambda: f"key of {client.identity}")
-        except SaekoError as exc:
-            return f"ERROR: {exc}"
+        config = load_config(settings.config_dir)
+        ok.append(f"key of {client.identity}")  # ConfigError if the key file is unusable
         usage = config.usage_sheet
         usage_id = str(getattr(settings, usage.spreadsheet_id_setting) or "")
 
@@ -95,5 +94,5 @@ def check_google(settings: Settings) -> str:
             problems.append("gmail/calendar: GOOGLE_DELEGATED_USER is empty; set the mailbox "
                             "saeko-sync sends as")
     if problems:
-        return "ERROR: " + "; ".join(problems)
+        raise ConnectorError("; ".join(problems))
     return "OK: " + ", ".join(ok)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,7 +167,9 @@ class GoogleTool:
         """Write the service-account key file (token_uri -> this sandbox); returns its path."""
         if path is None:
             if self.key_dir is None:
+                # The key only works with this process's sandbox: removed with the tool.
                 self.key_dir = Path(tempfile.mkdtemp(prefix="saeko-google-"))
+                weakref.finalize(self, shutil.rmtree, self.key_dir, ignore_errors=True)
             path = self.key_dir / KEY_FILE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         info = self.account.key_info(self.sandbox.url("google") + "/token")
