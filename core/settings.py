@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     sync_interval_seconds: float = Field(default=300.0, gt=0)
     rules_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # --- rule engine (docs/rules.md) ---
+    rules_dir: Path | None = None  # default: <config_dir>/rules
+    rules_storm_limit: int = Field(default=25, ge=1)
+    rules_max_attempts: int = Field(default=5, ge=1)
+    rules_retry_base_seconds: float = Field(default=60.0, ge=0)
+    rules_event_batch: int = Field(default=5000, ge=1)
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -117,13 +124,6 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-    # --- rule engine (docs/rules.md) ---
-    rules_dir: Path | None = None  # default: <config_dir>/rules
-    rules_storm_limit: int = Field(default=25, ge=1)
-    rules_max_attempts: int = Field(default=5, ge=1)
-    rules_retry_base_seconds: float = Field(default=60.0, ge=0)
-    rules_event_batch: int = Field(default=5000, ge=1)
-
             raise ValueError(f"unknown time zone {value!r}; use e.g. America/Tijuana") from exc
         return value
 

@@ -79,7 +79,7 @@ def run_checks(settings: Settings) -> list[Check]:
         ("configuración", _config),
         ("podio", _podio),
         ("jira", _optional("connectors.jira.client", "check_jira")),
-        ("google", _optional("connectors.google.client", "check_google")),
+        ("google", _optional("connectors.google.health", "check_google")),
     ]
     optional = {"jira": settings.jira_configured,
                 "google": bool(settings.google_service_account_file)}

@@ -232,21 +232,37 @@ async def _send_broken(send: Send) -> None:
 
 
 class CountingMiddleware:
-    """Counts every call to an emulated tool by the route template that served it."""
+    """Counts every call to an emulated tool by the route template that served it.
+
+    The call is recorded when the response starts (before the client can read it), so a test
+    reading the counters right after a call never undercounts.
+    """
 
     def __init__(self, app: ASGIApp, counter: CallCounter) -> None:
         self.app = app
         self.counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        tool, sub_path = tool_of(scope["path"]) if scope["type"] == "http" else (None, "")
+        if tool is None:
             await self.app(scope, receive, send)
             return
-        tool, sub_path = tool_of(scope["path"])
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            if tool is not None:
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
                 route = scope.get("route")
                 template = getattr(route, "path", None) or sub_path
                 self.counter.record(tool, scope["method"], template)
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            record()

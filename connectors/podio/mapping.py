@@ -144,7 +144,7 @@ def to_podio_value(field: Mapping[str, Any], value: Any) -> Any:
         wanted = value if isinstance(value, list) else [value]
         ids = []
         for choice in wanted:
-            if isinstance(choice, int):
+            if isinstance(choice, int) and not isinstance(choice, bool):
                 ids.append(choice)
                 continue
             key = "sí" if choice is True else "no" if choice is False else str(choice).strip().lower()

@@ -1,0 +1,57 @@
+"""The CLI as a person or a script uses it: real subprocesses against a running sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.server import Sandbox
+
+CLI = [sys.executable, "-m", "saeko_sync"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODIO_", "JIRA_",
+                                                                     "GOOGLE_", "DATABASE_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return subprocess.run(CLI + args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def write_env(sandbox: Sandbox, folder: Path, **extra: str) -> None:
+    values = {**sandbox.env(), "DATABASE_URL": f"sqlite:///{folder}/cli.db", **extra}
+    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def test_sync_json_reports_every_podio_app(sandbox: Sandbox, tmp_path: Path) -> None:
+    write_env(sandbox, tmp_path)
+    result = run_cli(["sync", "--source", "podio", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    reports = {r["stream"]: r for r in json.loads(result.stdout)["reports"]}
+    podio = sandbox.tools["podio"]
+    assert reports["tickets"]["created"] == len(podio.items("tickets"))
+    assert reports["clientes"]["created"] == len(podio.items("clientes"))
+    again = json.loads(run_cli(["sync", "--source", "podio", "--json"], tmp_path).stdout)
+    assert sum(r["api_calls"] for r in again["reports"]) <= 6 + 1  # one per app (+ token)
+
+
+def test_doctor_says_what_is_wrong(sandbox: Sandbox, tmp_path: Path) -> None:
+    write_env(sandbox, tmp_path)
+    run_cli(["db", "upgrade"], tmp_path)
+    good = run_cli(["doctor"], tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "6 apps" in good.stdout
+    write_env(sandbox, tmp_path, PODIO_PASSWORD="equivocada")
+    bad = run_cli(["doctor"], tmp_path)
+    assert bad.returncode == 1
+    assert "PODIO_USERNAME/PODIO_PASSWORD" in bad.stdout.replace("\n", "")
+
+
+def test_invalid_settings_are_reported_all_at_once(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TIMEZONE=Mars/Base\nPODIO_PAGE_SIZE=900\n")
+    result = run_cli(["doctor"], tmp_path)
+    assert result.returncode == 2
+    assert "TIMEZONE" in result.stderr and "PODIO_PAGE_SIZE" in result.stderr
