@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
@@ -110,17 +111,21 @@ def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
 
 
 def _acquire_lease(db: Database, holder: str, now: datetime) -> bool:
-    with db.session() as session:
-        lease = session.get(Lease, LEASE_NAME, with_for_update=True)
-        if lease is not None and lease.expires_at > utcnow() and lease.holder != holder:
-            return False
-        if lease is None:
-            session.add(Lease(name=LEASE_NAME, holder=holder,
-                              expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS)))
-        else:
-            lease.holder = holder
-            lease.expires_at = utcnow() + timedelta(seconds=LEASE_SECONDS)
+    """Take the cycle lease unless another live replica holds it (row lock on PostgreSQL;
+    two replicas inserting it at once: the second one's insert fails and it backs off)."""
     del now
+    try:
+        with db.session() as session:
+            lease = session.get(Lease, LEASE_NAME, with_for_update=True)
+            if lease is not None and lease.expires_at > utcnow() and lease.holder != holder:
+                return False
+            expires = utcnow() + timedelta(seconds=LEASE_SECONDS)
+            if lease is None:
+                session.add(Lease(name=LEASE_NAME, holder=holder, expires_at=expires))
+            else:
+                lease.holder, lease.expires_at = holder, expires
+    except IntegrityError:
+        return False
     return True
 
 

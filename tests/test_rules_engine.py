@@ -20,7 +20,6 @@ from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
 from store.db import Database
 from store.models import ActionLedger, ChangeEvent, RuleRun, RuleTimer, Ticket
-from tests.conftest import WORLD_NOW
 from tests.rules_helpers import AGENT, make_config_dir, rule_settings, write_rule
 
 AGENT_PROFILE = 5009  # agente-1 in config/staff.yaml
@@ -419,3 +418,47 @@ def test_a_trace_links_a_podio_event_to_its_jira_and_gmail_effects(
     assert [r.status for r in ledger(db, "escalar-a-jira")] == ["done"] * 3
     assert len([m for m in sandbox.tools["google"].sent_messages()
                 if "Error en <cobranza>" in str(m)]) == 1
+
+
+@pytest.mark.parametrize("mode", ["unico", "cola"])
+def test_run_modes_when_a_rule_fires_again_while_unfinished(sandbox: Sandbox, db: Database,
+                                                            tmp_path: Path, mode: str) -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("run modes are store-independent; covered on SQLite")
+    config = make_config_dir(tmp_path)
+    settings = rule_settings(config, db, sandbox, rules_retry_base_seconds=60)
+    sync_podio(settings, db)
+    run_cycle(settings, db, now=LOCAL_NOON)
+    env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
+    write_rule(config, "modo.yaml", f"""
+        id: comentar-prioridad
+        nombre: Comentar cada cambio de prioridad
+        modo: {mode}
+        entidad: ticket
+        disparadores:
+          - evento: cambio
+            campo: prioridad
+        acciones:
+          - podio.comentario:
+              texto: "Prioridad {{{{ disparador.a }}}}"
+        """)
+    item = new_ticket(env, "Modo de ejecución", prioridad="Baja")
+    run_cycle(settings, db, now=LOCAL_NOON)  # creation: comments "Prioridad Baja"
+    fault = sandbox.faults.add(kind="status", tool="podio", method="POST",
+                               path="^/comment/", status=503, count=100)
+    env["podio"].update_item_as(AGENT, item, {"prioridad": "Media"})
+    resync(env, db)
+    run_cycle(settings, db, now=LOCAL_NOON)  # "Media" fails: waits for a retry
+    env["podio"].update_item_as(AGENT, item, {"prioridad": "Alta"})
+    resync(env, db)
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(seconds=10))  # "Alta" while unfinished
+    fault.count = 0
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(minutes=2))  # retry of "Media" succeeds
+    run_cycle(settings, db, now=LOCAL_NOON + timedelta(minutes=3))  # the queue moves on
+    comments = [c["value"] for c in env["podio"].comments(item)]
+    if mode == "unico":
+        assert comments == ["Prioridad Baja", "Prioridad Media"]
+        statuses = [r["status"] for r in api.traces(db, "comentar-prioridad")]
+        assert "ignorada" in statuses
+    else:
+        assert comments == ["Prioridad Baja", "Prioridad Media", "Prioridad Alta"]
