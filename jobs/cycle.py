@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -39,9 +40,11 @@ class CycleReport:
 
 
 def run_sync(settings: Settings, db: Database, sources: list[str] | None = None, *,
-             full: bool = False, progress: ProgressFn | None = None) -> CycleReport:
+             full: bool = False, progress: ProgressFn | None = None,
+             clients: dict[str, Any] | None = None) -> CycleReport:
     """Sync the given sources (default: every configured one). One failing source does not
-    stop the others; its error is reported."""
+    stop the others; its error is reported. ``clients`` (source -> long-lived client) lets a
+    service reuse its connections and tokens instead of logging in every cycle."""
     cycle = CycleReport()
     for source in sources or configured_sources(settings):
         if source not in SOURCES:
@@ -51,7 +54,8 @@ def run_sync(settings: Settings, db: Database, sources: list[str] | None = None,
             cycle.errors.append(f"{source}: connector not installed")
             continue
         try:
-            cycle.reports.extend(sync(settings, db, full=full, progress=progress))
+            extra = {"client": clients[source]} if clients and source in clients else {}
+            cycle.reports.extend(sync(settings, db, full=full, progress=progress, **extra))
         except (ConnectorError, ConfigError) as exc:
             cycle.errors.append(f"{source}: {exc}")
             log.error("sync.source.failed", source=source, error=str(exc))

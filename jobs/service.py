@@ -114,8 +114,19 @@ class Service:
 
     def sync_job(self) -> None:
         period = _period(self.settings.sync_interval_seconds)
-        run_once(self.db, "sync", period, self.holder,
-                 lambda: _summary(run_sync(self.settings, self.db)))
+        run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
+
+    def _sync_and_evaluate(self) -> str:
+        summary = _summary(run_sync(self.settings, self.db, clients=self._clients()))
+        self._evaluate_rules()
+        return summary
+
+    def _clients(self) -> dict[str, Any]:
+        return {"podio": self.podio} if self.podio is not None else {}
+
+    def sync_job_now(self) -> None:
+        """Run the polling sync now, outside the schedule (tests, `serve` operators)."""
+        self._sync_and_evaluate()
 
     def rules_job(self) -> None:
         period = _period(self.settings.rules_interval_seconds)

@@ -1,0 +1,107 @@
+"""`serve` against the sandbox: Podio hooks registered and verified, deliveries turned
+into model rows by the inbox worker, duplicates processed once, polling as the safety net."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from core.settings import load_settings
+from jobs.hooks import register_podio_hooks
+from jobs.service import Service
+from sandbox.server import Sandbox
+from store.db import Database
+from store.models import Ticket, WebhookInbox
+from tests.test_serve_webhooks import TOKEN, free_port
+
+AGENT = "agente-2@saeko.test"
+
+
+def wait_for(check: Callable[[], object], timeout: float = 15.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
+    port = free_port()
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
+                             public_url=f"http://127.0.0.1:{port}",
+                             sync_interval_seconds=3600, rules_interval_seconds=3600)
+    service = Service(settings, db, port=port).start()
+    try:
+        wait_for(lambda: _count(db, Ticket) > 0, timeout=60)  # the first scheduled sync ran
+        yield service
+    finally:
+        service.shutdown()
+
+
+def _count(db: Database, model: object, *where: object) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_hooks_verified_and_deliveries_update_the_model(sandbox: Sandbox, db: Database,
+                                                        served: Service) -> None:
+    podio = sandbox.tools["podio"]
+    plans = register_podio_hooks(served.settings, served.podio)
+    assert {p.status for p in plans} == {"created"} and len(plans) == 18
+    wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+    again = register_podio_hooks(served.settings, served.podio)
+    assert all(p.status.startswith("exists") for p in again)  # idempotent
+
+    user = podio.items("usuarios")[0]
+    item_id = podio.create_item_as(AGENT, "tickets", {
+        "titulo": "No puedo entrar a calificaciones", "usuario": [user],
+        "estatus": "Nuevo", "prioridad": "Media", "canal": "WhatsApp"})
+    row = wait_for(lambda: _ticket(db, item_id))
+    assert row.title == "No puedo entrar a calificaciones" and row.status == "Nuevo"
+
+    podio.update_item_as(AGENT, item_id, {"estatus": "En atención"})
+    wait_for(lambda: (_ticket(db, item_id) or Ticket()).status == "En atención")
+    podio.delete_item_as(AGENT, item_id)
+    wait_for(lambda: (_ticket(db, item_id) or Ticket()).deleted_at is not None)
+    assert _count(db, WebhookInbox, WebhookInbox.status != "done") == 0
+
+
+def test_a_duplicated_delivery_is_processed_once(sandbox: Sandbox, db: Database,
+                                                 served: Service) -> None:
+    podio = sandbox.tools["podio"]
+    register_podio_hooks(served.settings, served.podio)
+    wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+    sandbox.webhooks.duplicate_next = 1
+    ticket = podio.items("tickets")[3]
+    podio.update_item_as(AGENT, ticket, {"prioridad": "Alta"})
+    wait_for(lambda: (_ticket(db, ticket) or Ticket()).priority == "Alta")
+    sandbox.webhooks.wait_idle()
+    deliveries = [d for d in sandbox.webhooks.log if d["result"] == 200]
+    assert len(deliveries) >= 2  # the sandbox really sent it twice
+    assert _count(db, WebhookInbox, WebhookInbox.event_type == "item.update") == 1
+
+
+def test_polling_catches_a_lost_delivery(sandbox: Sandbox, db: Database,
+                                         served: Service) -> None:
+    podio = sandbox.tools["podio"]
+    register_podio_hooks(served.settings, served.podio)
+    wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+    sandbox.webhooks.drop_next = 1
+    ticket = podio.items("tickets")[4]
+    podio.update_item_as(AGENT, ticket, {"prioridad": "Baja", "respuesta": "perdido"})
+    sandbox.webhooks.wait_idle()
+    assert (_ticket(db, ticket) or Ticket()).answer != "perdido"
+    served.sync_job_now()
+    assert (_ticket(db, ticket) or Ticket()).answer == "perdido"
+
+
+def _ticket(db: Database, item_id: int) -> Ticket | None:
+    with db.session() as s:
+        return s.scalars(select(Ticket).where(Ticket.source_id == str(item_id))).one_or_none()
