@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     serve_port: int = 8080
     sync_interval_seconds: float = Field(default=300.0, gt=0)
     rules_interval_seconds: float = Field(default=60.0, gt=0)
+    # A delivery claimed by a replica returns to the pool if not finished within this time.
+    inbox_claim_seconds: float = Field(default=120.0, gt=0)
 
     # --- rule engine (docs/rules.md) ---
     rules_dir: Path | None = None  # default: <config_dir>/rules

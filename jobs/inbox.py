@@ -27,7 +27,6 @@ from store.models import WebhookInbox
 
 log = structlog.get_logger(__name__)
 
-CLAIM_SECONDS = 120  # a claimed delivery returns to the pool if not finished by then
 MAX_ATTEMPTS = 5  # then the delivery is parked as 'dead' with its error
 
 
@@ -43,6 +42,7 @@ class InboxWorker:
 
     def __init__(self, settings: Settings, db: Database, holder: str,
                  podio: PodioClient | None = None) -> None:
+        self.claim_seconds = settings.inbox_claim_seconds
         self.settings = settings
         self.db = db
         self.holder = holder
@@ -61,7 +61,7 @@ class InboxWorker:
             rows = session.scalars(claimable(session, query)).all()
             for row in rows:
                 row.claimed_by = self.holder
-                row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+                row.claimed_until = now + timedelta(seconds=self.claim_seconds)
             return [row.id for row in rows]
 
     def process_batch(self, limit: int = 50) -> InboxResult:

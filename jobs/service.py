@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -147,13 +148,23 @@ class Service:
         self.scheduler.start()
 
     def run(self) -> None:
-        """Serve in the foreground until SIGTERM/SIGINT."""
+        """Serve in the foreground until SIGTERM/SIGINT, then shut down cleanly (exit 0).
+
+        uvicorn captures the signals while serving and re-raises them once stopped; our own
+        handlers (restored by uvicorn by then) only ask for shutdown, so the worker can
+        finish its delivery and release its claims instead of the process dying mid-way.
+        """
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._request_exit)
         self.db.upgrade()
         self._start_background()
         try:
             self.server.run()
         finally:
             self.shutdown()
+
+    def _request_exit(self, _sig: int, _frame: Any) -> None:
+        self.server.should_exit = True
 
     def start(self) -> Service:
         """Serve in a background thread (tests); returns once the server listens."""

@@ -55,6 +55,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/store.db"
         return
+    yield from _postgres_schema()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema only (multi-replica tests); skipped without a server."""
+    yield from _postgres_schema()
+
+
+def _postgres_schema() -> Iterator[str]:
     if _PG_SKIP:
         pytest.skip(_PG_SKIP)
     import psycopg
