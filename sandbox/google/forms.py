@@ -15,6 +15,7 @@ from sandbox.google.errors import GoogleApiError, bad_request, not_found
 
 API = "forms"
 READ, EXPENSIVE = ("forms_read", 1), ("forms_expensive", 1)
+LISTED_KEPT = 1000
 MAX_PAGE_SIZE = 5000  # "If unspecified or zero, at most 5000 responses are returned" (forms.v1)
 _FILTER = re.compile(r"^\s*timestamp\s*(>=|>)\s*(\S+)\s*$")
 _RFC3339_Z = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
@@ -98,7 +99,8 @@ class FormsApi:
     def __init__(self, filter_field: str = DEFAULT_FILTER_FIELD) -> None:
         self.forms: dict[str, Form] = {}
         self.filter_field = filter_field
-        self.listed: list[int] = []  # responses returned by each responses.list (inspection)
+        # Responses returned by each responses.list, latest LISTED_KEPT (inspection).
+        self.listed: list[int] = []
 
     def register(self, router: Router) -> None:
         router.add(API, "forms.forms.get", self.get, READ)
@@ -135,6 +137,7 @@ class FormsApi:
         offset = self._offset(call.arg("pageToken"), form.form_id, query)
         page = matches[offset:offset + size]
         self.listed.append(len(page))
+        del self.listed[:-LISTED_KEPT]
         body: dict[str, Any] = {}
         if page:
             body["responses"] = page

@@ -9,7 +9,7 @@ import hashlib
 import re
 import shlex
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -212,7 +212,7 @@ def _terms(query: str) -> list[tuple[str | None, str]]:
 
 def _date(value: str) -> datetime | None:
     if value.isdigit():
-        return datetime.utcfromtimestamp(int(value))
+        return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
     for fmt in ("%Y/%m/%d", "%Y-%m-%d", "%m/%d/%Y"):
         try:
             return datetime.strptime(value, fmt)

@@ -82,7 +82,7 @@ class SheetsApi:
         major, value, dt = self._render_options(call)
         return value_range(sheet, sheet.bounded(rng, text), major, value, dt)
 
-    def _plan(self, book: Spreadsheet, text: str, values: Any, major: str | None,
+    def plan_write(self, book: Spreadsheet, text: str, values: Any, major: str | None,
               option: str, body_range: str | None = None) -> _Write:
         """Validate one write completely before anything changes."""
         sheet, rng = book.locate(text)
@@ -298,7 +298,7 @@ class SheetsApi:
         book = self.open(call)
         option = self._input_option(call.arg("valueInputOption"))
         body = call.json_body()
-        write = self._plan(book, call.params["range"], body.get("values"),
+        write = self.plan_write(book, call.params["range"], body.get("values"),
                            body.get("majorDimension"), option, body.get("range"))
         result = write.apply()
         if call.flag("includeValuesInResponse"):
@@ -309,7 +309,7 @@ class SheetsApi:
         book = self.open(call)
         body = call.json_body()
         option = self._input_option(body.get("valueInputOption"))
-        writes = [self._plan(book, str(item.get("range", "")), item.get("values"),
+        writes = [self.plan_write(book, str(item.get("range", "")), item.get("values"),
                              item.get("majorDimension"), option)
                   for item in body.get("data") or []]
         responses = [{"spreadsheetId": book.spreadsheet_id, **w.apply()} for w in writes]

@@ -267,11 +267,11 @@ class GoogleTool:
         """Write values as a person typing them would (USER_ENTERED)."""
         with self.lock:
             book = self.sheets.spreadsheets[spreadsheet_id]
-            self.sheets._plan(book, range_a1, rows, "ROWS", "USER_ENTERED").apply()
+            self.sheets.plan_write(book, range_a1, rows, "ROWS", "USER_ENTERED").apply()
 
     def sheet_values(self, spreadsheet_id: str, tab: str,
                      render: str = "UNFORMATTED_VALUE") -> list[list[Any]]:
-        """A tab's values (dates as ISO strings unless render is FORMATTED/serial wanted)."""
+        """A tab's values as values.get renders them (dates and date-times as ISO text)."""
         from sandbox.google.sheets_model import value_range
 
         with self.lock:
