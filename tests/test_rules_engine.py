@@ -45,6 +45,11 @@ acciones:
 """
 
 
+# Store-independent behaviour runs on SQLite only, to keep the suite fast; the ledger,
+# timers, leases and bulk loading are exercised on PostgreSQL by the other tests.
+sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
+
 class SimulatedCrash(BaseException):
     """The process dies right after the tool accepted an effect."""
 
@@ -104,6 +109,7 @@ def test_event_rule_fires_once_and_never_again(env: dict[str, Any], db: Database
     assert [row.status for row in ledger(db, "aviso-escalado")] == ["done", "done"]
 
 
+@sqlite_only
 def test_trace_explains_a_non_match_with_the_values_seen(env: dict[str, Any],
                                                          db: Database) -> None:
     write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
@@ -123,6 +129,7 @@ def test_trace_explains_a_non_match_with_the_values_seen(env: dict[str, Any],
     assert "no se cumplieron las condiciones" in text
 
 
+@sqlite_only
 def test_own_writes_do_not_trigger_rules_again(env: dict[str, Any], db: Database) -> None:
     write_rule(env["config"], "eco.yaml", """
         id: subir-prioridad
@@ -162,6 +169,7 @@ def test_own_writes_do_not_trigger_rules_again(env: dict[str, Any], db: Database
     assert podio.values(item)["prioridad"] == "Crítica" and len(podio.comments(item)) == 2
 
 
+@sqlite_only
 def test_scheduled_rule_fires_once_per_period(env: dict[str, Any], db: Database) -> None:
     write_rule(env["config"], "diario.yaml", """
         id: recordatorio-diario
@@ -210,6 +218,7 @@ def test_crash_between_send_and_record_is_reconciled(env: dict[str, Any],
     assert len(env["podio"].comments(item)) == 1 and len(env["podio"].tasks(item)) == 1
 
 
+@sqlite_only
 def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db: Database,
                                                            tmp_path: Path) -> None:
     config = make_config_dir(tmp_path)
@@ -240,6 +249,7 @@ def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db:
     assert env["podio"].comments(item) == [] and env["podio"].tasks(item) == []
 
 
+@sqlite_only
 def test_dry_run_writes_nothing(env: dict[str, Any], db: Database, sandbox: Sandbox) -> None:
     write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
     item = new_ticket(env, "Simulación")
@@ -328,6 +338,7 @@ def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
     assert sum(len(podio.comments(i)) for i in items) == held
 
 
+@sqlite_only
 def test_a_broken_edit_leaves_the_last_good_version_running(env: dict[str, Any],
                                                             db: Database) -> None:
     path = write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
@@ -381,6 +392,7 @@ acciones:
 """
 
 
+@sqlite_only
 def test_a_trace_links_a_podio_event_to_its_jira_and_gmail_effects(
         env: dict[str, Any], db: Database, sandbox: Sandbox) -> None:
     templates = env["config"] / "plantillas"
@@ -421,10 +433,9 @@ def test_a_trace_links_a_podio_event_to_its_jira_and_gmail_effects(
 
 
 @pytest.mark.parametrize("mode", ["unico", "cola"])
+@sqlite_only
 def test_run_modes_when_a_rule_fires_again_while_unfinished(sandbox: Sandbox, db: Database,
                                                             tmp_path: Path, mode: str) -> None:
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("run modes are store-independent; covered on SQLite")
     config = make_config_dir(tmp_path)
     settings = rule_settings(config, db, sandbox, rules_retry_base_seconds=60)
     sync_podio(settings, db)
