@@ -133,9 +133,9 @@ def _run_form(google: GoogleClient, db: Database, stream: FormStream, settings: 
         query = f"timestamp > {format_timestamp(parse_timestamp(cursor) - overlap)}"
     calls = google.calls
     newest = parse_timestamp(cursor) if cursor else None
-    forms = google.service("forms").forms().responses()
 
     def fetch(token: str | None) -> dict[str, Any]:
+        forms = google.service("forms").forms().responses()
         args: dict[str, Any] = {"formId": stream.form_id,
                                 "pageSize": settings.google_forms_page_size}
         if query:
