@@ -187,13 +187,16 @@ def sandbox(
     configure_logging("WARNING", "console")
     box = Sandbox(clients=clients, seed=seed)
     server = SandboxServer(box, host=host, port=port)
+    if "google" in box.tools:  # a key file that outlives this run (it only works with it)
+        box.tools["google"].key_dir = Path("var/sandbox").resolve()
     env = box.env()
     console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary()}")
     for tool in box.tools:
         console.print(f"  {tool:6} {box.url(tool)}")
     console.print(f"  inspección {server.url}/_sandbox/ (docs/sandbox.md)")
-    console.print("Credenciales demo: usuario admin@saeko.test / contraseña demo "
-                  "(todo el personal: <clave>@saeko.test / demo)")
+    console.print("Credenciales demo: Podio admin@saeko.test / demo (todo el personal: "
+                  "<clave>@saeko.test / demo); Jira integracion@saeko.test / token "
+                  "demo-jira-token; Google: la llave de cuenta de servicio de --write-env")
     if write_env:
         write_env_file(write_env, env)
         console.print(f".env escrito en {write_env}: `saeko-sync sync` ya apunta aquí.")
@@ -218,12 +221,17 @@ def demo(
     folder: Annotated[Path, typer.Option(help="Dónde dejar la base SQLite del demo")] =
     Path("var/demo"),
     keep: Annotated[bool, typer.Option(help="Deja el sandbox corriendo al final")] = False,
+    serve: Annotated[bool, typer.Option(
+        help="Al final corre el servicio con personal simulado (página de estado en vivo)")]
+    = False,
+    port: Annotated[int, typer.Option(help="Puerto del servicio con --serve")] = 8080,
 ) -> None:
     """Demo completo: sandbox + SQLite, un ciclo entero, y qué pasó."""
     from jobs.demo import run_demo
 
     configure_logging("WARNING", "console")
-    run_demo(console, err_console, clients=clients, seed=seed, folder=folder, keep=keep)
+    run_demo(console, err_console, clients=clients, seed=seed, folder=folder, keep=keep,
+             serve=serve, port=port)
 
 
 def _safe_url(url: str) -> str:

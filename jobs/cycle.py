@@ -60,3 +60,13 @@ def run_sync(settings: Settings, db: Database, sources: list[str] | None = None,
             cycle.errors.append(f"{source}: {exc}")
             log.error("sync.source.failed", source=source, error=str(exc))
     return cycle
+
+
+# The client each source's sync takes (forms and sheets share the Google client).
+SOURCE_TOOL = {"podio": "podio", "jira": "jira", "forms": "google", "sheets": "google"}
+
+
+def long_lived_clients(runtime: Any, sources: list[str]) -> dict[str, Any]:
+    """source -> client from a ``rules.actions.runtime.ActionRuntime``, so that cycles reuse
+    connections and tokens (an idle cycle then costs one call per collection)."""
+    return {source: runtime.client(SOURCE_TOOL[source]) for source in sources}

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from core.settings import load_settings
-from jobs.cycle import run_sync
+from core.settings import Settings, load_settings
+from jobs.cycle import configured_sources, long_lived_clients, run_sync
+from rules.actions.runtime import ActionRuntime
 from sandbox.server import Sandbox, SandboxServer
 from store.db import Database
 from store.models import (
@@ -34,7 +38,7 @@ MODEL_TABLES = [("clientes", Client), ("escuelas", School), ("usuarios", Contact
 
 
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
-             folder: Path, keep: bool) -> None:
+             folder: Path, keep: bool, serve: bool = False, port: int = 8080) -> None:
     """Start the sandbox, sync everything into a fresh SQLite file, and report."""
     from saeko_sync import RichProgress, _progress, sync_table, write_env_file
 
@@ -55,13 +59,16 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         console.print(f"Sandbox: {server.url}  ·  mundo demo (semilla {seed}): "
                       f"{box.world.summary()}")
         started = time.monotonic()
+        runtime = ActionRuntime(settings)
+        clients = long_lived_clients(runtime, configured_sources(settings))
         with _progress() as progress:
-            cycle = run_sync(settings, db, full=True, progress=RichProgress(progress))
+            cycle = run_sync(settings, db, full=True, progress=RichProgress(progress),
+                             clients=clients)
         console.print(sync_table(cycle.reports, title=f"Primera sincronización completa "
                                  f"({time.monotonic() - started:.1f} s)"))
         for error in cycle.errors:
             console.print(f"[red]✗ {error}[/red]")
-        again = run_sync(settings, db)
+        again = run_sync(settings, db, clients=clients)
         calls = sum(r.api_calls for r in again.reports)
         console.print(f"Segundo ciclo sin cambios: {calls} llamadas API en "
                       f"{len(again.reports)} colecciones (máximo 1 por colección).")
@@ -71,7 +78,9 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         console.print(f"• Ajustes del sandbox: {folder / 'demo.env'}")
         console.print("• `saeko-sync sandbox --write-env .env` deja el sandbox corriendo y "
                       "`saeko-sync sync` lo usa; inspección en /_sandbox/ (docs/sandbox.md)")
-        if keep:
+        if serve:
+            _serve_with_activity(console, settings, db, box, port)
+        elif keep:
             console.print(f"Sandbox sigue en {server.url} — Ctrl-C para terminar.")
             while True:
                 time.sleep(3600)
@@ -103,3 +112,32 @@ def _print_model(console: Console, db: Database) -> None:
                            client or "—", am or "—", ticket.status or "—",
                            ticket.jira_key or "")
         console.print(sample)
+
+
+def _serve_with_activity(console: Console, settings: Settings, db: Database, box: Sandbox,
+                         port: int) -> None:
+    """Run `serve` against the sandbox with simulated staff until Ctrl-C."""
+    from jobs.hooks import register_podio_hooks
+    from jobs.service import Service
+    from sandbox.activity import StaffSimulator
+
+    token = secrets.token_urlsafe(24)
+    live = settings.model_copy(update={"webhook_token": SecretStr(token),
+                                       "public_url": f"http://127.0.0.1:{port}",
+                                       "sync_interval_seconds": 60.0})
+    service = Service(live, db, port=port).start()
+    simulator = StaffSimulator(box)
+    worker = threading.Thread(target=simulator.run, kwargs={"interval": 3.0}, daemon=True)
+    try:
+        register_podio_hooks(live, service.podio)  # type: ignore[arg-type]
+        worker.start()
+        console.rule("Servicio en marcha")
+        console.print(f"Página de estado: http://127.0.0.1:{port}/  ·  salud /healthz")
+        console.print("Personal simulado: abre tickets, responde, escala, resuelve en Jira y "
+                      "contesta encuestas cada ~3 s. Ctrl-C para terminar.")
+        while True:
+            time.sleep(10)
+            console.print(f"actividad: {dict(simulator.done)}")
+    finally:
+        simulator.stop()
+        service.shutdown()
