@@ -24,6 +24,9 @@ db_app = typer.Typer(help="Base de datos (modelo normalizado).", no_args_is_help
 app.add_typer(db_app, name="db")
 hooks_app = typer.Typer(help="Webhooks de Podio y Jira.", no_args_is_help=True)
 app.add_typer(hooks_app, name="hooks")
+rules_app = typer.Typer(help="Reglas de automatización (config/rules/*.yaml).",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -106,6 +109,119 @@ def sync(
                               "`saeko-sync sandbox --write-env .env`).")
     if not cycle.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    full: Annotated[bool, typer.Option(help="Sincronización completa antes de las reglas")]
+    = False,
+) -> None:
+    """Un ciclo: sincroniza todo y evalúa las reglas (lo que el servicio hace periódicamente)."""
+    from jobs.cycle import configured_sources, long_lived_clients, run_sync
+    from rules.actions.runtime import ActionRuntime
+    from rules.engine import run_cycle
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    runtime = ActionRuntime(settings)
+    try:
+        with _progress() as progress:
+            cycle = run_sync(settings, db, full=full, progress=RichProgress(progress),
+                             clients=long_lived_clients(runtime, configured_sources(settings)))
+        console.print(sync_table(cycle.reports))
+        report = run_cycle(settings, db, runtime=runtime)
+    finally:
+        runtime.close()
+    for line in report.lines():
+        console.print(line)
+    if not cycle.ok or report.problems:
+        raise typer.Exit(1)
+
+
+@rules_app.command("validate")
+def rules_validate(path: Annotated[Path | None, typer.Argument(
+        help="Archivo o carpeta; por omisión la carpeta de reglas")] = None) -> None:
+    """Revisa las reglas y reporta cada error con archivo:línea."""
+    from rules import api
+
+    problems = api.validate(_settings(), path)
+    console.print(api.format_problems(problems), markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(api.exit_code(problems))
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """Cada regla con su disparador, estado, última ejecución y conteos."""
+    from rules import api
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    console.print(api.format_rule_list(api.list_rules(settings, db)), markup=False,
+                  highlight=False)
+
+
+@rules_app.command("dry-run")
+def rules_dry_run(
+    rule: Annotated[str | None, typer.Argument(help="Id de la regla (todas si se omite)")]
+    = None,
+    entity: Annotated[int | None, typer.Option(help="Id del registro en el modelo")] = None,
+) -> None:
+    """Muestra qué haría cada regla con los datos actuales, sin escribir nada."""
+    from rules import api
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    try:
+        results = api.dry_run(settings, db, rule, entity)
+    except KeyError as exc:
+        err_console.print(str(exc.args[0]))
+        raise typer.Exit(1) from exc
+    console.print(api.format_dry_run(results), markup=False, highlight=False, soft_wrap=True)
+
+
+@rules_app.command("trace")
+def rules_trace(
+    rule: Annotated[str | None, typer.Argument(help="Id de la regla")] = None,
+    entity: Annotated[int | None, typer.Option(help="Id del registro en el modelo")] = None,
+    correlation: Annotated[str | None, typer.Option(
+        help="Id de correlación: todo lo que causó un mismo evento")] = None,
+    limit: int = 10,
+) -> None:
+    """Las últimas ejecuciones guardadas de una regla (o de un evento de negocio)."""
+    from rules import api
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    if correlation:
+        runs = api.traces_by_correlation(db, correlation)
+    elif rule:
+        runs = api.traces(db, rule, entity, limit)
+    else:
+        err_console.print("Indica una regla o --correlation.")
+        raise typer.Exit(2)
+    console.print(api.format_traces(runs), markup=False, highlight=False, soft_wrap=True)
+
+
+@rules_app.command("approve")
+def rules_approve(
+    rule: Annotated[str | None, typer.Argument(help="Id de la regla (todas si se omite)")]
+    = None,
+    discard: Annotated[bool, typer.Option(help="Descarta en lugar de aprobar")] = False,
+) -> None:
+    """Aprueba (o descarta) los efectos retenidos por el freno de tormentas."""
+    from rules import api
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    pending = api.held(db, rule)
+    for item in pending:
+        console.print(f"{item['rule_id']}: {item['action']} → {item['target']}",
+                      markup=False)
+    count = api.discard(db, rule) if discard else api.approve(db, rule)
+    console.print(f"{count} efecto(s) {'descartados' if discard else 'aprobados'}.")
 
 
 @db_app.command("upgrade")
