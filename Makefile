@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test check lint typecheck sandbox bench clean migration
+.PHONY: install demo demo-serve test check lint typecheck sandbox screenshot clean migration
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(INSTALLED)
 demo: install  ## sandbox + SQLite, one full cycle, then what happened and where to look
 	$(BIN)/saeko-sync demo
 
+demo-serve: install  ## the demo, then the service with simulated staff: watch http://127.0.0.1:8080/
+	$(BIN)/saeko-sync demo --serve
+
 test: install
 	$(BIN)/python -m pytest -q
 
@@ -27,6 +30,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy core store connectors rules jobs sandbox saeko_sync.py
+
+# The status page rendered by headless Chromium (Debian's package) -> docs/status-page.png
+screenshot: install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/status_screenshot.py
 
 sandbox: install
 	$(BIN)/saeko-sync sandbox --write-env .env

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from store.db import Database
-from store.models import ActionLedger, JobRun, RuleRun, SyncState, WebhookInbox
+from store.models import ActionLedger, JobRun, RuleRun, RuleState, SyncState, WebhookInbox
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;
@@ -50,10 +50,14 @@ def snapshot(db: Database, quota: dict[str, Any] | None = None) -> dict[str, Any
                        .order_by(ActionLedger.id.desc()).limit(25))]
         backlog = dict(s.execute(select(WebhookInbox.status, func.count())
                                  .group_by(WebhookInbox.status)).all())
+        broken = [{"rule": r.rule_id, "path": r.path, "problems": [str(p) for p in r.problems],
+                   "fallback": r.good_hash is not None}
+                  for r in s.scalars(select(RuleState).order_by(RuleState.rule_id))
+                  if r.problems]
         jobs = [{"job": j.job, "period": j.period, "holder": j.holder, "status": j.status,
                  "detail": j.detail} for j in s.scalars(
                      select(JobRun).order_by(JobRun.id.desc()).limit(15))]
-    return {"syncs": syncs, "rule_runs": runs, "problem_actions": actions,
+    return {"syncs": syncs, "rule_runs": runs, "problem_actions": actions, "broken_rules": broken,
             "inbox": {k: int(v) for k, v in backlog.items()}, "jobs": jobs, "quota": quota or {}}
 
 
@@ -77,6 +81,10 @@ def render(data: dict[str, Any]) -> str:
         ["regla", "entidad", "coincidió", "estado", "cuándo (UTC)", "traza"],
         [[r["rule"], r["entity"], "sí" if r["matched"] else "no", r["status"], r["at"],
           Markup(f"<a href='/runs/{r['id']}'>ver</a>")] for r in data["rule_runs"]]))
+    parts.append("<h2>Reglas con errores</h2>" + _table(
+        ["regla", "archivo", "errores", "corre la última versión buena"],
+        [[b["rule"], b["path"], "; ".join(b["problems"]), "sí" if b["fallback"] else "no"]
+         for b in data["broken_rules"]]))
     parts.append("<h2>Acciones con problemas</h2>" + _table(
         ["id", "regla", "acción", "estado", "intentos", "error"],
         [[a["id"], a["rule"], a["action"], state(False, a["status"]), a["attempts"],
