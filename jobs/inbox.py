@@ -19,9 +19,10 @@ from sqlalchemy import or_, select
 
 from connectors.podio.client import PodioClient
 from connectors.podio.sync import sync_item
-from core.errors import SaekoError, TransientError
+from core.errors import SaekoError
 from core.settings import Settings
 from jobs.leases import claimable
+from rules.actions.runtime import ActionRuntime
 from store.db import Database, utcnow
 from store.models import WebhookInbox
 
@@ -41,12 +42,12 @@ class InboxWorker:
     """Processes inbox rows with the given connector clients."""
 
     def __init__(self, settings: Settings, db: Database, holder: str,
-                 podio: PodioClient | None = None) -> None:
+                 runtime: ActionRuntime) -> None:
         self.claim_seconds = settings.inbox_claim_seconds
         self.settings = settings
         self.db = db
         self.holder = holder
-        self.podio = podio
+        self.runtime = runtime
         self._jira_sync: Callable[..., str] | None = _optional("connectors.jira.sync",
                                                                "sync_issue")
 
@@ -98,22 +99,21 @@ class InboxWorker:
         if source == "jira":
             if self._jira_sync is None:
                 return "ignored (Jira connector not installed)"
-            return self._jira_sync(self.settings, self.db, payload)
+            return self._jira_sync(self.settings, self.db, payload,
+                                   client=self.runtime.client("jira"))
         return "ignored"
 
     def _podio(self, kind: str, payload: dict[str, Any]) -> str:
-        if self.podio is None:
-            raise TransientError("Podio is not configured in this process")
+        podio: PodioClient = self.runtime.client("podio")
         if kind == "hook.verify":
-            self.podio.request("POST", f"/hook/{int(payload['hook_id'])}/verify/validate",
+            podio.request("POST", f"/hook/{int(payload['hook_id'])}/verify/validate",
                                json={"code": payload.get("code", "")}, idempotent=True)
             return "verified"
         item_id = int(payload["item_id"])
         correlation = f"podio:{item_id}:{payload.get('item_revision_id', '')}"
         if kind == "item.delete":
-            return sync_item(self.settings, self.db, self.podio, item_id, deleted=True)
-        return sync_item(self.settings, self.db, self.podio, item_id,
-                         correlation_id=correlation)
+            return sync_item(self.settings, self.db, podio, item_id, deleted=True)
+        return sync_item(self.settings, self.db, podio, item_id, correlation_id=correlation)
 
 
 def _optional(module: str, name: str) -> Any:

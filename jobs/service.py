@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,12 +26,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from starlette.applications import Starlette
 
-from connectors.podio.client import PodioClient
 from core.settings import Settings
 from jobs import status, webhooks
-from jobs.cycle import run_sync
+from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import run_once
+from rules.actions.runtime import ActionRuntime
+from rules.engine import run_cycle
 from store.db import Database
 from store.models import WebhookInbox
 
@@ -45,14 +45,6 @@ def replica_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _optional_rules_cycle() -> Callable[..., Any] | None:
-    try:
-        from rules.engine import run_cycle  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return run_cycle  # type: ignore[no-any-return]
-
-
 class Service:
     """Everything `serve` runs; ``start()`` in the background (tests) or ``run()`` (CLI)."""
 
@@ -61,12 +53,16 @@ class Service:
         self.settings = settings
         self.db = db
         self.holder = replica_name()
-        self.podio = PodioClient.from_settings(settings) if settings.podio_configured else None
-        self.worker = InboxWorker(settings, db, self.holder, podio=self.podio)
-        self.rules_cycle = _optional_rules_cycle()
+        # One set of long-lived clients (tokens, connections, client-side quotas) for the
+        # sync, the inbox worker and the rules. Work that uses them is serialised by
+        # ``_work``: some clients (Google's httplib2) are not thread-safe, and the tools'
+        # quotas, not the CPU, are the limit.
+        self.runtime = ActionRuntime(settings)
+        self.podio = self.runtime.client("podio") if settings.podio_configured else None
+        self.worker = InboxWorker(settings, db, self.holder, runtime=self.runtime)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # one rules evaluation at a time in this process
+        self._work = threading.RLock()
         routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
                   + status.build_routes(db, quota=self.quota))
         self.app = Starlette(routes=routes)
@@ -87,11 +83,10 @@ class Service:
 
     # --- work ---------------------------------------------------------------------------
 
-    def _evaluate_rules(self) -> None:
-        if self.rules_cycle is None:
-            return
-        with self._lock:
-            self.rules_cycle(self.settings, self.db)
+    def _evaluate_rules(self) -> str:
+        with self._work:
+            report = run_cycle(self.settings, self.db, runtime=self.runtime)
+        return "; ".join(report.lines())[:1000]
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
@@ -100,9 +95,10 @@ class Service:
             if self._stop.is_set():
                 break
             try:
-                result = self.worker.process_batch()
-                if result.done:
-                    self._evaluate_rules()
+                with self._work:
+                    result = self.worker.process_batch()
+                    if result.done:
+                        self._evaluate_rules()
             except Exception as exc:  # noqa: BLE001 - keep the worker alive, log the cause
                 log.error("worker.error", error=f"{exc.__class__.__name__}: {exc}")
         self._release_claims()
@@ -118,12 +114,10 @@ class Service:
         run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
 
     def _sync_and_evaluate(self) -> str:
-        summary = _summary(run_sync(self.settings, self.db, clients=self._clients()))
-        self._evaluate_rules()
-        return summary
-
-    def _clients(self) -> dict[str, Any]:
-        return {"podio": self.podio} if self.podio is not None else {}
+        with self._work:
+            clients = long_lived_clients(self.runtime, configured_sources(self.settings))
+            summary = _summary(run_sync(self.settings, self.db, clients=clients))
+            return f"{summary} | reglas: {self._evaluate_rules()}"
 
     def sync_job_now(self) -> None:
         """Run the polling sync now, outside the schedule (tests, `serve` operators)."""
@@ -188,8 +182,7 @@ class Service:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=30)
-        if self.podio is not None:
-            self.podio.close()
+        self.runtime.close()
 
 
 def _period(seconds: float) -> str:
