@@ -304,7 +304,8 @@ def sandbox(
     box = Sandbox(clients=clients, seed=seed)
     server = SandboxServer(box, host=host, port=port)
     if "google" in box.tools:  # a key file that outlives this run (it only works with it)
-        box.tools["google"].key_dir = Path("var/sandbox").resolve()
+        google: Any = box.tools["google"]
+        google.key_dir = Path("var/sandbox").resolve()
     env = box.env()
     console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary()}")
     for tool in box.tools:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -35,7 +35,8 @@ class SecretRedactor:
             return REDACTED
         return self._clean(value)
 
-    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+                 ) -> Mapping[str, Any]:
         return {key: self._redact_pair(key, value) for key, value in event.items()}
 
 

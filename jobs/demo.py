@@ -60,15 +60,15 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"{box.world.summary()}")
         started = time.monotonic()
         runtime = ActionRuntime(settings)
-        clients = long_lived_clients(runtime, configured_sources(settings))
+        sync_clients = long_lived_clients(runtime, configured_sources(settings))
         with _progress() as progress:
             cycle = run_sync(settings, db, full=True, progress=RichProgress(progress),
-                             clients=clients)
+                             clients=sync_clients)
         console.print(sync_table(cycle.reports, title=f"Primera sincronización completa "
                                  f"({time.monotonic() - started:.1f} s)"))
         for error in cycle.errors:
             console.print(f"[red]✗ {error}[/red]")
-        again = run_sync(settings, db, clients=clients)
+        again = run_sync(settings, db, clients=sync_clients)
         calls = sum(r.api_calls for r in again.reports)
         console.print(f"Segundo ciclo sin cambios: {calls} llamadas API en "
                       f"{len(again.reports)} colecciones (máximo 1 por colección).")

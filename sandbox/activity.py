@@ -90,7 +90,7 @@ class StaffSimulator:
         return f"ticket {item} escalated"
 
     def _resolve_jira(self) -> str:
-        jira = self.sandbox.tools.get("jira")
+        jira: Any = self.sandbox.tools.get("jira")
         if jira is None:
             raise LookupError("no Jira in this sandbox")
         for key in self.rng.sample(jira.issues(), k=min(30, len(jira.issues()))):
@@ -106,7 +106,7 @@ class StaffSimulator:
         raise LookupError("no open Jira issue")
 
     def _csat(self) -> str:
-        google = self.sandbox.tools.get("google")
+        google: Any = self.sandbox.tools.get("google")
         if google is None:
             raise LookupError("no Google in this sandbox")
         ticket = self.rng.choice(self.sandbox.world.tickets)

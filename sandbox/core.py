@@ -141,7 +141,7 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.public() for f in self._faults]
 

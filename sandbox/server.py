@@ -136,7 +136,7 @@ class Sandbox:
             return JSONResponse(fault.public(), status_code=201)
         if request.method == "DELETE":
             self.faults.clear()
-        return JSONResponse(self.faults.list())
+        return JSONResponse(self.faults.describe())
 
     async def _clock(self, request: Request) -> JSONResponse:
         if request.method == "POST":

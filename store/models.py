@@ -44,7 +44,8 @@ class Synced:
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
-        return (UniqueConstraint("source", "source_id", name=f"uq_{cls.__tablename__}_source"),)
+        name = getattr(cls, "__tablename__", "synced")
+        return (UniqueConstraint("source", "source_id", name=f"uq_{name}_source"),)
 
 
 class Staff(Base):

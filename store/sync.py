@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.db import utcnow
-from store.models import Base, ChangeEvent, DeadLetter, SyncState
+from store.models import ChangeEvent, DeadLetter, SyncState
 
 # Columns that describe the sync itself, not the record: never reported as changes.
 _BOOKKEEPING = {"id", "source", "source_id", "source_revision", "source_updated_at", "raw",
@@ -67,7 +67,7 @@ def _same(old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
-def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
+def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
            entity: str | None = None, own_write: bool = False,
            correlation_id: str | None = None) -> str:
     """Insert or update one row keyed by (source, source_id); record a ChangeEvent.
@@ -110,7 +110,7 @@ def upsert(session: Session, model: type[Base], row: Mapping[str, Any], *,
     return "updated"
 
 
-def mark_deleted(session: Session, model: type[Base], source: str, source_ids: Iterable[str],
+def mark_deleted(session: Session, model: Any, source: str, source_ids: Iterable[str],
                  *, entity: str | None = None) -> int:
     """Mark rows deleted in the tool (kept, with deleted_at set). Returns how many."""
     ids = list(source_ids)

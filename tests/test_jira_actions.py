@@ -74,7 +74,7 @@ def test_create_retried_after_a_lost_response_makes_one_issue(sandbox: Sandbox,
     sandbox.faults.add(kind="drop_after", tool="jira", method="POST", path=CREATE_PATH,
                        count=1)
     key = create(client, marker="t3:ticket:lost")
-    assert sandbox.faults.list()[0]["hits"] == 1  # the first response was really lost
+    assert sandbox.faults.describe()[0]["hits"] == 1  # the first response was really lost
     assert len(jira.issues()) == before + 1
     [made] = with_label(sandbox, actions.marker_label("t3:ticket:lost"))
     assert made["key"] == key
@@ -132,5 +132,5 @@ def test_write_honours_retry_after_then_succeeds(sandbox: Sandbox, client: JiraC
     sandbox.faults.add(kind="status", tool="jira", method="POST", path=r"/comment$",
                        status=429, retry_after=1, count=1)
     actions.comment(client, key, "Reintento tras 429", "t5:ticket:429")
-    assert sandbox.faults.list()[0]["hits"] == 1
+    assert sandbox.faults.describe()[0]["hits"] == 1
     assert len(jira.comments(key)) == before + 1

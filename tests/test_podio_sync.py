@@ -151,7 +151,7 @@ def test_rate_limit_and_server_error_mid_sync_reach_the_same_state(
     sandbox.faults.add(kind="drop", tool="podio", path="/filter", count=1)
     reports = sync_podio(podio_settings(sandbox, db), db)
     assert all(r.error is None for r in reports)
-    assert sum(f["hits"] for f in sandbox.faults.list()) == 4
+    assert sum(f["hits"] for f in sandbox.faults.describe()) == 4
     for model in (Client, School, Ticket, Contract):
         assert table_dump(db, model) == table_dump(clean, model)
     clean.dispose()
