@@ -55,3 +55,22 @@ def test_invalid_settings_are_reported_all_at_once(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     assert result.returncode == 2
     assert "TIMEZONE" in result.stderr and "PODIO_PAGE_SIZE" in result.stderr
+
+
+def test_rules_validate_exits_non_zero_with_file_and_line(tmp_path: Path) -> None:
+    rules = tmp_path / "reglas"
+    rules.mkdir()
+    (rules / "buena.yaml").write_text(
+        'id: aviso-prueba\nnombre: "Prueba"\nentidad: ticket\ndisparadores:\n'
+        '  - evento: creado\nacciones:\n  - podio.comentario:\n      texto: "Hola"\n',
+        encoding="utf-8")
+    (rules / "mala.yaml").write_text(
+        'id: otra-prueba\nnombre: "Mala"\nentidad: ticket\ndisparadores:\n'
+        '  - evento: creado\nacciones:\n  - podio.actualizar:\n      campos:\n'
+        '        escuelaa: "x"\n', encoding="utf-8")
+    bad = run_cli(["rules", "validate", str(rules)], tmp_path)
+    assert bad.returncode == 1
+    assert "mala.yaml:9:" in bad.stdout and "escuelaa" in bad.stdout
+    assert "buena.yaml" not in bad.stdout
+    good = run_cli(["rules", "validate", str(rules / "buena.yaml")], tmp_path)
+    assert good.returncode == 0, good.stdout
