@@ -105,7 +105,12 @@ def _staff(name: str, column: str, doc: str = "") -> Relation:
 
 def _synced_ids(podio: bool) -> dict[str, Field]:
     ids = {"id": _f("id", "id", INTEGER, doc="id interno de saeko-sync"),
-           "id_origen": _f("id_origen", "source_id", TEXT, doc="id en la herramienta de origen")}
+           "id_origen": _f("id_origen", "source_id", TEXT, doc="id en la herramienta de origen"),
+           # When the record last changed in its tool (Podio last_edit_on, Jira updated, the
+           # survey's submission): the moment of the change a rule reacts to, e.g. T2's
+           # first-response time, independent of when the sync or the cycle ran.
+           "ultima_edicion": _f("ultima_edicion", "source_updated_at", DATETIME,
+                                doc="cuándo cambió por última vez en la herramienta de origen")}
     if podio:
         ids["id_podio"] = _f("id_podio", "source_id", TEXT, doc="id del item en Podio")
     return ids

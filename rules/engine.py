@@ -474,14 +474,17 @@ def _recognised_own_write(event: ChangeEvent, written: dict[str, list[dict[str, 
         mapped = [c for c in changes if c in columns]
         others = [c for c in changes if c not in columns]
         if mapped and all(_loose_in(changes[c][1], [columns[c]]) for c in mapped) and \
-                all(_derived(entity.name, c) for c in others):
+                all(_derived(c, columns) for c in others):
             return True
     return False
 
 
-def _derived(entity: str, column: str) -> bool:
-    """Columns a Podio write changes indirectly (resolved foreign keys, derived ids)."""
-    return column.endswith("_id") or column in ("source_revision",)
+def _derived(column: str, written: dict[str, Any]) -> bool:
+    """Columns a Podio write changes indirectly: the foreign key resolved from a reference
+    we wrote (school_id from school_source_id). Any other column — a person's edit of
+    another field (``contact_source_id``, ``am_id``…) seen by the same sync — is not ours."""
+    return (column.endswith("_id") and column.removesuffix("_id") + "_source_id" in written) \
+        or column in ("source_revision",)
 
 
 __all__ = ["CycleEngine", "CycleReport", "RuleRun", "run_cycle"]

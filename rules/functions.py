@@ -8,6 +8,7 @@ then valid in conditions, in ``{{ }}`` values and in text templates, and listed 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -167,3 +168,48 @@ def fold(text: str) -> str:
 def plain_number(value: Any) -> Any:
     """Decimals become floats so they compare and add like other numbers."""
     return float(value) if isinstance(value, Decimal) else value
+
+
+@function("clasificar", 2, 3,
+          "la primera opción de una tabla {opción: [palabras]} con alguna palabra en el texto "
+          "(al inicio de una palabra, sin distinguir mayúsculas ni acentos: 'inscrip' "
+          "encuentra «inscripción» pero no «reinscripción»); si ninguna, el tercer "
+          "argumento: clasificar(ticket.titulo, datos.modulos, 'Otro')")
+def _classify(_env: Env, text: Any, table: Any, fallback: Any = None) -> Any:
+    if not isinstance(table, dict):
+        raise ValueError("la tabla debe ser un bloque de opciones con su lista de palabras, "
+                         "p. ej. en datos:  modulos: {Cobranza: [pago, cobro]}")
+    if text is None:
+        return fallback
+    haystack = fold(str(text))
+    for option, words in table.items():
+        options = [words] if isinstance(words, str) else list(words or [])
+        if any(_starts_a_word(fold(str(w)).strip(), haystack) for w in options):
+            return option
+    return fallback
+
+
+def _starts_a_word(word: str, haystack: str) -> bool:
+    return bool(word) and re.search(r"(?<!\w)" + re.escape(word), haystack) is not None
+
+
+@function("enlace_prellenado", 3, 9,
+          "enlace a un formulario de Google con respuestas ya llenas: la URL para responder "
+          "y pares (id de la pregunta, valor): enlace_prellenado(datos.formulario_csat, "
+          "'7b3c9e12', ticket.id_podio)")
+def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
+    from connectors.google.mapping import prefilled_url
+
+    if not url:
+        raise ValueError("falta la URL del formulario (la de «Enviar» > enlace)")
+    if len(pairs) % 2:
+        raise ValueError("después de la URL van pares: id de la pregunta, valor")
+    values = {str(q): "" if v is None else str(v) for q, v in zip(pairs[::2], pairs[1::2],
+                                                                   strict=True)}
+    for question in values:
+        try:
+            int(question, 16)
+        except ValueError:
+            raise ValueError(f"{question!r} no es un id de pregunta de Google Forms (p. ej. "
+                             "'7b3c9e12'; ver config/google.yaml)") from None
+    return prefilled_url(str(url), values)

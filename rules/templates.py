@@ -165,11 +165,32 @@ def _context_function(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+class _RecordEnvironment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox where, as in condition expressions, a field of a missing
+    relation reads as empty: ``{{ ticket.am.nombre | default('—') }}`` on a ticket without
+    AM gives "—" instead of failing (StrictUndefined still catches everything else)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if obj is None and not attribute.startswith("_"):
+            return None
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if obj is None and not (isinstance(argument, str) and argument.startswith("_")):
+            return None
+        return super().getitem(obj, argument)
+
+
+def _blank_none(value: Any) -> Any:
+    """An empty value prints as nothing, never as the word "None"."""
+    return "" if value is None else value
+
+
 @lru_cache(maxsize=2)
 def environment(autoescape: bool = False) -> ImmutableSandboxedEnvironment:
     """The sandboxed Jinja environment (HTML emails escape values; text does not)."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape,
-                                        keep_trailing_newline=True)
+    env = _RecordEnvironment(undefined=StrictUndefined, autoescape=autoescape,
+                             keep_trailing_newline=True, finalize=_blank_none)
     for name, spec in FILTERS.items():
         env.filters[name] = _context_filter(spec)
     env.tests.update(TESTS)
