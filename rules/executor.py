@@ -215,6 +215,7 @@ class Executor:
                 trace["resultado"], trace["nota"] = "error", f"una_vez_por falló: {exc}"
                 outcome.errors.append(str(exc))
                 self._save_run(rule, cand, trace, matched=True, status="error")
+        keyed = self._first_per_dedupe(rule, keyed)
         all_keys = [L.ledger_key(rule.id, d, a.key) for *_x, d in keyed for a in rule.actions]
         existing = L.rows_by_key(self.s, all_keys)
         fresh = [k for k in keyed
@@ -240,6 +241,22 @@ class Executor:
                 continue
             run = self._save_run(rule, cand, trace, matched=True, status="coincide")
             self.run_actions(rule, cand, ctx, dedupe, trace, run, existing)
+
+    def _first_per_dedupe(self, rule: Rule, keyed: list[Any]) -> list[Any]:
+        """Several triggers of one batch with the same ``una_vez_por`` value (a record
+        changed twice between cycles) run once: the first; the others are traced."""
+        seen: set[str] = set()
+        unique = []
+        for cand, ctx, trace, dedupe in keyed:
+            if dedupe in seen:
+                trace["resultado"] = "ignorada"
+                trace["nota"] = ("otro disparo del mismo ciclo con el mismo «una_vez_por» ya "
+                                 "se ejecuta")
+                self._save_run(rule, cand, trace, matched=True, status="ignorada")
+                continue
+            seen.add(dedupe)
+            unique.append((cand, ctx, trace, dedupe))
+        return unique
 
     def _unfinished(self, rule: Rule, targets: list[str]) -> dict[str, list[ActionLedger]]:
         if rule.mode == "paralelo" or not targets:

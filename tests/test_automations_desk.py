@@ -293,6 +293,18 @@ def play_scenario(desk: Desk) -> None:
                                   "(revisa también tu carpeta de spam).")
     desk.cycle()
     seen["t6"] = answered
+    # The answer written, synced, corrected and synced again before the next rule cycle
+    # (two change events in one batch): still one close and one survey.
+    desk.at("2026-11-24 12:20")
+    twice = desk.new_ticket("Error al capturar datos de inscripción", estatus="En atención",
+                            **{"usuario": [podio_item_id("usuarios", aurora.key)]})
+    desk.cycle()
+    desk.at("2026-11-24 12:40")
+    desk.edit(twice, respuesta="Ya quedó corregida la captura.")
+    assert run_sync(desk.settings, desk.db, clients=desk.clients).ok
+    desk.edit(twice, respuesta="Ya quedó corregida la captura del alumno.")
+    desk.cycle()
+    seen["t6_twice"] = twice
 
     # T6/T7 — the user opens the survey link and rates 5.
     desk.at("2026-11-24 15:00")
@@ -484,6 +496,14 @@ def test_t6_answer_closes_the_ticket_and_sends_one_survey(desk: Desk) -> None:
     assert desk.seen["t6_link_values"][f"entry.{int('7b3c9e12', 16)}"] == [str(item)]
     assert f"entry.{int('7b3c9e12', 16)}={item}" in surveys[0]["html"]
     assert "restablecer tu contraseña" in surveys[0]["text"]
+
+
+def test_t6_two_answers_between_cycles_send_one_survey(desk: Desk) -> None:
+    item = desk.seen["t6_twice"]
+    assert desk.values(item)["estatus"] == "Cerrado"
+    surveys = [m for m in desk.messages_to(desk.seen["aurora_user"].email)
+               if m["subject"].startswith(f"¿Cómo te atendimos? Ticket {item}")]
+    assert len(surveys) == 1
 
 
 def test_t6_the_survey_answer_is_tied_back_to_the_ticket(desk: Desk) -> None:
