@@ -107,3 +107,26 @@ def test_polling_catches_a_lost_delivery(sandbox: Sandbox, db: Database,
 def _ticket(db: Database, item_id: int) -> Ticket | None:
     with db.session() as s:
         return s.scalars(select(Ticket).where(Ticket.source_id == str(item_id))).one_or_none()
+
+
+def test_t1_fields_are_written_back_through_the_webhook_path(sandbox: Sandbox, db: Database,
+                                                             served: Service) -> None:
+    """A user's new ticket (title + user only) gets T1's fields from `serve`, in real time."""
+    podio = sandbox.tools["podio"]
+    register_podio_hooks(served.settings, served.podio)
+    wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+    world = sandbox.world
+    client = next(c for c in world.clients if c.am)
+    school = next(s for s in world.schools if s.client_key == client.key)
+    user = next(u for u in world.users if u.school_key == school.key)
+    from sandbox.world import podio_item_id
+
+    item = podio.create_item_as(AGENT, "tickets", {
+        "titulo": "Error al generar referencia de pago", "estatus": "Nuevo",
+        "usuario": [podio_item_id("usuarios", user.key)], "email-reportante": user.email})
+    values = wait_for(lambda: (v := podio.values(item)).get("am") and v, timeout=20)
+    assert values["escuela"] == [podio_item_id("escuelas", school.key)]
+    am = world.staff_by_key(client.am)
+    assert am is not None and values["am"] == [am.podio_profile_id]
+    assert values["modulo"] == "Cobranza" and values["producto"] == client.product
+    assert values["titulo"] == "Error al generar referencia de pago"  # untouched
