@@ -83,13 +83,19 @@ def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[R
         if notify is not None:
             notify()
 
-    async def podio(request: Request) -> Response:
+    async def authenticated_body(request: Request) -> bytes | Response:
+        """The raw body of a request whose path token is right; else the refusal."""
         if not token or not hmac.compare_digest(request.path_params["token"], token):
             return Response(status_code=404)
         try:
-            body = await _read_body(request)
+            return await _read_body(request)
         except BodyTooLarge:
             return JSONResponse({"error": "body too large"}, status_code=413)
+
+    async def podio(request: Request) -> Response:
+        body = await authenticated_body(request)
+        if isinstance(body, Response):
+            return body
         try:
             fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=True))
         except (UnicodeDecodeError, ValueError):
@@ -106,12 +112,9 @@ def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[R
         return JSONResponse({"ok": True, "duplicate": not stored})
 
     async def jira(request: Request) -> Response:
-        if not token or not hmac.compare_digest(request.path_params["token"], token):
-            return Response(status_code=404)
-        try:
-            body = await _read_body(request)
-        except BodyTooLarge:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = await authenticated_body(request)
+        if isinstance(body, Response):
+            return body
         if jira_secret:
             expected = "sha256=" + hmac.new(jira_secret, body, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(request.headers.get("x-hub-signature", ""), expected):
