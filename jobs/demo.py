@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 from core.settings import Settings, load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.actions.runtime import ActionRuntime
+from rules.engine import CycleReport, run_cycle
 from sandbox.server import Sandbox, SandboxServer
 from store.db import Database
 from store.models import (
+    ActionLedger,
     Client,
     Contact,
     Contract,
@@ -72,6 +74,8 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         calls = sum(r.api_calls for r in again.reports)
         console.print(f"Segundo ciclo sin cambios: {calls} llamadas API en "
                       f"{len(again.reports)} colecciones (máximo 1 por colección).")
+        rules = run_cycle(settings, db, runtime=runtime)
+        _print_automations(console, settings, db, rules, server.url)
         _print_model(console, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
@@ -88,6 +92,80 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         pass
     finally:
         server.stop()
+
+
+# What each kind of effect shows in the demo's automation summary.
+EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
+                 "podio.comentario": "comentarios", "jira.crear": "incidencias creadas",
+                 "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos"}
+SHOWN_REFS = 4  # ids listed per automation; the rest are counted
+
+
+def _print_automations(console: Console, settings: Settings, db: Database,
+                       report: CycleReport, url: str) -> None:
+    """Per automation (T1…T8…, one or more rules each, grouped by the id's prefix): what
+    fired in this cycle and what was written back, with the ids to look up in the sandbox."""
+    from rules.api import list_rules
+
+    with db.session() as s:
+        rows = list(s.scalars(select(ActionLedger).where(
+            ActionLedger.created_at >= report.started_at).order_by(ActionLedger.id)))
+    table = Table(title="Automatizaciones: primer ciclo de reglas")
+    for column in ("automatización", "coinciden", "qué se escribió", "dónde mirar"):
+        table.add_column(column)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for rule in list_rules(settings, db):
+        if rule.enabled:
+            groups.setdefault(rule.id.split("-")[0].upper(), []).append((rule.id, rule.name))
+    for automation, rules in sorted(groups.items(), key=lambda g: (len(g[0]), g[0])):
+        rule_ids = [r for r, _name in rules]
+        outcomes = [report.rules[r] for r in rule_ids if r in report.rules]
+        mine = [r for r in rows if r.rule_id in rule_ids and r.status == "done"]
+        names = " / ".join(name.split("·", 1)[-1].strip() for _r, name in rules)
+        fired = sum(o.matched for o in outcomes)
+        notes = [f"{sum(getattr(o, k) for o in outcomes)} {w}" for k, w in
+                 (("held", "retenidos"), ("failed", "por reintentar"), ("dead", "muertos"))
+                 if any(getattr(o, k) for o in outcomes)]
+        table.add_row(f"{automation} · {names}", f"{fired} registros" +
+                      (f" ({', '.join(notes)})" if notes else ""),
+                      _written(mine), _where(mine))
+    console.print(table)
+    console.print(f"Inspección del sandbox: {url}/_sandbox/podio/items/ID · "
+                  f"{url}/_sandbox/jira/issues/CLAVE · {url}/_sandbox/google/messages · "
+                  "trazas: saeko-sync rules trace ID")
+
+
+def _written(rows: list[ActionLedger]) -> str:
+    parts: list[str] = []
+    for action, label in EFFECT_LABELS.items():
+        these = [r for r in rows if r.action == action]
+        if not these:
+            continue
+        if action == "podio.actualizar":
+            fields = sorted({f for r in these for f in ((r.payload or {}).get("args") or {})
+                             .get("fields", {})})
+            parts.append(f"{len(these)} items: {', '.join(fields)}")
+        elif action == "gmail.enviar":
+            subjects = [str((r.payload or {}).get("args", {}).get("subject", ""))
+                        for r in these]
+            parts.append(f"{len(these)} {label}: «{subjects[0]}»"
+                         + (f" y {len(these) - 1} más" if len(these) > 1 else ""))
+        else:
+            parts.append(f"{len(these)} {label}")
+    return "; ".join(parts) or "—"
+
+
+def _where(rows: list[ActionLedger]) -> str:
+    refs: list[str] = []
+    for row in rows:
+        args = (row.payload or {}).get("args") or {}
+        ref = (row.external_ref if row.action.startswith("jira.crear")
+               else f"item {args['item_id']}" if "item_id" in args
+               else args.get("key") and f"Jira {args['key']}")
+        if ref and ref not in refs:
+            refs.append(str(ref))
+    shown = ", ".join(refs[:SHOWN_REFS])
+    return shown + (f" (+{len(refs) - SHOWN_REFS})" if len(refs) > SHOWN_REFS else "") or "—"
 
 
 def _print_model(console: Console, db: Database) -> None:

@@ -582,3 +582,18 @@ def test_nothing_failed_along_the_way(desk: Desk) -> None:
             assert not (outcome.failed or outcome.dead or outcome.held or outcome.errors), (
                 outcome.rule_id, outcome.errors)
 
+
+
+def test_the_demo_summary_shows_what_each_automation_wrote(desk: Desk) -> None:
+    from rich.console import Console
+
+    from jobs.demo import _print_automations
+
+    console = Console(record=True, width=400)
+    _print_automations(console, desk.settings, desk.db, desk.seen["t8_report"], "http://x")
+    lines = console.export_text().splitlines()
+    t8 = next(line for line in lines if "T8 · Tarea por calificación CSAT negativa" in line)
+    assert "3 registros" in t8 and "4 tareas; 1 correos" in t8
+    assert f"item {desk.seen['t2']}" in t8
+    t3 = next(line for line in lines if "T3 · Escalar el ticket a Jira" in line)
+    assert "0 registros" in t3
