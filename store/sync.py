@@ -161,3 +161,10 @@ def get_state(session: Session, source: str, stream: str) -> SyncState:
         session.add(state)
         session.flush()
     return state
+
+
+def record_outcome(state: SyncState, report: SyncReport, status: str, error: str | None) -> None:
+    """Note how a stream's run ended (the status page and `sync --json` read it)."""
+    state.last_finished_at = utcnow()
+    state.last_status, state.last_error = status, error
+    state.last_counts = report.as_dict()

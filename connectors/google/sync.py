@@ -48,6 +48,7 @@ from store.sync import (
     dead_letter,
     get_state,
     mark_deleted,
+    record_outcome,
     resolve_dead_letter,
     upsert,
 )
@@ -276,6 +277,4 @@ def _finished(db: Database, source: str, stream: str, report: SyncReport, status
         state = get_state(session, source, stream)
         if cursor is not None:
             state.cursor = cursor
-        state.last_finished_at = utcnow()
-        state.last_status, state.last_error = status, error
-        state.last_counts = report.as_dict()
+        record_outcome(state, report, status, error)

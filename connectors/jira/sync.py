@@ -32,7 +32,15 @@ from core.errors import ConnectorError
 from core.settings import Settings
 from store.db import Database, utcnow
 from store.models import ChangeEvent, Incident, IncidentStatusChange, Ticket
-from store.sync import SyncReport, dead_letter, get_state, mark_deleted, resolve_dead_letter, upsert
+from store.sync import (
+    SyncReport,
+    dead_letter,
+    get_state,
+    mark_deleted,
+    record_outcome,
+    resolve_dead_letter,
+    upsert,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -139,9 +147,7 @@ def _run(client: JiraClient, db: Database, stream: IssuesStream, settings: Setti
         link_tickets(session)
         state = get_state(session, SOURCE, stream.name)
         state.state = {**(state.state or {}), **context.meta}
-        state.last_finished_at = utcnow()
-        state.last_status, state.last_error = status, error
-        state.last_counts = report.as_dict()
+        record_outcome(state, report, status, error)
     bound.info("sync.stream.done", **report.counts.__dict__, api_calls=report.api_calls)
     return report
 

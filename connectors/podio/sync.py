@@ -38,6 +38,7 @@ from store.sync import (
     dead_letter,
     get_state,
     mark_deleted,
+    record_outcome,
     resolve_dead_letter,
     upsert,
 )
@@ -100,9 +101,7 @@ def _run_stream(client: PodioClient, db: Database, stream: PodioStream, staff: d
     report.api_calls = client.calls - calls_before
     with db.session() as session:
         state = get_state(session, SOURCE, stream.name)
-        state.last_finished_at = utcnow()
-        state.last_status, state.last_error = status, error
-        state.last_counts = report.as_dict()
+        record_outcome(state, report, status, error)
     bound.info("sync.stream.done", **report.counts.__dict__, api_calls=report.api_calls)
     return report
 
