@@ -333,8 +333,19 @@ def play_scenario(desk: Desk) -> None:
         "client": world.clients[0].name})
     seen["t8_report"] = desk.cycle()
 
+    # T2 over a public holiday: opened Thursday 24 December 17:30, answered Monday 28 at
+    # 09:30; Christmas (Friday) is not a business day.
+    desk.at("2026-12-24 17:30")
+    holiday = desk.new_ticket("Duda sobre permisos de usuario", estatus="Nuevo", **{
+        "usuario": [podio_item_id("usuarios", mirador.key)]})
+    desk.cycle()
+    desk.at("2026-12-28 09:30")
+    desk.edit(holiday, estatus="En atención")
+    desk.cycle()
+    seen["t2_holiday"] = holiday
+
     # Everything again: nothing may change.
-    desk.at("2026-11-25 09:30")
+    desk.at("2026-12-28 09:45")
     seen["before_rerun"] = state_of(desk)
     seen["rerun_report"] = desk.cycle()
     seen["after_rerun"] = state_of(desk)
@@ -405,6 +416,11 @@ def test_t2_first_response_in_business_hours(desk: Desk) -> None:
     # Friday 17:30-18:00 and Monday 09:00-09:30: one business hour, not 64 clock hours.
     assert values["tiempo-primera-respuesta"] == 1.0
     assert values["fecha-primera-respuesta"]["start"] == "2026-11-23 17:30:00"  # UTC
+
+
+def test_t2_a_public_holiday_is_not_business_time(desk: Desk) -> None:
+    values = desk.values(desk.seen["t2_holiday"])
+    assert values["tiempo-primera-respuesta"] == 1.0  # 10.0 if Christmas counted
 
 
 def test_t2_incident_time_from_the_jira_history(desk: Desk) -> None:
