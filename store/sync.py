@@ -15,6 +15,11 @@ from sqlalchemy.orm import Session
 from store.db import utcnow
 from store.models import ChangeEvent, DeadLetter, SyncState
 
+# session.info keys: rows read by prefetch() and open dead letters, per session.
+_PREFETCHED = "saeko.sync.prefetched"
+_OPEN_DEAD_LETTERS = "saeko.sync.open_dead_letters"
+# Ids per IN (...) query of prefetch(): well under SQLite's 999 bound parameters of old builds.
+PREFETCH_CHUNK = 500
 # Columns that describe the sync itself, not the record: never reported as changes.
 _BOOKKEEPING = {"id", "source", "source_id", "source_revision", "source_updated_at", "raw",
                 "synced_at", "deleted_at"}
@@ -67,6 +72,20 @@ def _same(old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
+def prefetch(session: Session, model: Any, source: str, source_ids: Iterable[str]) -> None:
+    """Read the stored rows of one page in one query (per PREFETCH_CHUNK ids), so that
+    ``upsert`` needs no query per row for them. What it read is kept in this session until
+    the next ``prefetch`` of the same model and source (memory stays one page's worth)."""
+    page: dict[str, Any] = {}
+    session.info.setdefault(_PREFETCHED, {})[(model, source)] = page
+    wanted = sorted({str(i) for i in source_ids})
+    for start in range(0, len(wanted), PREFETCH_CHUNK):
+        chunk = wanted[start:start + PREFETCH_CHUNK]
+        page.update({chunk_id: None for chunk_id in chunk})
+        page.update({obj.source_id: obj for obj in session.scalars(
+            select(model).where(model.source == source, model.source_id.in_(chunk)))})
+
+
 def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
            entity: str | None = None, own_write: bool = False,
            correlation_id: str | None = None) -> str:
@@ -75,15 +94,20 @@ def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
     Returns 'created', 'updated' or 'unchanged'. ``entity`` names the model for rules
     (e.g. 'ticket'); without it no change event is written.
     """
-    existing = session.scalars(
-        select(model).where(model.source == row["source"],  # type: ignore[attr-defined]
-                            model.source_id == row["source_id"])  # type: ignore[attr-defined]
-    ).one_or_none()
+    page = session.info.get(_PREFETCHED, {}).get((model, row["source"]))
+    if page is not None and row["source_id"] in page:
+        existing = page[row["source_id"]]
+    else:
+        existing = session.scalars(
+            select(model).where(model.source == row["source"],
+                                model.source_id == row["source_id"])).one_or_none()
     now = utcnow()
     if existing is None:
         obj = model(**row, synced_at=now)
         session.add(obj)
         session.flush()
+        if page is not None:
+            page[row["source_id"]] = obj
         if entity:
             session.add(ChangeEvent(entity=entity, entity_id=obj.id, kind="created",
                                     changes={k: [None, _jsonable(v)] for k, v in row.items()
@@ -141,10 +165,26 @@ def dead_letter(session: Session, source: str, stream: str, source_id: str, reas
                                reason=reason, payload=payload, created_at=utcnow()))
     else:
         existing.reason, existing.payload, existing.resolved_at = reason, payload, None
+    _open_dead_letters(session, source, stream).add(source_id)
+
+
+def _open_dead_letters(session: Session, source: str, stream: str) -> set[str]:
+    """Source ids of a stream's open dead letters, read once per session (they are rare,
+    and only the stream's own sync writes them)."""
+    known = session.info.setdefault(_OPEN_DEAD_LETTERS, {})
+    if (source, stream) not in known:
+        known[(source, stream)] = set(session.scalars(select(DeadLetter.source_id).where(
+            DeadLetter.source == source, DeadLetter.stream == stream,
+            DeadLetter.resolved_at.is_(None))))
+    return known[(source, stream)]  # type: ignore[no-any-return]
 
 
 def resolve_dead_letter(session: Session, source: str, stream: str, source_id: str) -> None:
     """A record that maps now: close its open dead letter, if any."""
+    open_ids = _open_dead_letters(session, source, stream)
+    if source_id not in open_ids:
+        return
+    open_ids.discard(source_id)
     existing = session.scalars(select(DeadLetter).where(
         DeadLetter.source == source, DeadLetter.stream == stream,
         DeadLetter.source_id == source_id, DeadLetter.resolved_at.is_(None))).one_or_none()

@@ -48,6 +48,7 @@ from store.sync import (
     dead_letter,
     get_state,
     mark_deleted,
+    prefetch,
     record_outcome,
     resolve_dead_letter,
     upsert,
@@ -57,6 +58,9 @@ log = structlog.get_logger(__name__)
 
 SURVEY_ENTITY, USAGE_ENTITY = "survey_response", "usage_metric"
 PODIO = "podio"  # tickets and clients are Podio items: their source ids are Podio item ids
+# Usage-sheet rows mapped and prefetched together: one query per chunk instead of one per row,
+# with a chunk's stored rows in memory at a time (the sheet itself arrives in one call).
+USAGE_CHUNK = 500
 
 
 def sync_forms(settings: Settings, db: Database, *, full: bool = False,
@@ -186,6 +190,7 @@ def _store_responses(session: Session, stream: FormStream, responses: list[dict[
     tickets = _tickets(session, {p.ticket_source_id for p, _ in parsed if p.ticket_source_id})
     contacts = _contacts(session, {p.email for p, _ in parsed if p.email})
     clients = _clients_by_name(session) if any(p.client_name for p, _ in parsed) else {}
+    prefetch(session, SurveyResponse, FORMS_SOURCE, (p.response_id for p, _ in parsed))
     for item, response in parsed:
         ticket_id, ticket_client = tickets.get(item.ticket_source_id or "", (None, None))
         contact_id, contact_client = contacts.get(item.email or "", (None, None))
@@ -238,27 +243,42 @@ def _store_usage(db: Database, rows: list[list[Any]], mapping: UsageMap,
         clients = dict(session.execute(select(Client.source_id, Client.id).where(
             Client.source == PODIO)).all())
         seen: set[str] = set()
-        for number, values in enumerate(rows[1:], start=2):
-            if not any(v not in ("", None) for v in values):
-                continue  # blank line
-            try:
-                row = usage_row(values, index)
-            except MappingError as exc:
-                dead_letter(session, SHEETS_SOURCE, USAGE_STREAM, f"row-{number}", str(exc),
-                            {"row": values})
-                report.counts.dead_lettered += 1
-                continue
-            if row["source_id"] in seen:
-                continue  # the same client and week twice: the first one counts
-            seen.add(row["source_id"])
-            row["client_id"] = clients.get(row["client_key"])
-            outcome = upsert(session, UsageMetric, row, entity=USAGE_ENTITY)
-            setattr(report.counts, outcome, getattr(report.counts, outcome) + 1)
-            resolve_dead_letter(session, SHEETS_SOURCE, USAGE_STREAM, f"row-{number}")
+        numbered = list(enumerate(rows[1:], start=2))
+        for start in range(0, len(numbered), USAGE_CHUNK):
+            chunk = _usage_rows(session, numbered[start:start + USAGE_CHUNK], index, seen,
+                                report)
+            prefetch(session, UsageMetric, SHEETS_SOURCE, (row["source_id"] for _n, row in chunk))
+            for number, row in chunk:
+                row["client_id"] = clients.get(row["client_key"])
+                outcome = upsert(session, UsageMetric, row, entity=USAGE_ENTITY)
+                setattr(report.counts, outcome, getattr(report.counts, outcome) + 1)
+                resolve_dead_letter(session, SHEETS_SOURCE, USAGE_STREAM, f"row-{number}")
         known = set(session.scalars(select(UsageMetric.source_id).where(
             UsageMetric.source == SHEETS_SOURCE, UsageMetric.deleted_at.is_(None))))
         report.counts.deleted = mark_deleted(session, UsageMetric, SHEETS_SOURCE, known - seen,
                                              entity=USAGE_ENTITY)
+
+
+def _usage_rows(session: Session, numbered: list[tuple[int, list[Any]]],
+                index: dict[str, int], seen: set[str], report: SyncReport
+                ) -> list[tuple[int, dict[str, Any]]]:
+    """Map sheet rows (with their row numbers); dead-letter the unreadable ones, skip blank
+    lines and repeats of a client and week already seen (the first one counts)."""
+    out = []
+    for number, values in numbered:
+        if not any(v not in ("", None) for v in values):
+            continue  # blank line
+        try:
+            row = usage_row(values, index)
+        except MappingError as exc:
+            dead_letter(session, SHEETS_SOURCE, USAGE_STREAM, f"row-{number}", str(exc),
+                        {"row": values})
+            report.counts.dead_lettered += 1
+            continue
+        if row["source_id"] not in seen:
+            seen.add(row["source_id"])
+            out.append((number, row))
+    return out
 
 
 # --- sync state ----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from store.sync import (
     dead_letter,
     get_state,
     mark_deleted,
+    prefetch,
     record_outcome,
     resolve_dead_letter,
     upsert,
@@ -196,6 +197,8 @@ def _store_page(db: Database, context: _Context, stream: IssuesStream,
     with db.session() as session:
         state = get_state(session, SOURCE, stream.name)
         newest = datetime.fromisoformat(state.cursor) if state.cursor else None
+        prefetch(session, Incident, SOURCE, (m["source_id"] for _i, _r, m, _c, _p in prepared
+                                             if m))
         for issue_id, raw, mapped, _changes, problem in prepared:
             if mapped is None:
                 dead_letter(session, SOURCE, stream.name, issue_id, problem or "unmappable", raw)

@@ -38,6 +38,7 @@ from store.sync import (
     dead_letter,
     get_state,
     mark_deleted,
+    prefetch,
     record_outcome,
     resolve_dead_letter,
     upsert,
@@ -90,8 +91,12 @@ def _run_stream(client: PodioClient, db: Database, stream: PodioStream, staff: d
         state.last_started_at = utcnow()
         cursor = None if full else state.cursor
     try:
+        # A full read into an empty table lists every live item itself: no id scan needed.
+        first = full and _live_rows(db, stream) == 0
         total = _pull_changes(client, db, stream, staff, cursor, settings, report, progress)
-        if full or _deletion_scan_due(db, stream, total, settings):
+        if first:
+            _note_id_scan(db, stream)
+        elif full or _deletion_scan_due(db, stream, total, settings):
             report.counts.deleted = _scan_deletions(client, db, stream)
         status, error = "ok", None
     except ConnectorError as exc:
@@ -144,6 +149,7 @@ def _store_page(db: Database, stream: PodioStream, items: list[dict[str, Any]],
     with db.session() as session:
         state = get_state(session, SOURCE, stream.name)
         newest = parse_podio_time(state.cursor) if state.cursor else None
+        prefetch(session, stream.model, SOURCE, (str(i.get("item_id")) for i in items))
         for item in items:
             item_id = str(item.get("item_id", "?"))
             try:
@@ -167,10 +173,8 @@ def _store_page(db: Database, stream: PodioStream, items: list[dict[str, Any]],
 def _deletion_scan_due(db: Database, stream: PodioStream, total: int | None,
                        settings: Settings) -> bool:
     """Scan for deletions when the app's total disagrees with our live rows, or on schedule."""
-    model: Any = stream.model
+    live = _live_rows(db, stream)
     with db.session() as session:
-        live = session.scalar(select(func.count()).select_from(model).where(
-            model.source == SOURCE, model.deleted_at.is_(None)))
         last_scan = (get_state(session, SOURCE, stream.name).state or {}).get("last_id_scan")
     if total is not None and live != total:
         return True
@@ -180,13 +184,33 @@ def _deletion_scan_due(db: Database, stream: PodioStream, total: int | None,
     return utcnow() >= due
 
 
+def _live_rows(db: Database, stream: PodioStream) -> int:
+    model: Any = stream.model
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(
+            model.source == SOURCE, model.deleted_at.is_(None))) or 0)
+
+
+def _note_id_scan(db: Database, stream: PodioStream) -> None:
+    with db.session() as session:
+        state = get_state(session, SOURCE, stream.name)
+        state.state = {**(state.state or {}), "last_id_scan": utcnow().isoformat()}
+
+
 def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream) -> int:
-    """List every live item id (ID_SCAN_PAGE per call) and mark missing rows deleted."""
+    """List every live item id (ID_SCAN_PAGE per call) and mark missing rows deleted.
+
+    Asks for the micro view (ids and titles only, reference §10.4: "cheap with
+    fields=items.view(micro)", a third-party claim): a Podio that ignored it would send
+    whole items, which read the same.
+    """
     live: set[str] = set()
     for page_no in range(MAX_PAGES):
-        page = client.filter_items(stream.app_id, {"sort_by": "item_id", "sort_desc": False,
-                                                   "limit": ID_SCAN_PAGE,
-                                                   "offset": page_no * ID_SCAN_PAGE})
+        page = client.request("POST", f"/item/app/{stream.app_id}/filter/",
+                              params={"fields": "items.view(micro)"},
+                              json={"sort_by": "item_id", "sort_desc": False,
+                                    "limit": ID_SCAN_PAGE, "offset": page_no * ID_SCAN_PAGE},
+                              app_id=stream.app_id, idempotent=True)
         items = page.get("items") or []
         live.update(str(i["item_id"]) for i in items)
         if len(items) < ID_SCAN_PAGE:
@@ -196,8 +220,7 @@ def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream) -> i
         known = set(session.scalars(select(model.source_id).where(
             model.source == SOURCE, model.deleted_at.is_(None))))
         deleted = mark_deleted(session, model, SOURCE, known - live, entity=stream.mapping.entity)
-        state = get_state(session, SOURCE, stream.name)
-        state.state = {**(state.state or {}), "last_id_scan": utcnow().isoformat()}
+    _note_id_scan(db, stream)
     return deleted
 
 
