@@ -4,7 +4,7 @@ One scenario per store drives the sandbox as the desk would (through the tools' 
 so revisions, changelogs and webhooks happen as in the real tools), runs the real sync of
 every source and a rule cycle after each step, and the tests assert what a person would
 see in Podio, Jira and Gmail. The clock only moves forward (the syncs' cursors do too):
-Wednesday 18 November 2026 12:00 in Tijuana, then the following days.
+Wednesday 18 November 2026 12:00 in Tijuana, the following week, then Christmas.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def local(text: str) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def user_key_of(world: Any, client_key: int, role: str | None = None) -> Any:
+def user_of(world: Any, client_key: int, role: str | None = None) -> Any:
+    """The first user (of ``role``) of a world client."""
     school_client = {s.key: s.client_key for s in world.schools}
     return next(u for u in world.users if school_client[u.school_key] == client_key
                 and (role is None or u.role == role))
@@ -187,8 +188,8 @@ def desk(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def play_scenario(desk: Desk) -> None:
     """A week at the desk; ``desk.seen`` keeps what the tests look at later."""
     world, seen = desk.sandbox.world, desk.seen
-    mirador = user_key_of(world, 1)  # client 1: Centro Educativo Mirador (AM, CSM)
-    aurora = user_key_of(world, 2)  # client 2: Academia Aurora, a burbuja client
+    mirador = user_of(world, 1)  # client 1: Centro Educativo Mirador (AM, CSM)
+    aurora = user_of(world, 2)  # client 2: Academia Aurora, a burbuja client
     seen["mirador_user"], seen["aurora_user"] = mirador, aurora
 
     # T1 — Wednesday 12:10: a ticket with only its title and the reporter's email…
@@ -326,7 +327,7 @@ def play_scenario(desk: Desk) -> None:
     desk.google.submit_response(desk.google.ids["csat"], {
         "score": 2, "comment": "No me explicaron bien la solución",
         "ticket": str(timing), "email": mirador.email})
-    director = user_key_of(world, 1, "Directivo")
+    director = user_of(world, 1, "Directivo")
     seen["t8_director"] = director
     desk.google.submit_response(desk.google.ids["nps"], {
         "score": 3, "reason": "El soporte tarda demasiado", "email": director.email,
