@@ -76,6 +76,12 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"{len(again.reports)} colecciones (máximo 1 por colección).")
         rules = run_cycle(settings, db, runtime=runtime)
         _print_automations(console, settings, db, rules, server.url)
+        # Read back what the automations wrote (recognised as our own: it fires nothing).
+        after = run_sync(settings, db, clients=sync_clients)
+        console.print(f"Sincronización tras las reglas: "
+                      f"{sum(r.counts.updated for r in after.reports)} registros actualizados "
+                      f"con lo que escribieron las automatizaciones, "
+                      f"{sum(r.api_calls for r in after.reports)} llamadas API.")
         _print_model(console, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")

@@ -51,3 +51,18 @@ def test_engine_tables_hold_state(db: Database) -> None:
         state = s.scalars(select(SyncState)).one()
         assert state.state == {"seen": [1, 2]}
         assert s.scalars(select(DeadLetter)).one().reason == "sin título"
+
+
+def test_shipped_staff_file_matches_the_demo_world() -> None:
+    """config/staff.yaml describes the demo workspace the sandbox serves."""
+    from core.settings import PROJECT_ROOT
+    from core.yamlconf import load_yaml_model
+    from sandbox.world import demo_staff
+    from store.staff import StaffFile
+
+    shipped = {e.key: e for e in load_yaml_model(PROJECT_ROOT / "config" / "staff.yaml",
+                                                 StaffFile).staff}
+    for person in demo_staff():
+        entry = shipped[person.key]
+        assert (entry.email, entry.role, entry.podio_profile_id, entry.jira_account_id) == (
+            person.email, person.role, person.podio_profile_id, person.jira_account_id)
