@@ -301,10 +301,10 @@ class CycleEngine:
                 keys[event.id] = str(key)
         if not keys:
             return {}
-        found = dict(self.s.execute(select(ActionLedger.external_ref, ActionLedger.correlation_id)
-                                    .where(ActionLedger.action == "jira.crear",
-                                           ActionLedger.external_ref.in_(set(keys.values()))))
-                     .tuples().all())
+        rows = self.s.execute(select(ActionLedger.external_ref, ActionLedger.correlation_id)
+                              .where(ActionLedger.action == "jira.crear",
+                                     ActionLedger.external_ref.in_(set(keys.values())))).all()
+        found = {ref: corr for ref, corr in rows}
         return {eid: str(found[key]) for eid, key in keys.items() if found.get(key)}
 
     # --- phase 3: data conditions and held-for timers ---------------------------------
