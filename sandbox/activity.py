@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
 AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
+# What a person can do: ``step()`` draws among the first five; ``work`` (an agent moves an
+# open ticket along or re-prioritises it) is for planned days (bench/quota_budget.py).
+ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work")
+# Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
+WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
 
 
 class StaffSimulator:
@@ -29,12 +34,19 @@ class StaffSimulator:
         self.rng = random.Random(seed)
         self.done: Counter[str] = Counter()
         self.created: list[int] = []
+        self._open: list[int] | None = None
         self._stop = threading.Event()
 
     def step(self) -> str:
         action = self.rng.choices(
             ["new_ticket", "answer", "escalate", "resolve_jira", "csat"],
             weights=[40, 25, 10, 15, 10])[0]
+        return self.act(action)
+
+    def act(self, action: str) -> str:
+        """Do one named action (one of ACTIONS), e.g. to replay a planned day."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         try:
             outcome = getattr(self, f"_{action}")()
         except (ValueError, KeyError, LookupError) as exc:  # nothing suitable right now
@@ -88,6 +100,24 @@ class StaffSimulator:
         item = self._pick("Nuevo")
         self.podio.update_item_as(self.rng.choice(AGENTS), item, {"estatus": "Escalado"})
         return f"ticket {item} escalated"
+
+    def _work(self) -> str:
+        """An agent works an open ticket: moves its status along, or changes its priority."""
+        if self._open is None:
+            self._open = [podio_item_id("tickets", t.key) for t in self.sandbox.world.tickets
+                          if t.status != "Cerrado"]
+        candidates = self._open + self.created[-200:]
+        if not candidates:
+            raise LookupError("no open ticket")
+        item = int(self.rng.choice(candidates))
+        status = self.podio.values(item).get("estatus")
+        following = WORK_NEXT.get(str(status))
+        if following is not None and self.rng.random() < 0.7:
+            fields: dict[str, Any] = {"estatus": following}
+        else:
+            fields = {"prioridad": self.rng.choice(["Media", "Alta"])}
+        self.podio.update_item_as(self.rng.choice(AGENTS), item, fields)
+        return f"ticket {item}: {fields}"
 
     def _resolve_jira(self) -> str:
         jira: Any = self.sandbox.tools.get("jira")
