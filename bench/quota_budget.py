@@ -264,12 +264,17 @@ def _effects(bench: Bench) -> list[list[Any]]:
         rows = session.execute(select(ActionLedger.rule_id, ActionLedger.action, func.count())
                                .where(*done).group_by(ActionLedger.rule_id, ActionLedger.action)
                                .order_by(ActionLedger.rule_id)).all()
-        updates = session.execute(select(ActionLedger.target, ActionLedger.correlation_id)
+        updates = session.execute(select(ActionLedger.target, ActionLedger.correlation_id,
+                                         ActionLedger.rule_id)
                                   .where(*done, ActionLedger.action == "podio.actualizar")).all()
     out: list[list[Any]] = [[rule, action, n] for rule, action, n in rows]
-    if updates:
-        out.append(["(podio.actualizar on an item already updated for the same event)", "",
-                    len(updates) - len(set(updates))])
+    same_event: dict[tuple[Any, Any], list[str]] = {}
+    for target, correlation, rule in updates:
+        same_event.setdefault((target, correlation), []).append(str(rule))
+    pairs = Counter(" + ".join(sorted(rules)) for rules in same_event.values() if len(rules) > 1)
+    for rules, n in pairs.most_common():
+        out.append([f"(one item, one event, several PUTs: {rules})", "podio.actualizar",
+                    n * (rules.count("+"))])
     return out or [["(none)", "", 0]]
 
 
