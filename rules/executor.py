@@ -393,7 +393,10 @@ class Executor:
             if self.dry_run:
                 entry.update(estado="simulada", nota=f"pendiente en el registro: {row.status}")
                 return True
-            if row.status == L.PENDING and spec.type.find is not None:
+            # Unknown outcome (a crash after sending) or an earlier failed attempt that may
+            # have reached the tool: look for the marker before sending again. A fresh row
+            # skips this, so the primitives need not look first (one call saved per effect).
+            if row.status in (L.PENDING, L.FAILED) and spec.type.find is not None:
                 ref = self._find(spec, row)
                 if ref is not None:
                     row.status, row.external_ref, row.updated_at = L.DONE, ref, self.now

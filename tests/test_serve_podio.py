@@ -130,3 +130,33 @@ def test_t1_fields_are_written_back_through_the_webhook_path(sandbox: Sandbox, d
     assert am is not None and values["am"] == [am.podio_profile_id]
     assert values["modulo"] == "Cobranza" and values["producto"] == client.product
     assert values["titulo"] == "Error al generar referencia de pago"  # untouched
+
+
+def test_a_record_changed_several_times_is_read_once_per_batch(sandbox: Sandbox,
+                                                               db: Database) -> None:
+    from jobs.inbox import InboxWorker
+    from rules.actions.runtime import ActionRuntime
+    from store.db import utcnow
+
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url)
+    podio = sandbox.tools["podio"]
+    ticket = podio.items("tickets")[7]
+    revisions = [podio.update_item_as(AGENT, ticket, {"prioridad": p})
+                 for p in ("Alta", "Baja", "Crítica")]
+    with db.session() as s:
+        for n, revision in enumerate(revisions):
+            s.add(WebhookInbox(source="podio", delivery_key=f"podio:item.update:{ticket}:{n}",
+                               event_type="item.update", status="pending", received_at=utcnow(),
+                               payload={"type": "item.update", "hook_id": "1",
+                                        "item_id": str(ticket),
+                                        "item_revision_id": str(revision)}))
+    runtime = ActionRuntime(settings)
+    sandbox.calls.reset()
+    try:
+        result = InboxWorker(settings, db, "test", runtime).process_batch()
+    finally:
+        runtime.close()
+    assert result.done == 3
+    assert sandbox.calls.snapshot("podio")["podio"].get("GET /item/{item_id:int}") == 1
+    assert (_ticket(db, ticket) or Ticket()).priority == "Crítica"

@@ -42,11 +42,17 @@ def update_fields(client: PodioClient, item_id: int, fields: Mapping[str, Any], 
     return int(result["revision"]) if result and "revision" in result else None
 
 
-def _create_once(find: Callable[[], int | None], create: Callable[[], int]) -> int:
-    """Create unless the marker shows it exists; after an unclear failure, look again."""
+def _create_once(find: Callable[[], int | None], create: Callable[[], int], *,
+                 check_first: bool = True) -> int:
+    """Create unless the marker shows it exists; after an unclear failure, look again.
+
+    ``check_first=False`` skips the first lookup (one Podio call) when the caller knows
+    this marker was never sent — the rule engine's ledger does — but a retry after an
+    unclear failure always looks first.
+    """
     last_error: Exception | None = None
     for attempt in range(CREATE_ATTEMPTS):
-        existing = find()
+        existing = find() if attempt or check_first else None
         if existing is not None:
             return existing
         try:
@@ -68,7 +74,7 @@ def find_task(client: PodioClient, marker: str) -> int | None:
 
 def create_task(client: PodioClient, *, item_id: int, text: str, description: str = "",
                 responsible_user_id: int | None, due_on: datetime | date | None,
-                marker: str, labels: list[str] | None = None) -> int:
+                marker: str, labels: list[str] | None = None, check_first: bool = True) -> int:
     """Create a task on an item, once per marker; returns the task id."""
     body: dict[str, Any] = {"text": text, "description": description, "private": False,
                             "external_id": marker, "labels": labels or ["saeko-sync"]}
@@ -86,7 +92,7 @@ def create_task(client: PodioClient, *, item_id: int, text: str, description: st
             raise RemoteDataError(f"Podio created a task without task_id: {created!r}")
         return int(task["task_id"])
 
-    return _create_once(lambda: find_task(client, marker), create)
+    return _create_once(lambda: find_task(client, marker), create, check_first=check_first)
 
 
 def find_comment(client: PodioClient, item_id: int, marker: str) -> int | None:
@@ -98,7 +104,8 @@ def find_comment(client: PodioClient, item_id: int, marker: str) -> int | None:
     return None
 
 
-def add_comment(client: PodioClient, item_id: int, text: str, marker: str) -> int:
+def add_comment(client: PodioClient, item_id: int, text: str, marker: str, *,
+                check_first: bool = True) -> int:
     """Comment on an item once per marker (hook=false: our comment triggers nothing)."""
 
     def create() -> int:
@@ -107,4 +114,5 @@ def add_comment(client: PodioClient, item_id: int, text: str, marker: str) -> in
                                  params={"hook": "false"})
         return int(created["comment_id"])
 
-    return _create_once(lambda: find_comment(client, item_id, marker), create)
+    return _create_once(lambda: find_comment(client, item_id, marker), create,
+                        check_first=check_first)

@@ -189,7 +189,8 @@ def _send_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
                           text=payload["text"], description=payload["description"],
                           responsible_user_id=payload["responsible_user_id"],
                           due_on=from_json(payload["due_on"]), marker=marker,
-                          labels=payload.get("labels"))
+                          labels=payload.get("labels"),
+                          check_first=False)  # the ledger reconciles before any resend
     return f"tarea {task_id}"
 
 
@@ -226,7 +227,7 @@ def _send_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> st
     from connectors.podio.actions import add_comment
 
     comment_id = add_comment(rt.client("podio"), int(payload["item_id"]), payload["text"],
-                             marker)
+                             marker, check_first=False)  # the ledger reconciles first
     return f"comentario {comment_id}"
 
 
