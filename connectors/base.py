@@ -2,7 +2,7 @@
 
 A tool's ``sync.py`` exposes ``sync_<source>(settings, db, *, full=False, progress=None)``
 returning a list of ``store.sync.SyncReport`` (one per stream), registered in
-``connectors.SOURCES`` below so the CLI, the demo and the scheduler find it.
+``SOURCES`` below so the CLI, the demo and the scheduler find it.
 
 Write-back primitives (``actions.py``) that create something take a ``marker``: a string
 left on what they create (Podio external_id, a Jira entity property / label, an email
@@ -38,18 +38,13 @@ SOURCES: dict[str, str] = {
 }
 
 
-def load_sync(source: str) -> SyncFn | None:
-    """The sync function of a source, or None while its connector is not installed."""
+def load_sync(source: str) -> SyncFn:
+    """The sync function of a source, imported on first use (Google's client libraries are
+    slow to import, and a Podio-only run needs none of them)."""
     import importlib
 
     module_name, func = SOURCES[source].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, func)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), func)  # type: ignore[no-any-return]
 
 
 def noop_progress(_stream: str, _advance: int, _total: int | None) -> None:

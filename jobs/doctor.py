@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from alembic.config import Config
@@ -65,21 +64,26 @@ def _podio(settings: Settings) -> str:
     return f"{settings.podio_api_url}: {len(names)} apps ({', '.join(names)}){left}"
 
 
-def _optional(module: str, func: str) -> Callable[[Settings], str] | None:
-    try:
-        return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
-    except (ModuleNotFoundError, AttributeError):
-        return None
+def _jira(settings: Settings) -> str:
+    from connectors.jira.client import check_jira
+
+    return check_jira(settings)
+
+
+def _google(settings: Settings) -> str:
+    from connectors.google.health import check_google
+
+    return check_google(settings)
 
 
 def run_checks(settings: Settings) -> list[Check]:
     """Run every check; never raises."""
-    checks: list[tuple[str, Callable[[Settings], str] | None]] = [
+    checks: list[tuple[str, Callable[[Settings], str]]] = [
         ("base de datos", _database),
         ("configuración", _config),
         ("podio", _podio),
-        ("jira", _optional("connectors.jira.client", "check_jira")),
-        ("google", _optional("connectors.google.health", "check_google")),
+        ("jira", _jira),
+        ("google", _google),
     ]
     optional = {"jira": settings.jira_configured,
                 "google": bool(settings.google_service_account_file)}
@@ -87,9 +91,6 @@ def run_checks(settings: Settings) -> list[Check]:
     for name, check in checks:
         if name in optional and not optional[name]:
             results.append((name, True, "sin configurar (opcional); ver .env.example"))
-            continue
-        if check is None:
-            results.append((name, False, "conector no instalado"))
             continue
         try:
             results.append((name, True, check(settings)))

@@ -8,8 +8,6 @@ leaves its rows to another. Failed deliveries are retried, then parked as ``dead
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy import or_, select
 
+from connectors.jira.sync import sync_issue
 from connectors.podio.client import PodioClient
 from connectors.podio.sync import sync_item
 from core.errors import SaekoError
@@ -48,8 +47,6 @@ class InboxWorker:
         self.db = db
         self.holder = holder
         self.runtime = runtime
-        self._jira_sync: Callable[..., str] | None = _optional("connectors.jira.sync",
-                                                               "sync_issue")
 
     def claim(self, limit: int) -> list[int]:
         now = utcnow()
@@ -107,10 +104,7 @@ class InboxWorker:
         if source == "podio":
             return self._podio(kind, payload)
         if source == "jira":
-            if self._jira_sync is None:
-                return "ignored (Jira connector not installed)"
-            return self._jira_sync(self.settings, self.db, payload,
-                                   client=self.runtime.client("jira"))
+            return sync_issue(self.settings, self.db, payload, client=self.runtime.client("jira"))
         return "ignored"
 
     def _podio(self, kind: str, payload: dict[str, Any]) -> str:
@@ -136,9 +130,3 @@ def _record_key(source: str, kind: str, payload: dict[str, Any]) -> str | None:
         return f"jira:{issue_id}" if issue_id else None
     return None
 
-
-def _optional(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ModuleNotFoundError, AttributeError):
-        return None

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -69,7 +69,3 @@ def claimable(session: Session, query: Any) -> Any:
         return query.with_for_update(skip_locked=True)
     return query
 
-
-def recent_runs(db: Database, limit: int = 20) -> list[JobRun]:
-    with db.session() as session:
-        return list(session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(limit)))

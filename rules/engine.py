@@ -88,7 +88,7 @@ def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
     report = CycleReport(started_at=now, problems=ruleset.problems,
                          fallbacks=[r.id for r in ruleset.fallbacks])
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _acquire_lease(db, holder, now):
+    if not _acquire_lease(db, holder):
         report.skipped = "otra réplica está ejecutando las reglas"
         return report
     own_runtime = runtime is None
@@ -110,10 +110,9 @@ def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
     return report
 
 
-def _acquire_lease(db: Database, holder: str, now: datetime) -> bool:
+def _acquire_lease(db: Database, holder: str) -> bool:
     """Take the cycle lease unless another live replica holds it (row lock on PostgreSQL;
     two replicas inserting it at once: the second one's insert fails and it backs off)."""
-    del now
     try:
         with db.session() as session:
             lease = session.get(Lease, LEASE_NAME, with_for_update=True)

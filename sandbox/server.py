@@ -25,7 +25,7 @@ from sandbox.core import CallCounter, Clock, CountingMiddleware, FaultInjector, 
 from sandbox.webhooks import WebhookDeliverer
 from sandbox.world import World, build_world
 
-# module:class of each emulated tool; a tool whose module is absent is simply not served.
+# module:class of each emulated tool.
 TOOL_CLASSES = {
     "podio": "sandbox.podio.tool:PodioTool",
     "jira": "sandbox.jira.tool:JiraTool",
@@ -62,12 +62,7 @@ class Sandbox:
         self.tools: dict[str, Tool] = {}
         for name, target in TOOL_CLASSES.items():
             module_name, class_name = target.split(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name and module_name.startswith(exc.name):
-                    continue
-                raise
+            module = importlib.import_module(module_name)
             self.tools[name] = getattr(module, class_name)(self)
 
     def url(self, tool: str) -> str:

@@ -16,8 +16,8 @@ def test_simulated_staff_leaves_visible_work(sandbox: Sandbox) -> None:
     created = podio.values(simulator.created[0])
     assert created["estatus"] in ("Nuevo", "En atención", "Escalado")
     assert "escuela" not in created  # left for automation T1, as a person would
-    if simulator.done["resolve_jira"]:
-        key = next(line.split()[1] for line in log if line.startswith("resolve_jira: ")
-                   and "resolved" in line)
-        issue = sandbox.tools["jira"].issue(key)
-        assert issue["fields"]["status"]["statusCategory"]["key"] == "done"
+    assert simulator.done["resolve_jira"] > 0  # seed 3 resolves issues: check one in Jira
+    key = next(line.split()[1] for line in log if line.startswith("resolve_jira: ")
+               and "resolved" in line)
+    issue = sandbox.tools["jira"].issue(key)
+    assert issue["fields"]["status"]["statusCategory"]["key"] == "done"

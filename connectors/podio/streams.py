@@ -69,5 +69,20 @@ class PodioStream:
     cursor_field = "last_edit_on"
 
 
+# Parsed mappings by (file, mtime, size): the sync, every webhook and every rule cycle read
+# the mapping, and validating the YAML costs ~15 ms; an edit changes the key.
+_MAPPINGS: dict[tuple[str, int, int], PodioMapping] = {}
+
+
 def load_mapping(config_dir: Path) -> PodioMapping:
-    return load_yaml_model(config_dir / "podio.yaml", PodioMapping)
+    """config/podio.yaml, validated (errors as file:line); re-read when the file changes."""
+    path = config_dir / "podio.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_yaml_model(path, PodioMapping)  # reports the missing file as usual
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _MAPPINGS:
+        _MAPPINGS.clear()
+        _MAPPINGS[key] = load_yaml_model(path, PodioMapping)
+    return _MAPPINGS[key]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from connectors.base import ProgressFn, noop_progress
@@ -224,10 +224,13 @@ def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream) -> i
     return deleted
 
 
-def resolve_references(session: Session, apps: Any) -> None:
-    """Set foreign keys from the stored Podio references, then derived columns."""
+def resolve_references(session: Session, apps: Any, source_ids: list[str] | None = None
+                       ) -> None:
+    """Set foreign keys from the stored Podio references, then derived columns; only on the
+    rows of ``source_ids`` when given (one webhook item must not rescan whole tables)."""
     for app in apps:
         table: Any = TABLES[app.table]
+        rows = table.source_id.in_(source_ids) if source_ids is not None else true()
         for column, spec in app.fields.items():
             if spec.type != "ref" or not spec.fk or not spec.table:
                 continue
@@ -236,13 +239,14 @@ def resolve_references(session: Session, apps: Any) -> None:
                                               target.source_id == getattr(table, column))
                       .scalar_subquery())
             fk = getattr(table, spec.fk)
-            session.execute(update(table).where(fk.is_distinct_from(wanted)).values(
+            session.execute(update(table).where(rows, fk.is_distinct_from(wanted)).values(
                 {spec.fk: wanted}))
         for column, derived in app.derived.items():
             target = TABLES[derived.table]
             wanted = (select(getattr(target, derived.column))
                       .where(target.id == getattr(table, derived.from_)).scalar_subquery())
-            session.execute(update(table).where(getattr(table, column).is_distinct_from(wanted))
+            session.execute(update(table)
+                            .where(rows, getattr(table, column).is_distinct_from(wanted))
                             .values({column: wanted}))
 
 
@@ -274,7 +278,7 @@ def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: in
     _store_page(db, stream, [item], staff, client.own_refs(), report,
                 correlation_id=correlation_id, move_cursor=False)
     with db.session() as session:
-        resolve_references(session, [mapping.apps[name]])
+        resolve_references(session, [mapping.apps[name]], [str(item_id)])
     counts = report.counts
     return next((k for k in ("created", "updated", "unchanged", "dead_lettered")
                  if getattr(counts, k)), "unchanged")

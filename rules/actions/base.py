@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -77,7 +77,6 @@ class ActionType:
     send: Callable[[ActionRuntime, dict[str, Any], str], str]
     find: Callable[[ActionRuntime, dict[str, Any], str], str | None] | None = None
     check: Callable[[dict[str, Arg], CheckContext], None] | None = None
-    available: Callable[[], bool] = field(default=lambda: True)
 
     @property
     def tool(self) -> str:

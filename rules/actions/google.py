@@ -35,13 +35,6 @@ def _primitive(name: str) -> Any:
     return getattr(importlib.import_module(CONNECTOR), name)
 
 
-def _available() -> bool:
-    try:
-        importlib.import_module(CONNECTOR)
-    except ModuleNotFoundError:
-        return False
-    return True
-
 
 def emails(value: Any) -> list[str]:
     """People, users or texts -> email addresses."""
@@ -125,14 +118,14 @@ ACTIONS = [
                 "cc": Param(PEOPLE), "asunto": Param(TEXT, required=True),
                 "plantilla": Param(TEMPLATE_FILE, doc="nombre en config/plantillas/"),
                 "cuerpo": Param(TEXT, doc="texto del correo si no hay plantilla")},
-               _prepare_email, _send_email, _find_email, available=_available),
+               _prepare_email, _send_email, _find_email),
     ActionType("calendario.evento", "Crea o actualiza un evento de Calendar (una vez).",
                {"titulo": Param(TEXT, required=True), "inicio": Param(DATE, required=True),
                 "duracion_minutos": Param(INTEGER, default=DEFAULT_EVENT_MINUTES),
                 "invitados": Param(PEOPLE), "descripcion": Param(TEXT),
                 "meet": Param(BOOLEAN, default=False)},
-               _prepare_event, _send_event, _find_event, available=_available),
+               _prepare_event, _send_event, _find_event),
     ActionType("sheets.tabla", "Escribe una tabla completa en una pestaña de la hoja de KPIs.",
                {"pestana": Param(TEXT, required=True), "filas": Param(VALUE, required=True)},
-               _prepare_table, _send_table, None, available=_available),
+               _prepare_table, _send_table, None),
 ]

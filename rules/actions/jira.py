@@ -31,13 +31,6 @@ def _primitive(name: str) -> Any:
     return getattr(module, name)
 
 
-def _available() -> bool:
-    try:
-        importlib.import_module(CONNECTOR)
-    except ModuleNotFoundError:
-        return False
-    return True
-
 
 def _ticket_ref(record: Any) -> dict[str, Any]:
     ref = record_ref(record)
@@ -117,15 +110,15 @@ ACTIONS = [
                 "ticket": Param(RECORD, entities=("ticket",),
                                 doc="el ticket de Podio (por omisión, el de la regla)"),
                 "enlace": Param(TEXT, doc="URL del ticket en Podio para el enlace de vuelta")},
-               _prepare_create, _send_create, _find_create, available=_available),
+               _prepare_create, _send_create, _find_create),
     ActionType("jira.comentar", "Comenta una incidencia de Jira una sola vez.",
                {"clave": Param(TEXT, required=True), "texto": Param(TEXT, required=True)},
-               _prepare_comment, _send_comment, None, available=_available),
+               _prepare_comment, _send_comment, None),
     ActionType("jira.transicion", "Mueve una incidencia de Jira a un estatus.",
                {"clave": Param(TEXT, required=True), "a": Param(TEXT, required=True)},
-               _prepare_transition, _send_transition, None, available=_available),
+               _prepare_transition, _send_transition, None),
     ActionType("jira.enlace", "Agrega un enlace (remote link) a una incidencia, una vez.",
                {"clave": Param(TEXT, required=True), "url": Param(TEXT, required=True),
                 "titulo": Param(TEXT)},
-               _prepare_link, _send_link, None, available=_available),
+               _prepare_link, _send_link, None),
 ]
