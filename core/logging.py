@@ -1,8 +1,13 @@
-"""structlog set-up: readable in a terminal, JSON otherwise, secrets redacted."""
+"""structlog set-up: readable in a terminal, JSON otherwise, secrets redacted.
+
+Redaction runs on the rendered traceback too (``log.exception``): exception messages carry
+URLs, form bodies and headers (an httpx or requests error names the URL it called).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
@@ -11,6 +16,14 @@ import structlog
 
 REDACTED = "***"
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key", "private_key")
+# Secrets inside free text: `access_token=…`, `"password": "…"`, `Authorization: OAuth2 …`,
+# `https://user:pass@host`.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)(\b[\w-]*(?:password|secret|token|api_key|apikey|private_key)[\w-]*"
+                r"[\"']?\s*[:=]\s*[\"']?)[^\s&\"',;)}\]]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b(bearer|oauth2|basic)\s+[\w.~+/=-]{8,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"(://[^/\s:@]+):[^/\s@]+@"), rf"\1:{REDACTED}@"),
+)
 
 
 class SecretRedactor:
@@ -23,6 +36,8 @@ class SecretRedactor:
         if isinstance(value, str):
             for secret in self.secrets:
                 value = value.replace(secret, REDACTED)
+            for pattern, replacement in _SECRET_PATTERNS:
+                value = pattern.sub(replacement, value)
             return value
         if isinstance(value, dict):
             return {k: self._redact_pair(k, v) for k, v in value.items()}
@@ -55,8 +70,9 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            SecretRedactor(secrets),
+            # Tracebacks become text first, so that redaction sees them too.
             structlog.processors.format_exc_info,
+            SecretRedactor(secrets),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
