@@ -3,7 +3,9 @@
 Each delivery is a hint: the worker re-reads the record through the connector (payloads can
 be partial, duplicated or out of order), upserts it — which records the change event rules
 react to — and marks the delivery done. Claims expire, so a replica that dies mid-batch
-leaves its rows to another. Failed deliveries are retried, then parked as ``dead``.
+leaves its rows to another. Each delivery is handled on its own: a failed one is retried
+(``attempts``), then parked as ``dead``; a malformed one is parked at once. Either way it
+gets a dead letter (stream ``webhook``) with the reason, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from connectors.podio.sync import sync_item
 from core.errors import SaekoError
 from core.settings import Settings
 from jobs.leases import claimable
+from jobs.webhooks import delivery_problem
 from rules.actions.runtime import ActionRuntime
 from store.db import Database, utcnow
 from store.models import WebhookInbox
+from store.sync import dead_letter
 
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 5  # then the delivery is parked as 'dead' with its error
+# Dead letters of deliveries: (source, DEAD_LETTER_STREAM, str(webhook_inbox.id)).
+DEAD_LETTER_STREAM = "webhook"
+
+
+class MalformedDelivery(ValueError):
+    """A stored delivery whose payload no worker can use: parked as dead at once."""
 
 
 @dataclass
@@ -63,42 +73,68 @@ class InboxWorker:
             return [row.id for row in rows]
 
     def process_batch(self, limit: int = 50) -> InboxResult:
-        """Process what is claimable now. A record changed several times is read once per
-        batch: every delivery of the batch was stored before the claim, so one read after
-        it sees all of them (Podio's hourly quota is the limit that matters)."""
+        """Process what is claimable now, each delivery on its own: one that fails or cannot
+        be read is counted and retried or parked, and never holds up the others. A record
+        changed several times is read once per batch: every delivery of the batch was stored
+        before the claim, so one read after it sees all of them (Podio's hourly quota is the
+        limit that matters)."""
         result = InboxResult()
         read: set[str] = set()
         for row_id in self.claim(limit):
             with self.db.session() as session:
                 row = session.get(WebhookInbox, row_id)
                 assert row is not None
-                source, kind, payload = row.source, row.event_type or "", dict(row.payload)
-            record = _record_key(source, kind, payload)
+                source, kind, payload = row.source, row.event_type or "", row.payload
+            status, error = "pending", None
             try:
-                if record is not None and record in read:
-                    outcome = "merged: record already read in this batch"
-                else:
-                    outcome = self._handle(source, kind, payload)
-                    if record is not None:
-                        read.add(record)
-                status, error = "done", None
+                problem = delivery_problem(source, payload)
+                if problem:
+                    raise MalformedDelivery(problem)
+                outcome = self._process(source, kind, dict(payload), read)
+                status = "done"
                 result.done += 1
                 result.outcomes.append(f"{source}:{kind}:{outcome}")
+            except MalformedDelivery as exc:
+                status, error = "dead", f"malformed delivery: {exc}"
+                log.warning("inbox.malformed", id=row_id, source=source, error=str(exc))
             except (SaekoError, OSError) as exc:
-                status, error = "pending", f"{exc.__class__.__name__}: {exc}"
-                result.failed += 1
+                error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("inbox.failed", id=row_id, error=error)
-            with self.db.session() as session:
-                row = session.get(WebhookInbox, row_id)
-                assert row is not None
-                row.attempts += 1
-                row.error = error
-                row.claimed_until = None
-                if status == "done":
-                    row.status, row.processed_at = "done", utcnow()
-                elif row.attempts >= MAX_ATTEMPTS:
-                    row.status = "dead"
+            except Exception as exc:  # noqa: BLE001 - a bug or a shape we did not foresee
+                error = f"{exc.__class__.__name__}: {exc}"
+                log.exception("inbox.crashed", id=row_id, source=source, event_type=kind)
+            if status != "done":
+                result.failed += 1
+            self._finish(row_id, status, error)
         return result
+
+    def _process(self, source: str, kind: str, payload: dict[str, Any], read: set[str]) -> str:
+        record = _record_key(source, kind, payload)
+        if record is not None and record in read:
+            return "merged: record already read in this batch"
+        outcome = self._handle(source, kind, payload)
+        if record is not None:
+            read.add(record)
+        return outcome
+
+    def _finish(self, row_id: int, status: str, error: str | None) -> None:
+        """Count the attempt; park the delivery as dead (with a dead letter naming why) when
+        it cannot be processed or has failed MAX_ATTEMPTS times."""
+        with self.db.session() as session:
+            row = session.get(WebhookInbox, row_id)
+            assert row is not None
+            row.attempts += 1
+            row.error = error
+            row.claimed_until = None
+            if status == "done":
+                row.status, row.processed_at = "done", utcnow()
+                return
+            if status == "dead" or row.attempts >= MAX_ATTEMPTS:
+                row.status = "dead"
+                reason = f"webhook {row.event_type or '?'} (attempt {row.attempts}): {error}"
+                dead_letter(session, row.source, DEAD_LETTER_STREAM, str(row.id), reason,
+                            {"delivery_key": row.delivery_key, "payload": row.payload})
+                log.error("inbox.dead", id=row_id, source=row.source, error=error)
 
     def _handle(self, source: str, kind: str, payload: dict[str, Any]) -> str:
         if source == "podio":

@@ -8,8 +8,9 @@ upsert it and evaluate the rules. Routes:
   the secret is the path token (WEBHOOK_TOKEN); a wrong token answers 404 and stores nothing.
 - ``POST /hooks/jira/{token}``: Jira admin webhooks, JSON, signed ``X-Hub-Signature:
   sha256=<hmac of the raw body with JIRA_WEBHOOK_SECRET>``; a bad signature answers 401.
-- Bodies above ``MAX_BODY_BYTES`` answer 413; malformed bodies 400. A delivery seen before
-  (same dedupe key) answers 200 and is not stored twice.
+- Bodies above ``MAX_BODY_BYTES`` answer 413; malformed bodies 400 (shapes the worker could
+  not use: see ``podio_problem`` / ``jira_problem``). A delivery seen before (same dedupe
+  key) answers 200 and is not stored twice.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class BodyTooLarge(Exception):
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and _is_id(declared) and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge
     body = b""
     async for chunk in request.stream():
@@ -63,6 +64,49 @@ def _store(db: Database, source: str, key: str, event_type: str, payload: dict[s
     except IntegrityError:
         return False
     return True
+
+
+def _is_id(value: object) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit()
+
+
+def podio_problem(fields: Any) -> str | None:
+    """Why a Podio delivery cannot be processed (None when its shape is usable)."""
+    if not isinstance(fields, dict):
+        return "expected the fields of a Podio delivery"
+    kind = fields.get("type", "")
+    if kind not in PODIO_EVENTS or not _is_id(fields.get("hook_id", "")):
+        return f"unknown or incomplete Podio event {kind!r}"
+    if kind != "hook.verify" and not _is_id(fields.get("item_id", "")):
+        return "item_id missing or not a number"
+    if fields.get("item_revision_id") not in (None, "") and not _is_id(fields["item_revision_id"]):
+        return "item_revision_id is not a number"
+    return None
+
+
+def jira_problem(payload: Any) -> str | None:
+    """Why a Jira delivery cannot be processed (None when its shape is usable): an issue
+    event names its issue by a numeric id."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("webhookEvent"), str):
+        return "not a Jira webhook (no webhookEvent)"
+    event = payload["webhookEvent"]
+    issue = payload.get("issue")
+    if issue is not None or event.startswith(("jira:issue_", "comment_")):
+        if not isinstance(issue, dict):
+            return f"{event}: 'issue' must be an object, not {type(issue).__name__}"
+        if not _is_id(issue.get("id", "")):
+            return f"{event}: issue.id missing or not a number"
+    return None
+
+
+def delivery_problem(source: str, payload: Any) -> str | None:
+    """Why a stored delivery cannot be processed (the inbox worker re-checks each one)."""
+    if source == "podio":
+        return podio_problem(payload)
+    if source == "jira":
+        return jira_problem(payload)
+    return f"unknown source {source!r}"
 
 
 def podio_delivery_key(fields: dict[str, str]) -> str:
@@ -101,10 +145,9 @@ def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[R
         except (UnicodeDecodeError, ValueError):
             return JSONResponse({"error": "expected a form-encoded Podio delivery"}, 400)
         kind = fields.get("type", "")
-        if kind not in PODIO_EVENTS or not fields.get("hook_id", "").isdigit():
-            return JSONResponse({"error": f"unknown or incomplete Podio event {kind!r}"}, 400)
-        if kind != "hook.verify" and not fields.get("item_id", "").isdigit():
-            return JSONResponse({"error": "item_id missing"}, 400)
+        problem = podio_problem(fields)
+        if problem:
+            return JSONResponse({"error": problem}, 400)
         stored = await run_in_threadpool(_store, db, "podio", podio_delivery_key(fields), kind,
                                         fields)
         log.info("webhook.podio", type=kind, item_id=fields.get("item_id"), stored=stored)
@@ -123,8 +166,9 @@ def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[R
             payload = json.loads(body)
         except (UnicodeDecodeError, ValueError):
             return JSONResponse({"error": "expected a JSON Jira delivery"}, status_code=400)
-        if not isinstance(payload, dict) or "webhookEvent" not in payload:
-            return JSONResponse({"error": "not a Jira webhook (no webhookEvent)"}, 400)
+        problem = jira_problem(payload)
+        if problem:
+            return JSONResponse({"error": problem}, 400)
         key = request.headers.get("x-atlassian-webhook-identifier") or hashlib.sha256(
             body).hexdigest()
         stored = await run_in_threadpool(_store, db, "jira", f"jira:{key}",

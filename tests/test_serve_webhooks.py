@@ -1,4 +1,5 @@
-"""The webhook receiver of `serve`, over real HTTP: authentication, limits, dedupe."""
+"""The webhook receiver of `serve`, over real HTTP: authentication, limits, dedupe; and the
+inbox worker's handling of deliveries it cannot use."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from core.settings import load_settings
+from jobs import status
+from jobs.inbox import InboxWorker
 from jobs.service import Service
-from store.db import Database
-from store.models import WebhookInbox
+from rules.actions.runtime import ActionRuntime
+from sandbox.server import Sandbox
+from store.db import Database, utcnow
+from store.models import DeadLetter, Incident, Ticket, WebhookInbox
 
 TOKEN = "tok-" + "x" * 28
 SECRET = "jira-secret"
@@ -65,10 +70,13 @@ def test_malformed_and_oversized_bodies_are_refused(service, db: Database) -> No
                       ).status_code == 400
     assert httpx.post(f"{url}/hooks/podio/{TOKEN}", data={"type": "item.explode",
                                                          "hook_id": "1"}).status_code == 400
-    body = b"{not json"
-    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert httpx.post(f"{url}/hooks/jira/{TOKEN}", content=body,
-                      headers={"X-Hub-Signature": sig}).status_code == 400
+    for body in (b"{not json", b'{"webhookEvent": "jira:issue_updated", "issue": "garbage"}',
+                 b'{"webhookEvent": "jira:issue_updated", "issue": {"id": ["1"]}}'):
+        sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert httpx.post(f"{url}/hooks/jira/{TOKEN}", content=body,
+                          headers={"X-Hub-Signature": sig}).status_code == 400, body
+    assert httpx.post(f"{url}/hooks/podio/{TOKEN}", data={
+        "type": "item.update", "hook_id": "1", "item_id": "²"}).status_code == 400
     huge = b"a=" + b"x" * (300 * 1024)
     assert httpx.post(f"{url}/hooks/podio/{TOKEN}", content=huge).status_code == 413
     assert inbox_count(db) == 0
@@ -98,3 +106,52 @@ def test_health_and_status_page(service) -> None:  # type: ignore[no-untyped-def
     page = httpx.get(f"{url}/")
     assert page.status_code == 200 and "saeko-sync — estado" in page.text
     assert set(httpx.get(f"{url}/status.json").json()) >= {"syncs", "inbox", "rule_runs"}
+
+
+def test_a_poison_delivery_goes_dead_and_never_blocks_the_batch(sandbox: Sandbox,
+                                                                 db: Database) -> None:
+    """Deliveries stored before the receiver checked shapes (or shapes it lets through) are
+    parked one by one; the good ones of the same batch reach the model."""
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith(("PODIO_", "JIRA_"))}
+    settings = load_settings(**env, database_url=db.url)
+    jira, podio = sandbox.tools["jira"], sandbox.tools["podio"]
+    key = next(k for k in jira.issues() if k.startswith("SOP")
+               and jira.issue(k)["fields"]["status"]["statusCategory"]["key"] != "done")
+    jira.transition_as("agente-3", key, "Resuelto", resolution="Corregido")
+    ticket = podio.items("tickets")[2]
+    revision = podio.update_item_as("agente-2@saeko.test", ticket, {"prioridad": "Crítica"})
+    deliveries = [
+        ("jira", "jira:issue_updated", {"webhookEvent": "jira:issue_updated", "issue": "garbage"}),
+        ("podio", "item.update", {"type": "item.update", "hook_id": "1", "item_id": "x1"}),
+        ("jira", "jira:issue_updated", {"webhookEvent": "jira:issue_updated", "timestamp": 1,
+                                        "issue": {"id": jira.issue(key)["id"], "key": key}}),
+        ("podio", "item.update", {"type": "item.update", "hook_id": "1", "item_id": str(ticket),
+                                  "item_revision_id": str(revision)}),
+    ]
+    with db.session() as s:
+        for n, (source, kind, payload) in enumerate(deliveries):
+            s.add(WebhookInbox(source=source, delivery_key=f"test:{n}", event_type=kind,
+                               payload=payload, status="pending", received_at=utcnow()))
+    runtime = ActionRuntime(settings)
+    try:
+        result = InboxWorker(settings, db, "test", runtime).process_batch()
+    finally:
+        runtime.close()
+
+    assert (result.done, result.failed) == (2, 2)
+    with db.session() as s:
+        rows = {r.delivery_key: r for r in s.scalars(select(WebhookInbox))}
+        incident = s.scalars(select(Incident).where(Incident.key == key)).one()
+        row = s.scalars(select(Ticket).where(Ticket.source_id == str(ticket))).one()
+        assert incident.status_category == "done" and incident.resolution == "Corregido"
+        assert row.priority == "Crítica"
+        assert [rows[f"test:{n}"].status for n in range(4)] == ["dead", "dead", "done", "done"]
+        poison = rows["test:0"]
+        assert poison.attempts == 1 and "'issue' must be an object" in (poison.error or "")
+        letters = {d.source_id: d for d in s.scalars(select(DeadLetter).where(
+            DeadLetter.stream == "webhook"))}
+        assert set(letters) == {str(rows["test:0"].id), str(rows["test:1"].id)}
+        assert "'issue' must be an object" in letters[str(poison.id)].reason
+        assert letters[str(poison.id)].payload["payload"]["issue"] == "garbage"
+        assert "item_id" in letters[str(rows["test:1"].id)].reason
+    assert status.snapshot(db)["inbox"] == {"dead": 2, "done": 2}

@@ -285,9 +285,9 @@ def sync_issue(settings: Settings, db: Database, payload: dict[str, Any], *,
     """Bring one issue up to date from a webhook delivery (the payload is only a hint:
     the issue is re-read by id). Returns 'created' / 'updated' / 'unchanged' / 'deleted' /
     'dead_lettered' / 'ignored'."""
-    issue = payload.get("issue") or {}
-    issue_id = str(issue.get("id") or "")
-    if not issue_id.isdigit():
+    issue = payload.get("issue")
+    issue_id = str(issue.get("id") or "") if isinstance(issue, dict) else ""
+    if not (issue_id.isascii() and issue_id.isdigit()):
         return "ignored"
     if payload.get("webhookEvent") == "jira:issue_deleted":
         with db.session() as session:
@@ -309,7 +309,7 @@ def sync_issue(settings: Settings, db: Database, payload: dict[str, Any], *,
         report = SyncReport(SOURCE, stream.name)
         delivery = payload.get("timestamp")
         _store_page(db, context, stream, raws, report, move_cursor=False,
-                    correlation_id=f"jira:{issue_id}:{delivery}" if delivery else None)
+                    correlation_id=f"jira:{issue_id}:{delivery}"[:64] if delivery else None)
         with db.session() as session:
             state = get_state(session, SOURCE, stream.name)
             state.state = {**(state.state or {}), **context.meta}
