@@ -151,14 +151,15 @@ class InboxWorker:
             return "verified"
         item_id = int(payload["item_id"])
         correlation = f"podio:{item_id}:{payload.get('item_revision_id', '')}"
-        if kind == "item.delete":
-            return sync_item(self.settings, self.db, podio, item_id, deleted=True)
-        return sync_item(self.settings, self.db, podio, item_id, correlation_id=correlation)
+        # A delete notice is checked against Podio like any other: only a gone item is
+        # marked deleted (anyone holding the token could forge one for a live item).
+        return sync_item(self.settings, self.db, podio, item_id, deleted=kind == "item.delete",
+                         correlation_id=correlation)
 
 
 def _record_key(source: str, kind: str, payload: dict[str, Any]) -> str | None:
     """The record a delivery asks us to re-read (None for deliveries that must each run)."""
-    if source == "podio" and kind in ("item.create", "item.update"):
+    if source == "podio" and kind in ("item.create", "item.update", "item.delete"):
         return f"podio:{payload.get('item_id')}"
     if source == "jira" and kind in ("jira:issue_created", "jira:issue_updated",
                                      "comment_created"):

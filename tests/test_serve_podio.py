@@ -6,15 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from connectors.podio.sync import sync_podio
 from core.settings import load_settings
 from jobs.hooks import register_podio_hooks
 from jobs.service import Service
 from sandbox.server import Sandbox
-from store.db import Database
-from store.models import Ticket, WebhookInbox
+from store.db import Database, utcnow
+from store.models import ChangeEvent, Ticket, WebhookInbox
 from tests.test_serve_webhooks import TOKEN, free_port
 
 AGENT = "agente-2@saeko.test"
@@ -160,3 +162,49 @@ def test_a_record_changed_several_times_is_read_once_per_batch(sandbox: Sandbox,
     assert result.done == 3
     assert sandbox.calls.snapshot("podio")["podio"].get("GET /item/{item_id:int}") == 1
     assert (_ticket(db, ticket) or Ticket()).priority == "Crítica"
+
+
+def test_a_delete_notice_is_checked_against_podio(sandbox: Sandbox, db: Database,
+                                                  served: Service) -> None:
+    """A forged (but authenticated) item.delete for a live ticket deletes nothing; a real
+    deletion, answered 404 not_found (or 410 gone) by Podio, is marked."""
+    podio = sandbox.tools["podio"]
+    url = f"{served.settings.public_url}/hooks/podio/{TOKEN}"
+    live = podio.items("tickets")[5]
+    forged = httpx.post(url, data={"type": "item.delete", "hook_id": "1",
+                                   "item_id": str(live)})
+    assert forged.status_code == 200
+    wait_for(lambda: _count(db, WebhookInbox, WebhookInbox.status == "done") == 1)
+    assert (_ticket(db, live) or Ticket()).deleted_at is None
+    with db.session() as s:
+        assert s.scalars(select(ChangeEvent).where(ChangeEvent.kind == "deleted")).first() is None
+
+    register_podio_hooks(served.settings, served.podio)
+    wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+    podio.delete_item_as(AGENT, live)
+    wait_for(lambda: (_ticket(db, live) or Ticket()).deleted_at is not None)
+    podio.set_deleted_status(410)
+    other = podio.items("tickets")[6]
+    podio.delete_item_as(AGENT, other)
+    wait_for(lambda: (_ticket(db, other) or Ticket()).deleted_at is not None)
+
+
+def test_the_next_sync_revives_a_live_item_marked_deleted(sandbox: Sandbox,
+                                                          db: Database) -> None:
+    """Rows wrongly marked deleted (by an unchecked delete notice of an older version) come
+    back on the next cycle: a changed item through the incremental read, an unchanged one
+    through the id scan its missing row triggers."""
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url)
+    sync_podio(settings, db)
+    podio = sandbox.tools["podio"]
+    changed, unchanged = podio.items("tickets")[8], podio.items("tickets")[9]
+    with db.session() as s:
+        s.execute(update(Ticket).where(Ticket.source_id.in_([str(changed), str(unchanged)]))
+                  .values(deleted_at=utcnow()))
+    podio.update_item_as(AGENT, changed, {"respuesta": "sigue vivo"})
+    reports = {r.stream: r for r in sync_podio(settings, db)}
+    assert reports["tickets"].error is None and reports["tickets"].counts.updated == 2
+    for item in (changed, unchanged):
+        assert (_ticket(db, item) or Ticket()).deleted_at is None
+    assert (_ticket(db, changed) or Ticket()).answer == "sigue vivo"

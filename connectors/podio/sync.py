@@ -28,7 +28,7 @@ from connectors.podio.mapping import (
     parse_podio_time,
 )
 from connectors.podio.streams import TABLES, PodioStream, load_mapping
-from core.errors import ConnectorError
+from core.errors import ConnectorError, RemoteDataError
 from core.settings import Settings
 from store.db import Database, utcnow
 from store.models import Staff
@@ -51,6 +51,8 @@ SOURCE = "podio"
 MAX_PAGES = 2000
 # Page size of the id scan that finds deleted items (Podio's documented maximum, §5.3).
 ID_SCAN_PAGE = 500
+# Rows wrongly marked deleted that one id scan reads again (one GET each).
+MAX_REVIVED_PER_SCAN = 50
 
 
 def sync_podio(settings: Settings, db: Database, *, full: bool = False,
@@ -97,7 +99,7 @@ def _run_stream(client: PodioClient, db: Database, stream: PodioStream, staff: d
         if first:
             _note_id_scan(db, stream)
         elif full or _deletion_scan_due(db, stream, total, settings):
-            report.counts.deleted = _scan_deletions(client, db, stream)
+            report.counts.deleted = _scan_deletions(client, db, stream, staff, report)
         status, error = "ok", None
     except ConnectorError as exc:
         status, error = "failed", str(exc)
@@ -197,8 +199,10 @@ def _note_id_scan(db: Database, stream: PodioStream) -> None:
         state.state = {**(state.state or {}), "last_id_scan": utcnow().isoformat()}
 
 
-def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream) -> int:
-    """List every live item id (ID_SCAN_PAGE per call) and mark missing rows deleted.
+def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream,
+                    staff: dict[int, int], report: SyncReport) -> int:
+    """List every live item id (ID_SCAN_PAGE per call), mark missing rows deleted and
+    revive rows marked deleted whose items are live.
 
     Asks for the micro view (ids and titles only, reference §10.4: "cheap with
     fields=items.view(micro)", a third-party claim): a Podio that ignored it would send
@@ -217,9 +221,23 @@ def _scan_deletions(client: PodioClient, db: Database, stream: PodioStream) -> i
             break
     model: Any = stream.model
     with db.session() as session:
-        known = set(session.scalars(select(model.source_id).where(
-            model.source == SOURCE, model.deleted_at.is_(None))))
+        rows = session.execute(select(model.source_id, model.deleted_at).where(
+            model.source == SOURCE)).all()
+        known = {source_id for source_id, gone in rows if gone is None}
         deleted = mark_deleted(session, model, SOURCE, known - live, entity=stream.mapping.entity)
+    # Rows marked deleted whose items are alive (a wrong delete notice, an item restored):
+    # read them again, a few per scan (a GET each); the next scans take the rest.
+    revive = sorted(source_id for source_id, gone in rows if gone is not None and source_id in live)
+    if revive:
+        log.warning("sync.podio.reviving", stream=stream.name, items=len(revive))
+        items = []
+        for source_id in revive[:MAX_REVIVED_PER_SCAN]:
+            try:
+                items.append(client.get_item(int(source_id)))
+            except RemoteDataError as exc:  # deleted since the scan listed it
+                if not item_gone(exc):
+                    raise
+        _store_page(db, stream, items, staff, client.own_refs(), report, move_cursor=False)
     _note_id_scan(db, stream)
     return deleted
 
@@ -254,26 +272,33 @@ def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: in
               deleted: bool = False, correlation_id: str | None = None) -> str:
     """Bring one item up to date (the webhook path): GET it, map it, upsert it.
 
-    Returns 'created' / 'updated' / 'unchanged' / 'deleted' / 'dead_lettered' / 'ignored'
-    (an item of an app that is not synced).
+    A delivery is only a hint, ``deleted`` (an ``item.delete`` notice) too: the item is
+    marked deleted only when Podio says it is gone (404 ``not_found`` / 410 ``gone``); a
+    live item is upserted as it is, whatever the notice said. Returns 'created' /
+    'updated' / 'unchanged' / 'deleted' / 'dead_lettered' / 'ignored' (an item of an app
+    that is not synced, or gone and never synced).
     """
     mapping = load_mapping(settings.config_dir)
     apps_by_id = {app_id: name for name, (app_id, _t) in settings.podio_apps.items() if app_id}
-    if deleted:
+    try:
+        item = client.get_item(item_id)
+    except RemoteDataError as exc:
+        if not item_gone(exc):
+            raise
         with db.session() as session:
             for app in mapping.apps.values():
                 if mark_deleted(session, TABLES[app.table], SOURCE, [str(item_id)],
                                 entity=app.entity):
                     return "deleted"
         return "ignored"
-    item = client.get_item(item_id)
+    if deleted:
+        log.warning("podio.delete_notice_for_live_item", item_id=item_id)
     name = apps_by_id.get(int((item.get("app") or {}).get("app_id", 0)))
     if name is None or name not in mapping.apps:
         return "ignored"
     stream = PodioStream(name, int(item["app"]["app_id"]), mapping.apps[name])
     with db.session() as session:
-        staff = {s.podio_profile_id: s.id for s in session.scalars(select(Staff))
-                 if s.podio_profile_id is not None}
+        staff = _staff_ids(session)
     report = SyncReport(SOURCE, name)
     _store_page(db, stream, [item], staff, client.own_refs(), report,
                 correlation_id=correlation_id, move_cursor=False)
@@ -282,3 +307,15 @@ def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: in
     counts = report.counts
     return next((k for k in ("created", "updated", "unchanged", "dead_lettered")
                  if getattr(counts, k)), "unchanged")
+
+
+def item_gone(exc: RemoteDataError) -> bool:
+    """Whether Podio's answer says the item does not exist (any more): 404 ``not_found`` or
+    410 ``gone`` (which of the two a deleted item gets is unverified, reference §2.2)."""
+    code = exc.body.get("error") if isinstance(exc.body, dict) else None
+    return exc.status in (404, 410) or code in ("not_found", "gone")
+
+
+def _staff_ids(session: Session) -> dict[int, int]:
+    return {s.podio_profile_id: s.id for s in session.scalars(select(Staff))
+            if s.podio_profile_id is not None}
