@@ -78,6 +78,19 @@ def sync_table(reports: list[SyncReport], title: str = "Sincronización") -> Tab
     return table
 
 
+def _say_failed_sources(cycle: Any) -> None:
+    """After a whole `run`: which sources could not sync, and that the rest was done."""
+    failed = [error.split(":", 1)[0] for error in cycle.errors] + [
+        f"{r.source}/{r.stream}" for r in cycle.reports if r.error]
+    if not failed:
+        return
+    for error in cycle.errors:
+        err_console.print(f"[red]✗ {error}[/red]")
+    err_console.print(f"[red]Sincronización incompleta: falló {', '.join(failed)}.[/red] Las "
+                      "demás fuentes se sincronizaron y las reglas se evaluaron con sus datos; "
+                      "lo que falló se vuelve a leer en el próximo ciclo.")
+
+
 @app.command()
 def sync(
     source: Annotated[list[str] | None, typer.Option(
@@ -135,6 +148,7 @@ def run(
         runtime.close()
     for line in report.lines():
         console.print(line)
+    _say_failed_sources(cycle)
     if not cycle.ok or report.problems:
         raise typer.Exit(1)
 

@@ -74,3 +74,68 @@ def test_rules_validate_exits_non_zero_with_file_and_line(tmp_path: Path) -> Non
     assert "buena.yaml" not in bad.stdout
     good = run_cli(["rules", "validate", str(rules / "buena.yaml")], tmp_path)
     assert good.returncode == 0, good.stdout
+
+
+def _new_ticket_for_t1(sandbox: Sandbox) -> tuple[int, int]:
+    """A user's new ticket (title and reporter only); returns (item id, its AM's profile)."""
+    from sandbox.world import podio_item_id
+
+    world = sandbox.world
+    client = next(c for c in world.clients if c.am)
+    school = next(s for s in world.schools if s.client_key == client.key)
+    user = next(u for u in world.users if u.school_key == school.key)
+    item = sandbox.tools["podio"].create_item_as("agente-2@saeko.test", "tickets", {
+        "titulo": "No carga la boleta", "estatus": "Nuevo",
+        "usuario": [podio_item_id("usuarios", user.key)], "email-reportante": user.email})
+    am = world.staff_by_key(client.am)
+    assert am is not None
+    return int(item), int(am.podio_profile_id)
+
+
+def _synced(folder: Path) -> dict[str, str]:
+    """source/stream -> last status, from the store the CLI wrote."""
+    from sqlalchemy import select
+
+    from store.db import Database
+    from store.models import SyncState
+
+    db = Database(f"sqlite:///{folder}/cli.db")
+    try:
+        with db.session() as s:
+            return {f"{st.source}/{st.stream}": str(st.last_status)
+                    for st in s.scalars(select(SyncState))}
+    finally:
+        db.dispose()
+
+
+def test_run_survives_jira_down_at_connect(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Jira answers 503 to serverInfo (the library client's first call) more often than the
+    retries absorb: Podio and Google still sync, the rules still run on that data (T1 fills
+    a new ticket in Podio), and `run` ends with 1 and says, in Spanish, that Jira failed."""
+    write_env(sandbox, tmp_path, JIRA_RETRY_BASE_SECONDS="0.01")
+    first = run_cli(["run"], tmp_path)  # the first cycle only records what exists
+    assert first.returncode == 0, first.stdout + first.stderr
+    item, am = _new_ticket_for_t1(sandbox)
+    fault = sandbox.faults.add(kind="status", status=503, tool="jira", path="serverInfo",
+                               count=20)
+    result = run_cli(["run"], tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    stderr = " ".join(result.stderr.split())
+    assert "Sincronización incompleta: falló jira" in stderr and "503" in stderr
+    assert fault.hits >= 4  # the first try and JIRA_MAX_RETRIES (3) more
+    statuses = _synced(tmp_path)
+    assert statuses["podio/tickets"] == statuses["sheets/usage"] == "ok"
+    assert statuses["forms/csat"] == statuses["forms/nps"] == "ok"
+    assert statuses["jira/issues"] == "failed"  # what the status page shows
+    assert sandbox.tools["podio"].values(item).get("am") == [am], result.stdout  # T1 ran
+
+
+def test_run_retries_a_single_jira_503_at_connect(sandbox: Sandbox, tmp_path: Path) -> None:
+    write_env(sandbox, tmp_path, JIRA_RETRY_BASE_SECONDS="0.01")
+    fault = sandbox.faults.add(kind="status", status=503, tool="jira", path="serverInfo",
+                               count=1)
+    result = run_cli(["run"], tmp_path)
+    assert fault.hits == 1
+    assert "falló" not in result.stderr, result.stderr
+    assert _synced(tmp_path)["jira/issues"] == "ok"
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -13,6 +13,7 @@ Two library clients share the credentials:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -104,12 +105,10 @@ class JiraClient:
         self.settings = settings
         self._auth = (settings.jira_email, settings.jira_api_token.get_secret_value())
         self._options: dict[str, Any] = {"server": settings.jira_url.rstrip("/")}
-        with jira_errors("connect"):
-            # get_server_info (the default) reads serverInfo once: it puts the library in
-            # Cloud mode, which the enhanced search needs (reference §1.2).
-            self.reader = JIRA(options=dict(self._options), basic_auth=self._auth,
-                               max_retries=settings.jira_max_retries,
-                               timeout=settings.jira_timeout_seconds)
+        # HTTP requests made (library retries aside): serverInfo at construction, then one
+        # per call(), plus the field list the library reads before its first search.
+        self.calls = 0
+        self.reader = self._connect()
         if self.reader.deploymentType != "Cloud":
             raise ConfigError(f"JIRA_URL {settings.jira_url} is not a Jira Cloud site "
                               f"(deploymentType={self.reader.deploymentType!r}); saeko-sync "
@@ -117,9 +116,34 @@ class JiraClient:
         self._writer: JIRA | None = None
         self._ticket_field_id: str | None = None
         self._fields_listed = False
-        # HTTP requests made (library retries aside): serverInfo at construction, then one
-        # per call(), plus the field list the library reads before its first search.
-        self.calls = 1
+
+    def _connect(self) -> JIRA:
+        """The reader. Building it reads serverInfo (get_server_info, the default), which puts
+        the library in Cloud mode, as the enhanced search needs (reference §1.2). The library
+        retries 429, a 503 with Retry-After and dropped connections itself; any other 5xx it
+        gives up on at once, so that one is retried here, JIRA_MAX_RETRIES
+        times with backoff (JIRA_RETRY_BASE_SECONDS, at most JIRA_MAX_RETRY_SECONDS)."""
+        settings = self.settings
+        for number in range(settings.jira_max_retries + 1):
+            self.calls += 1
+            try:
+                with jira_errors("connect (serverInfo)"):
+                    return JIRA(options=dict(self._options), basic_auth=self._auth,
+                                max_retries=settings.jira_max_retries,
+                                timeout=settings.jira_timeout_seconds)
+            except TransientError as exc:
+                status = exc.status or 0
+                if status < 500 or (status == 503 and exc.retry_after is not None):
+                    raise  # not worth it, or the library has retried it already
+                if number == settings.jira_max_retries:
+                    raise TransientError(f"{exc} (gave up after {number + 1} attempts)",
+                                         status=exc.status, body=exc.body,
+                                         retry_after=exc.retry_after) from exc
+                wait = min(settings.jira_retry_base_seconds * 2 ** number,
+                           settings.jira_max_retry_seconds)
+                log.warning("jira.connect.retry", attempt=number + 1, wait=wait, error=str(exc))
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @property
     def writer(self) -> JIRA:
