@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.podio.sync import sync_podio
-from core.settings import Settings
 from rules import api
 from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
@@ -356,11 +355,6 @@ def test_a_broken_edit_leaves_the_last_good_version_running(env: dict[str, Any],
     (summary,) = [r for r in api.list_rules(env["settings"], db) if r.id == "aviso-escalado"]
     assert "última versión buena" in summary.state and summary.problems
     assert "prioridadd" in api.format_rule_list([summary])
-
-
-def test_settings_are_honoured(env: dict[str, Any]) -> None:
-    settings: Settings = env["settings"]
-    assert settings.rules_storm_limit == 25 and settings.rules_max_attempts == 5
 
 
 ESCALATE_TO_JIRA = """
