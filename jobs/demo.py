@@ -16,6 +16,7 @@ from core.settings import Settings, load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.actions.runtime import ActionRuntime
 from rules.engine import CycleReport, run_cycle
+from sandbox.activity import StaffSimulator
 from sandbox.server import Sandbox, SandboxServer
 from store.db import Database
 from store.models import (
@@ -33,6 +34,10 @@ from store.models import (
     UsageMetric,
 )
 
+# What the simulated desk does between switching the rules on and the cycle the demo shows:
+# enough of each kind for every desk automation to have something to fire on.
+DEMO_PLAN = (("new_ticket",) * 10 + ("escalate",) * 3 + ("answer",) * 5 + ("work",) * 6
+             + ("resolve_jira",) * 4 + ("csat",) * 6)
 MODEL_TABLES = [("clientes", Client), ("escuelas", School), ("usuarios", Contact),
                 ("tickets", Ticket), ("contratos", Contract), ("facturas", Invoice),
                 ("incidencias Jira", Incident), ("encuestas", SurveyResponse),
@@ -74,13 +79,22 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         calls = sum(r.api_calls for r in again.reports)
         console.print(f"Segundo ciclo sin cambios: {calls} llamadas API en "
                       f"{len(again.reports)} colecciones (máximo 1 por colección).")
+        switched = run_cycle(settings, db, runtime=runtime)
+        console.print(f"Reglas activadas: {switched.remembered} eventos de lo que ya existía "
+                      "quedan registrados sin disparar nada (como al encender un zap).")
+        simulator = StaffSimulator(box, seed=seed)
+        for action in DEMO_PLAN:
+            simulator.act(action)
+        console.print(f"Una mañana de trabajo simulada en las herramientas: "
+                      f"{dict(simulator.done)}")
+        run_sync(settings, db, clients=sync_clients)
         rules = run_cycle(settings, db, runtime=runtime)
         _print_automations(console, settings, db, rules, server.url)
         # Read back what the automations wrote (recognised as our own: it fires nothing).
         after = run_sync(settings, db, clients=sync_clients)
-        console.print(f"Sincronización tras las reglas: "
-                      f"{sum(r.counts.updated for r in after.reports)} registros actualizados "
-                      f"con lo que escribieron las automatizaciones, "
+        console.print(f"Sincronización tras las reglas: lo escrito por las automatizaciones "
+                      f"ya estaba en el modelo; "
+                      f"{sum(r.counts.updated for r in after.reports)} registros con cambios, "
                       f"{sum(r.api_calls for r in after.reports)} llamadas API.")
         _print_model(console, db)
         console.rule("Dónde mirar")
@@ -116,7 +130,7 @@ def _print_automations(console: Console, settings: Settings, db: Database,
     with db.session() as s:
         rows = list(s.scalars(select(ActionLedger).where(
             ActionLedger.created_at >= report.started_at).order_by(ActionLedger.id)))
-    table = Table(title="Automatizaciones: primer ciclo de reglas")
+    table = Table(title="Automatizaciones: el ciclo tras la mañana simulada")
     for column in ("automatización", "coinciden", "qué se escribió", "dónde mirar"):
         table.add_column(column)
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -203,8 +217,6 @@ def _serve_with_activity(console: Console, settings: Settings, db: Database, box
     """Run `serve` against the sandbox with simulated staff until Ctrl-C."""
     from jobs.hooks import register_podio_hooks
     from jobs.service import Service
-    from sandbox.activity import StaffSimulator
-
     token = secrets.token_urlsafe(24)
     live = settings.model_copy(update={"webhook_token": SecretStr(token),
                                        "public_url": f"http://127.0.0.1:{port}",

@@ -60,6 +60,7 @@ class RuleOutcome:
     matched: int = 0
     done: int = 0
     skipped: int = 0
+    waiting: int = 0
     failed: int = 0
     dead: int = 0
     held: int = 0
@@ -310,108 +311,118 @@ class Executor:
                 "instance": cand.instance, "dedupe": dedupe, "trigger": cand.trigger,
                 "correlation": cand.correlation_id, "disparador": jsonable(cand.disparador)}
 
-    # --- actions ----------------------------------------------------------------------
+    # --- actions: plan, then send -----------------------------------------------------
 
     def run_actions(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], dedupe: str,
                     trace: dict[str, Any], run: RuleRun | None,
                     existing: dict[str, ActionLedger]) -> None:
-        """Run the rule's actions in order; each through the ledger."""
-        results: dict[str, Any] = {}
-        ctx["acciones"] = results
+        """Plan every action of this run (one ledger row each, one transaction), then send
+        what is planned, in order. A resumed run finds its rows and decides nothing again."""
         outcome = self.outcome(rule)
-        for spec in rule.actions:
-            key = L.ledger_key(rule.id, dedupe, spec.key)
-            entry: dict[str, Any] = {"accion": spec.type.name, "clave": key}
-            trace["acciones"].append(entry)
-            row = existing.get(key)
-            carry_on = self._one_action(rule, cand, ctx, spec, key, row, entry, run, outcome)
-            if entry.get("ref") is not None and spec.id:
-                results[spec.id] = {"ref": entry["ref"], "estado": entry.get("estado")}
-            if not carry_on:
-                break
+        steps = self._plan(rule, cand, ctx, dedupe, trace, run, existing, outcome)
+        if not self.dry_run:
+            self._send_steps(rule, ctx, steps, outcome)
         if run is not None:
             run.trace = dict(trace)
             flag_modified(run, "trace")  # mutated in place: tell SQLAlchemy it changed
             self.s.commit()
 
-    def _one_action(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], spec: ActionSpec,
-                    key: str, row: ActionLedger | None, entry: dict[str, Any],
-                    run: RuleRun | None, outcome: RuleOutcome) -> bool:
-        if row is not None and row.status == L.DONE:
-            entry.update(estado=L.DONE, ref=row.external_ref, nota="ya estaba hecha")
-            return True
-        if row is not None and row.status in (L.DEAD, L.CANCELLED, L.HELD, L.QUEUED):
-            entry.update(estado=row.status, error=row.error)
-            return False
-        if row is not None and row.status == L.FAILED and row.next_attempt_at \
-                and row.next_attempt_at > self.now:
-            entry.update(estado=L.FAILED, error=row.error,
-                         nota=f"próximo intento {row.next_attempt_at:%Y-%m-%d %H:%M} UTC")
-            return False
-        stored = (row.payload or {}).get("args") if row is not None else None
-        if stored is None:
-            if spec.when is not None:
-                try:
-                    if not spec.when.run(ctx):
-                        entry.update(estado="omitida", nota="la condición «si» no se cumplió")
-                        return True
-                except EvalError as exc:
-                    entry.update(estado="omitida", error=str(exc))
-                    return True
-            try:
-                prepared = self._prepare(rule, spec, ctx, cand)
-            except ActionSkipped as exc:
-                entry.update(estado="omitida", nota=str(exc))
-                outcome.skipped += 1
-                return True
-            except PREPARE_ERRORS as exc:
-                return self._dead_on_prepare(rule, cand, spec, key, row, entry, run, outcome,
-                                             exc)
-            entry.update(resumen=prepared.summary, argumentos=prepared.payload)
-            if prepared.skip_reason:
-                entry.update(estado="omitida", nota=prepared.skip_reason)
-                outcome.skipped += 1
-                return True
-            if self.dry_run:
-                entry.update(estado="simulada", ref=f"(simulado {spec.type.name})")
-                return True
-            payload = {"args": prepared.payload, "action_target": prepared.target,
-                       "summary": prepared.summary,
-                       "match": self.match_info(rule, cand, key.split("|")[1])}
-            if row is None:
-                row = ActionLedger(idempotency_key=key, rule_id=rule.id,
-                                   action=spec.type.name, target=self._target(rule, cand),
-                                   payload=payload, status=L.PENDING, attempts=0,
-                                   correlation_id=cand.correlation_id,
-                                   run_id=run.id if run else None, created_at=self.now)
-                self.s.add(row)
+    def _plan(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], dedupe: str,
+              trace: dict[str, Any], run: RuleRun | None, existing: dict[str, ActionLedger],
+              outcome: RuleOutcome) -> list[Step]:
+        results: dict[str, Any] = {}
+        ctx["acciones"] = results
+        steps: list[Step] = []
+        added = False
+        for spec in rule.actions:
+            key = L.ledger_key(rule.id, dedupe, spec.key)
+            entry: dict[str, Any] = {"accion": spec.type.name, "clave": key}
+            trace["acciones"].append(entry)
+            row = existing.get(key)
+            if row is None or (row.status == L.APPROVED and "args" not in (row.payload or {})):
+                # not decided yet (an approved storm-guard hold records no arguments)
+                row = self._decide(rule, cand, ctx, spec, key, entry, run, outcome, row)
+                added = added or row is not None
             else:
-                row.payload = payload
-        else:  # a row whose outcome is unknown or failed: resend what it recorded
-            assert row is not None
-            entry.update(resumen=(row.payload or {}).get("summary"), argumentos=stored)
-            if self.dry_run:
-                entry.update(estado="simulada", nota=f"pendiente en el registro: {row.status}")
-                return True
-            # Unknown outcome (a crash after sending) or an earlier failed attempt that may
-            # have reached the tool: look for the marker before sending again. A fresh row
-            # skips this, so the primitives need not look first (one call saved per effect).
-            if row.status in (L.PENDING, L.FAILED) and spec.type.find is not None:
-                ref = self._find(spec, row)
-                if ref is not None:
-                    row.status, row.external_ref, row.updated_at = L.DONE, ref, self.now
-                    row.error = None
-                    self.s.commit()
-                    entry.update(estado=L.DONE, ref=ref,
-                                 nota="reconciliada: ya existía en la herramienta")
-                    outcome.reconciled += 1
-                    outcome.done += 1
-                    return True
-        assert row is not None
-        return self._send(rule, spec, row, entry, outcome)
+                entry.update(estado=row.status, resumen=(row.payload or {}).get("summary"))
+            if spec.id:
+                done = row is not None and row.status == L.DONE
+                results[spec.id] = {"ref": row.external_ref if done and row else
+                                    L.planned_ref(spec.id),
+                                    "estado": row.status if row else entry.get("estado")}
+            steps.append(Step(spec, row, entry))
+        if added:
+            self.s.commit()  # the whole plan before the first effect is sent
+        return steps
 
-    def _prepare(self, rule: Rule, spec: ActionSpec, ctx: dict[str, Any], cand: Candidate
-                 ) -> Prepared:
+    def _decide(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], spec: ActionSpec,
+                key: str, entry: dict[str, Any], run: RuleRun | None, outcome: RuleOutcome,
+                parked: ActionLedger | None = None) -> ActionLedger | None:
+        """One action's decision as a ledger row (none in a dry-run); ``parked`` is the
+        approved row of a storm-guard hold, decided now."""
+        row = self._decision(rule, cand, ctx, spec, key, entry, run, outcome)
+        if row is None or parked is None:
+            return row
+        self.s.expunge(row)
+        for name in ("status", "payload", "error", "next_attempt_at", "updated_at"):
+            setattr(parked, name, getattr(row, name))
+        return parked
+
+    def _decision(self, rule: Rule, cand: Candidate, ctx: dict[str, Any], spec: ActionSpec,
+                  key: str, entry: dict[str, Any], run: RuleRun | None, outcome: RuleOutcome
+                  ) -> ActionLedger | None:
+        if spec.when is not None:
+            try:
+                holds, why = bool(spec.when.run(ctx)), "la condición «si» no se cumplió"
+            except EvalError as exc:
+                holds, why = False, f"la condición «si» falló: {exc}"
+            if not holds:
+                entry.update(estado=L.OMITTED, nota=why)
+                return self._row(rule, cand, spec, key, run, L.OMITTED, note=why)
+        try:
+            prepared = self._prepare(rule, spec, ctx)
+        except ActionSkipped as exc:
+            entry.update(estado=L.WAITING, nota=f"{exc}; se reintentará")
+            outcome.waiting += 1
+            return self._row(rule, cand, spec, key, run, L.WAITING, note=str(exc),
+                             retry_at=self.now + L.WAIT_RETRY)
+        except PREPARE_ERRORS as exc:
+            message = f"no se pudieron calcular los argumentos: {exc}"
+            entry.update(estado=L.DEAD, error=message)
+            outcome.dead += 1
+            outcome.errors.append(f"{rule.id}: {spec.type.name}: {message}")
+            return self._row(rule, cand, spec, key, run, L.DEAD, note=message)
+        entry.update(resumen=prepared.summary, argumentos=prepared.payload)
+        if prepared.skip_reason:
+            entry.update(estado=L.OMITTED, nota=prepared.skip_reason)
+            outcome.skipped += 1
+            return self._row(rule, cand, spec, key, run, L.OMITTED, note=prepared.skip_reason)
+        if self.dry_run:
+            entry.update(estado="simulada", ref=f"(simulado {spec.type.name})")
+            return None
+        entry.update(estado=L.PLANNED)
+        return self._row(rule, cand, spec, key, run, L.PLANNED, prepared=prepared)
+
+    def _row(self, rule: Rule, cand: Candidate, spec: ActionSpec, key: str,
+             run: RuleRun | None, status: str, *, prepared: Prepared | None = None,
+             note: str | None = None, retry_at: datetime | None = None
+             ) -> ActionLedger | None:
+        if self.dry_run:
+            return None
+        payload: dict[str, Any] = {"match": self.match_info(rule, cand, key.split("|")[1])}
+        if prepared is not None:
+            payload.update(args=prepared.payload, action_target=prepared.target,
+                           summary=prepared.summary)
+        row = ActionLedger(idempotency_key=key, rule_id=rule.id, action=spec.type.name,
+                           target=self._target(rule, cand), payload=payload, status=status,
+                           attempts=0, error=note[:2000] if note else None,
+                           next_attempt_at=retry_at, correlation_id=cand.correlation_id,
+                           run_id=run.id if run else None, created_at=self.now,
+                           updated_at=self.now)
+        self.s.add(row)
+        return row
+
+    def _prepare(self, rule: Rule, spec: ActionSpec, ctx: dict[str, Any]) -> Prepared:
         values: dict[str, Any] = {}
         for name, param in spec.type.params.items():
             arg = spec.args.get(name)
@@ -419,47 +430,159 @@ class Executor:
         record = ctx.get(rule.entity) if rule.entity else None
         prepared = spec.type.prepare(values, PrepareContext(self.config, record, rule.entity))
         prepared.payload = to_json(prepared.payload)
-        del cand
         return prepared
 
-    def _find(self, spec: ActionSpec, row: ActionLedger) -> str | None:
-        assert spec.type.find is not None and self.runtime is not None
-        try:
-            return spec.type.find(self.runtime, (row.payload or {}).get("args") or {},
-                                  L.marker_for(row.idempotency_key))
-        except (ConnectorError, ConfigError) as exc:
-            log.warning("rules.reconcile.failed", key=row.idempotency_key, error=str(exc))
-            return None
+    def _send_steps(self, rule: Rule, ctx: dict[str, Any], steps: list[Step],
+                    outcome: RuleOutcome) -> None:
+        """Send the planned actions in order. An action not sent yet (failed, waiting for
+        its back-off, or on hold) stops the ones after it; a dead one cancels them."""
+        refs = {s.spec.id: s.row.external_ref for s in steps
+                if s.spec.id and s.row is not None and s.row.status == L.DONE}
+        for number, step in enumerate(steps):
+            row, entry = step.row, step.entry
+            assert row is not None
+            if row.status == L.WAITING:
+                self._retry_waiting(rule, ctx, step, outcome)
+            if row.status in (L.DONE, L.OMITTED, L.WAITING):
+                if row.status == L.DONE:
+                    entry.update(estado=L.DONE, ref=row.external_ref)
+                continue
+            if row.status in L.FINAL_FAILURES:
+                entry.update(estado=row.status, error=row.error)
+                self._cancel(steps[number + 1:], step)
+                return
+            if not self._ready(row, entry):
+                return
+            missing = L.unresolved_refs((row.payload or {}).get("args"), refs)
+            if missing:
+                entry.update(nota="espera el resultado de: " + ", ".join(sorted(missing)))
+                return
+            if not self._deliver(rule, step, refs, outcome):
+                if row.status in L.FINAL_FAILURES:
+                    self._cancel(steps[number + 1:], step)
+                return
+            if step.spec.id:
+                refs[step.spec.id] = row.external_ref
+                ctx["acciones"][step.spec.id] = {"ref": row.external_ref, "estado": L.DONE}
 
-    def _send(self, rule: Rule, spec: ActionSpec, row: ActionLedger, entry: dict[str, Any],
-              outcome: RuleOutcome) -> bool:
-        assert self.runtime is not None
+    def _ready(self, row: ActionLedger, entry: dict[str, Any]) -> bool:
+        """Whether a row may be sent now (its back-off is over; it is not on hold)."""
+        if row.status in (L.HELD, L.QUEUED):
+            entry.update(estado=row.status)
+            return False
+        if row.status == L.FAILED and row.next_attempt_at and row.next_attempt_at > self.now:
+            entry.update(estado=L.FAILED, error=row.error,
+                         nota=f"próximo intento {row.next_attempt_at:%Y-%m-%d %H:%M} UTC")
+            return False
+        return row.status in (L.PLANNED, L.PENDING, L.FAILED, L.APPROVED)
+
+    def _retry_waiting(self, rule: Rule, ctx: dict[str, Any], step: Step,
+                       outcome: RuleOutcome) -> None:
+        """Prepare a waiting action again: its reason (e.g. no AM yet) may have changed."""
+        row, entry = step.row, step.entry
+        assert row is not None
+        if row.next_attempt_at and row.next_attempt_at > self.now:
+            entry.update(estado=L.WAITING, nota=row.error)
+            return
+        if rule.entity is not None and ctx.get(rule.entity) is None:
+            return
+        try:
+            prepared = self._prepare(rule, step.spec, ctx)
+        except ActionSkipped as exc:
+            expired = row.created_at + L.WAIT_LIMIT <= self.now
+            row.status = L.OMITTED if expired else L.WAITING
+            row.error = (f"{exc} (se esperó {L.WAIT_LIMIT.days} días)" if expired
+                         else str(exc))[:2000]
+            row.next_attempt_at = None if expired else self.now + L.WAIT_RETRY
+            row.updated_at = self.now
+            entry.update(estado=row.status, nota=row.error)
+            self.s.commit()
+            return
+        except PREPARE_ERRORS as exc:
+            row.status, row.error = L.DEAD, f"no se pudieron calcular los argumentos: {exc}"
+            outcome.dead += 1
+        else:
+            row.payload = {**(row.payload or {}), "args": prepared.payload,
+                           "action_target": prepared.target, "summary": prepared.summary}
+            row.status, row.error = (L.OMITTED, prepared.skip_reason) if prepared.skip_reason \
+                else (L.PLANNED, None)
+            entry.update(resumen=prepared.summary, argumentos=prepared.payload)
+        row.next_attempt_at, row.updated_at = None, self.now
+        entry.update(estado=row.status, nota=row.error)
+        self.s.commit()
+
+    def _cancel(self, later: list[Step], failed: Step) -> None:
+        why = f"no se envía: la acción anterior «{failed.spec.type.name}» no se pudo hacer"
+        for step in later:
+            if step.row is not None and step.row.status in (L.PLANNED, L.WAITING):
+                step.row.status, step.row.error, step.row.updated_at = (
+                    L.CANCELLED, why, self.now)
+                step.entry.update(estado=L.CANCELLED, nota=why)
+        self.s.commit()
+
+    def _deliver(self, rule: Rule, step: Step, refs: dict[str, str | None],
+                 outcome: RuleOutcome) -> bool:
+        """Send one row. An earlier attempt that may have reached the tool is looked up by
+        its marker first; a look-up that fails leaves the row failed, never sent blind."""
+        spec, row, entry = step.spec, step.row, step.entry
+        assert row is not None and self.runtime is not None
+        if row.status in (L.PENDING, L.FAILED) and spec.type.find is not None:
+            try:
+                ref = spec.type.find(self.runtime, (row.payload or {}).get("args") or {},
+                                     L.marker_for(row.idempotency_key))
+            except SEND_ERRORS as exc:
+                return self._failed(rule, row, entry, outcome, exc, looking=True)
+            if ref is not None:
+                self._done(rule, spec, row, ref, outcome)
+                entry.update(estado=L.DONE, ref=ref,
+                             nota="reconciliada: ya existía en la herramienta")
+                outcome.reconciled += 1
+                return True
+        payload = dict(row.payload or {})
+        payload["args"] = L.resolve_refs(payload.get("args") or {}, refs)
+        row.payload = payload
         row.attempts = (row.attempts or 0) + 1
         row.status, row.updated_at = L.PENDING, self.now
         self.s.commit()  # the ledger knows about the effect before the tool does
-        args = (row.payload or {}).get("args") or {}
+        if self.runtime.before_send is not None:
+            self.runtime.before_send(row.idempotency_key)
         try:
-            ref = spec.type.send(self.runtime, args, L.marker_for(row.idempotency_key))
+            ref = spec.type.send(self.runtime, payload["args"],
+                                 L.marker_for(row.idempotency_key))
         except SEND_ERRORS as exc:
             return self._failed(rule, row, entry, outcome, exc)
         if self.runtime.after_send is not None:
             self.runtime.after_send(row.idempotency_key)
-        row.status, row.external_ref, row.error = L.DONE, ref, None
-        row.next_attempt_at, row.updated_at = None, self.now
-        self.s.commit()
+        self._done(rule, spec, row, ref, outcome)
         entry.update(estado=L.DONE, ref=ref)
-        outcome.done += 1
-        summary = (row.payload or {}).get("summary") or spec.type.name
+        summary = payload.get("summary") or spec.type.name
         outcome.effects.append(f"{summary} → {ref}")
         log.info("rules.action.done", rule=rule.id, action=spec.type.name, ref=ref,
                  key=row.idempotency_key, correlation=row.correlation_id)
         return True
 
+    def _done(self, rule: Rule, spec: ActionSpec, row: ActionLedger, ref: str,
+              outcome: RuleOutcome) -> None:
+        row.status, row.external_ref, row.error = L.DONE, ref, None
+        row.next_attempt_at, row.updated_at = None, self.now
+        if spec.type.written is not None:
+            try:
+                spec.type.written(self.s, self.config, (row.payload or {}).get("args") or {})
+            except Exception:  # noqa: BLE001 - the next sync reads it back anyway
+                log.exception("rules.action.write_through_failed", rule=rule.id,
+                              key=row.idempotency_key)
+        self.s.commit()
+        outcome.done += 1
+
     def _failed(self, rule: Rule, row: ActionLedger, entry: dict[str, Any],
-                outcome: RuleOutcome, exc: BaseException) -> bool:
+                outcome: RuleOutcome, exc: BaseException, *, looking: bool = False) -> bool:
         message = f"{type(exc).__name__}: {exc}"
-        permanent = isinstance(exc, PERMANENT_ERRORS)
+        if looking:
+            message = f"no se pudo comprobar si ya existía (no se reenvía a ciegas): {message}"
+        permanent = isinstance(exc, PERMANENT_ERRORS) and not looking
         row.error, row.updated_at = message[:2000], self.now
+        if looking:
+            row.attempts = (row.attempts or 0) + 1
         if permanent or row.attempts >= self.config.max_attempts:
             row.status, row.next_attempt_at = L.DEAD, None
             outcome.dead += 1
@@ -480,28 +603,14 @@ class Executor:
                     attempts=row.attempts, status=row.status, key=row.idempotency_key)
         return False
 
-    def _dead_on_prepare(self, rule: Rule, cand: Candidate, spec: ActionSpec, key: str,
-                         row: ActionLedger | None, entry: dict[str, Any],
-                         run: RuleRun | None, outcome: RuleOutcome, exc: BaseException
-                         ) -> bool:
-        message = f"no se pudieron calcular los argumentos: {exc}"
-        entry.update(estado=L.DEAD, error=message)
-        outcome.dead += 1
-        outcome.errors.append(f"{rule.id}: {spec.type.name}: {message}")
-        if self.dry_run:
-            return False
-        if row is None:
-            row = ActionLedger(idempotency_key=key, rule_id=rule.id, action=spec.type.name,
-                               target=self._target(rule, cand),
-                               payload={"match": self.match_info(rule, cand,
-                                                                 key.split("|")[1])},
-                               attempts=0, correlation_id=cand.correlation_id,
-                               run_id=run.id if run else None, created_at=self.now)
-            self.s.add(row)
-        row.status, row.error, row.updated_at = L.DEAD, message[:2000], self.now
-        self.s.commit()
-        return False
 
+@dataclass
+class Step:
+    """One action of a run: its spec, its ledger row (None in a dry-run), its trace entry."""
+
+    spec: ActionSpec
+    row: ActionLedger | None
+    entry: dict[str, Any]
 
 def stored_disparador(info: dict[str, Any]) -> dict[str, Any]:
     """The ``disparador`` variable of a resumed match, from the ledger."""

@@ -1,20 +1,33 @@
 """Action ledger helpers: idempotency keys, markers, backoff, and the statuses.
 
-pending   written (and committed) before the call; still pending after a crash means
+When a rule run decides to act, every action of the run gets its row in ONE transaction
+before the first is sent ("plan, then send"); resuming sends what is planned and not done,
+and never decides again.
+
+planned   decided and rendered (``payload.args``), never sent: sending needs no look-up
+pending   being sent: committed just before the call; still pending after a crash means
           "outcome unknown": the next run asks the tool (find by marker) before resending
 done      the tool accepted it; ``external_ref`` says what it created
-failed    the call failed; retried at ``next_attempt_at`` (exponential backoff)
+failed    the call (or the look-up before a resend) failed; retried at ``next_attempt_at``
+          (exponential backoff), always after a look-up by marker
 dead      gave up (too many attempts, or an error retrying cannot fix); ``error`` says why
+waiting   could not be prepared for a reason that may change (no responsible person yet,
+          no recipient…): prepared again at ``next_attempt_at`` until ``WAIT_LIMIT``
+omitted   decided not to act (its «si» did not hold, nothing to write, or waited too long)
 held      storm guard: waiting for ``saeko-sync rules approve``
 approved  approved by an admin; the next run sends it
 queued    run mode "cola": waits until the earlier run for the same record finishes
-cancelled run mode "reiniciar" replaced it, or an admin discarded it
+cancelled run mode "reiniciar" replaced it, an admin discarded it, or an earlier action of
+          the same run died
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,13 +36,22 @@ from store.models import ActionLedger
 
 PENDING, DONE, FAILED, DEAD, HELD, APPROVED, QUEUED, CANCELLED = (
     "pending", "done", "failed", "dead", "held", "approved", "queued", "cancelled")
-UNFINISHED = (PENDING, FAILED, HELD, APPROVED, QUEUED)
+PLANNED, WAITING, OMITTED = "planned", "waiting", "omitted"
+UNFINISHED = (PLANNED, PENDING, FAILED, HELD, APPROVED, QUEUED)
+# Statuses that end a run's chain: the actions after it are not sent.
+FINAL_FAILURES = (DEAD, CANCELLED)
+# How long an action waits for its reason to change (e.g. the ticket gets an AM) before it
+# is given up as omitted; and how often it is tried again meanwhile.
+WAIT_LIMIT = timedelta(days=3)
+WAIT_RETRY = timedelta(minutes=10)
 # ActionLedger.idempotency_key is String(300).
 MAX_KEY_LENGTH = 300
 # Longest wait between two attempts of a failed action.
 MAX_BACKOFF = timedelta(hours=6)
 
-STATUS_ES = {PENDING: "enviada, sin confirmar", DONE: "hecha", FAILED: "falló, se reintentará",
+STATUS_ES = {PLANNED: "planificada", WAITING: "en espera (se reintentará)",
+             OMITTED: "omitida", PENDING: "enviada, sin confirmar", DONE: "hecha",
+             FAILED: "falló, se reintentará",
              DEAD: "muerta (no se reintentará)", HELD: "retenida, espera aprobación",
              APPROVED: "aprobada", QUEUED: "en cola", CANCELLED: "cancelada"}
 
@@ -47,6 +69,33 @@ def marker_for(key: str) -> str:
     """The marker left on what an action creates (Podio external_id, Jira property, email
     header…): short, stable, derived from the idempotency key."""
     return "saeko-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+# A planned action's result that a later action of the same run uses ({{ acciones.X.ref }})
+# is rendered as this token at planning time and replaced when the later one is sent.
+_REF_TOKEN = re.compile(r"⟦acciones\.([A-Za-z0-9_]+)\.ref⟧")
+
+
+def planned_ref(action_id: str) -> str:
+    """The stand-in for ``acciones.<id>.ref`` while the action is planned, not done."""
+    return f"⟦acciones.{action_id}.ref⟧"
+
+
+def unresolved_refs(value: Any, refs: dict[str, str | None]) -> set[str]:
+    """The action ids whose result ``value`` still waits for."""
+    text = json.dumps(value, ensure_ascii=False) if value is not None else ""
+    return {m for m in _REF_TOKEN.findall(text) if not refs.get(m)}
+
+
+def resolve_refs(value: Any, refs: dict[str, str | None]) -> Any:
+    """``value`` with every planned-result token replaced by the action's ref."""
+    if isinstance(value, str):
+        return _REF_TOKEN.sub(lambda m: str(refs.get(m.group(1)) or m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: resolve_refs(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_refs(v, refs) for v in value]
+    return value
 
 
 def next_attempt(now: datetime, attempts: int, base_seconds: float) -> datetime:

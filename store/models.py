@@ -337,6 +337,30 @@ class RuleState(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class RuleEventRetry(Base):
+    """A change event a rule could not evaluate (the rule raised): kept for that rule and
+    tried again with back-off, while every other rule has gone on."""
+
+    __tablename__ = "rule_event_retries"
+    __table_args__ = (UniqueConstraint("rule_id", "event_id", name="uq_rule_event_retry"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: gave up
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class StoreMeta(Base):
+    """Facts about this store itself, by key (e.g. when its rules were switched on)."""
+
+    __tablename__ = "store_meta"
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class WebhookInbox(Base):
     """Every accepted webhook delivery, stored before it is acknowledged."""
 

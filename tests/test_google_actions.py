@@ -11,6 +11,7 @@ import pytest
 
 from connectors.google import actions
 from connectors.google.client import GoogleClient
+from core.errors import TransientError
 from core.settings import Settings, load_settings
 from sandbox.server import Sandbox
 
@@ -96,22 +97,33 @@ def test_an_email_is_sent_and_readable_in_the_sandbox(sandbox: Sandbox) -> None:
     assert sent["from"] == "postventa@saeko.test"
     assert sent["to"] == ["agente-1@saeko.test", "am-tijuana-1@saeko.test"]
     assert sent["cc"] == ["coo@saeko.test"]
-    assert sent["html"].strip() == "<p>El usuario calificó con <b>5</b>.</p>"
-    assert sent["text"].strip() == "El usuario calificó con 5."
+    word = actions.marker_word(marker)
+    assert sent["html"].startswith("<p>El usuario calificó con <b>5</b>.</p>")
+    assert sent["text"].startswith("El usuario calificó con 5.")
+    assert f"Ref. {word}" in sent["text"] and f"Ref. {word}" in sent["html"]
     assert sent["headers"]["X-Saeko-Marker"] == marker
     assert sent["message_id"] == actions.marker_message_id(marker, "postventa@saeko.test")
 
 
-def test_an_email_whose_response_is_lost_is_not_sent_twice(sandbox: Sandbox) -> None:
+def test_an_email_whose_response_is_lost_is_found_by_its_body(sandbox: Sandbox) -> None:
+    """A lost response is an error (the ledger then looks before sending again); the
+    look-up finds the email by the reference word in its body, even where Gmail replaced
+    the Message-ID the client supplied."""
     settings = google_settings(sandbox)
     google = sandbox.tools["google"]
+    google.gmail.replace_message_id = True
     lost = sandbox.faults.add(kind="drop_after", tool="google", method="POST",
                               path="/messages/send", count=1)
     with GoogleClient(settings) as client:
-        message_id = actions.send_email(client, to="coo@saeko.test", subject="Escalamiento",
-                                        html=None, text="Ticket crítico", marker="M7:1")
+        with pytest.raises(TransientError):
+            actions.send_email(client, to="coo@saeko.test", subject="Escalamiento",
+                               html=None, text="Ticket crítico", marker="M7:1")
+        found = actions.find_email_by_marker(client, "M7:1")
+        assert actions.find_email_by_marker(client, "M7:2") is None
     assert lost.hits == 1
-    assert [m["id"] for m in google.sent_messages()] == [message_id]
+    [sent] = google.sent_messages()
+    assert sent["id"] == found
+    assert sent["message_id"] != actions.marker_message_id("M7:1", "postventa@saeko.test")
 
 
 def test_a_calendar_event_is_created_once_when_the_create_is_retried(sandbox: Sandbox) -> None:

@@ -15,7 +15,7 @@ from connectors.podio.client import PodioClient
 from connectors.podio.mapping import convert
 from connectors.podio.streams import FieldMap
 from connectors.podio.sync import sync_podio
-from core.errors import AuthError
+from core.errors import AuthError, TransientError
 from core.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
@@ -214,20 +214,27 @@ def test_update_fields_writes_every_type_in_one_call(sandbox: Sandbox, db: Datab
     client.close()
 
 
-def test_tasks_and_comments_are_created_once_per_marker(sandbox: Sandbox, db: Database) -> None:
+def test_tasks_and_comments_carry_their_marker_and_are_found_by_it(sandbox: Sandbox,
+                                                                   db: Database) -> None:
+    """The primitives create and find; a lost response is an error the ledger resolves
+    by finding the marker (creating once is the ledger's job, tests/test_rules_engine)."""
     podio = sandbox.tools["podio"]
     client = PodioClient.from_settings(podio_settings(sandbox, db))
     ticket = podio.items("tickets")[2]
     kwargs = dict(item_id=ticket, text="Revisar ticket", description="Calificación 1/5",
                   responsible_user_id=1002, due_on=date(2026, 11, 19), marker="rule:t8:1")
     first = actions.create_task(client, **kwargs)  # type: ignore[arg-type]
-    assert actions.create_task(client, **kwargs) == first  # type: ignore[arg-type]
+    assert actions.find_task(client, "rule:t8:1") == first
+    assert actions.find_task(client, "rule:t8:2") is None
     sandbox.faults.add(kind="drop_after", tool="podio", path="^/task/", method="POST")
-    again = actions.create_task(client, **{**kwargs, "marker": "rule:t8:2"})  # type: ignore[arg-type]
+    with pytest.raises(TransientError):
+        actions.create_task(client, **{**kwargs, "marker": "rule:t8:2"})  # type: ignore[arg-type]
+    again = actions.find_task(client, "rule:t8:2")  # it was made: the answer was lost
     tasks = [t for t in podio.tasks(ticket) if t["external_id"].startswith("rule:t8")]
-    assert sorted(t["task_id"] for t in tasks) == sorted([first, again])
+    assert again is not None and sorted(t["task_id"] for t in tasks) == sorted([first, again])
     comment = actions.add_comment(client, ticket, "Resuelto en Jira: Corregido", "rule:t4:1")
-    assert actions.add_comment(client, ticket, "otra vez", "rule:t4:1") == comment
+    assert actions.find_comment(client, ticket, "rule:t4:1") == comment
+    assert actions.find_comment(client, ticket, "rule:t4:2") is None
     assert [c["value"] for c in podio.comments(ticket)
             if c.get("external_id") == "rule:t4:1"] == ["Resuelto en Jira: Corregido"]
     client.close()

@@ -1,10 +1,12 @@
 """Write-back primitives: a table to a sheet tab, an email through Gmail, a Calendar event.
 
 The creating ones carry a ``marker`` (the action ledger's idempotency key) that can be found
-again after a lost response or a crash: the email's Message-ID is derived from it (Gmail
-search ``rfc822msgid:`` finds it; the marker is also in an ``X-Saeko-Marker`` header), and
-the event's id is derived from it (a retried insert answers 409) and kept in a private
-extended property.
+again after a lost response or a crash. Each primitive creates or finds, nothing more;
+creating once is the ledger's job. An email carries a reference word derived from the marker
+in its body, which Gmail's search finds (``find_email_by_marker``): Gmail may replace a
+client-supplied Message-ID, so that header (also derived from the marker, with an
+``X-Saeko-Marker`` header) is not what the look-up trusts. A Calendar event's id is derived
+from the marker (a retried insert answers 409) and kept in a private extended property.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from connectors.google.client import GoogleClient
-from connectors.google.errors import LostResponse
-from core.errors import ConnectorError, RemoteDataError, TransientError
+from core.errors import ConnectorError, RemoteDataError
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,6 @@ log = structlog.get_logger(__name__)
 MARKER_HEADER = "X-Saeko-Marker"
 MARKER_PROPERTY = "saekoMarker"  # Calendar private extended property
 PROPERTY_VALUE_MAX = 1024  # Calendar's limit on an extended property value
-SEND_ATTEMPTS = 3  # sends of one email after lost responses (each first checks the marker)
 # Strings that USER_ENTERED would turn into numbers, dates, booleans or formulas.
 _PARSEABLE = re.compile(r"^\s*([=+'@]|[-+]?[\d.,]+%?\s*$|\d{1,4}[-/]\d{1,2}[-/]\d{1,4}|"
                         r"(true|false)\s*$)", re.IGNORECASE)
@@ -124,6 +124,12 @@ def marker_message_id(marker: str, sender: str) -> str:
     return f"<saeko.{hashlib.sha256(marker.encode()).hexdigest()[:40]}@{domain}>"
 
 
+def marker_word(marker: str) -> str:
+    """The reference word an email with this marker carries in its body: letters and digits
+    only, so that Gmail's search indexes it as one word."""
+    return "saekoref" + hashlib.sha256(marker.encode()).hexdigest()[:24]
+
+
 def _addresses(value: str | Iterable[str] | None) -> list[str]:
     if not value:
         return []
@@ -134,12 +140,8 @@ def _addresses(value: str | Iterable[str] | None) -> list[str]:
 def send_email(client: GoogleClient, *, to: str | Sequence[str], subject: str,
                html: str | None, text: str, marker: str, cc: str | Sequence[str] | None = None
                ) -> str:
-    """Send one email as GOOGLE_DELEGATED_USER; returns the Gmail message id.
-
-    Safe to call again with the same marker after a crash only together with
-    ``find_email_by_marker`` (the rule engine's ledger does that). Within this call, a lost
-    response is checked by marker before sending again, so one call sends at most once.
-    """
+    """Send one email as GOOGLE_DELEGATED_USER; returns the Gmail message id. Its body ends
+    with the marker's reference word (``find_email_by_marker`` finds it)."""
     sender = client.settings.google_delegated_user
     recipients = _addresses(to)
     if not recipients:
@@ -152,33 +154,24 @@ def send_email(client: GoogleClient, *, to: str | Sequence[str], subject: str,
     message["Subject"] = subject
     message["Message-ID"] = marker_message_id(marker, sender)
     message[MARKER_HEADER] = " ".join(marker.split())
-    message.set_content(text or "")
+    word = marker_word(marker)
+    message.set_content(f"{text or ''}\n\n--\nRef. {word}\n")
     if html:
-        message.add_alternative(html, subtype="html")
+        message.add_alternative(f'{html}\n<p style="color:#999;font-size:11px">Ref. {word}</p>',
+                                subtype="html")
     raw = base64.urlsafe_b64encode(message.as_bytes()).decode()
     messages = client.service("gmail").users().messages()
-    what = f"Gmail send {subject[:60]!r}"
-    for _ in range(SEND_ATTEMPTS):
-        try:
-            sent = client.execute(messages.send(userId="me", body={"raw": raw}), use="gmail",
-                                  what=what, idempotent=False)
-            log.info("google.gmail.sent", message_id=sent["id"], to=recipients)
-            return str(sent["id"])
-        except LostResponse:
-            found = find_email_by_marker(client, marker)
-            if found is not None:
-                log.info("google.gmail.sent_before", message_id=found)
-                return found
-    raise TransientError(f"{what}: the connection broke {SEND_ATTEMPTS} times and the message "
-                         "is not in the mailbox; try again later.")
+    sent = client.execute(messages.send(userId="me", body={"raw": raw}), use="gmail",
+                          what=f"Gmail send {subject[:60]!r}", idempotent=False)
+    log.info("google.gmail.sent", message_id=sent["id"], to=recipients)
+    return str(sent["id"])
 
 
 def find_email_by_marker(client: GoogleClient, marker: str) -> str | None:
-    """The id of the email sent with this marker, or None."""
-    msgid = marker_message_id(marker, client.settings.google_delegated_user)
+    """The id of the email sent with this marker (its reference word), or None."""
     messages = client.service("gmail").users().messages()
     found = client.execute(
-        messages.list(userId="me", q=f"rfc822msgid:{msgid}", includeSpamTrash=True,
+        messages.list(userId="me", q=f"in:sent {marker_word(marker)}", includeSpamTrash=True,
                       maxResults=1), use="gmail", what="Gmail search by marker")
     items = found.get("messages") or []
     return str(items[0]["id"]) if items else None

@@ -1,15 +1,16 @@
-"""Jira write-back primitives, each idempotent: a retry after a lost response or a crash
-finds what the first attempt made instead of making it twice.
+"""Jira write-back primitives: each creates or finds, nothing more. Creating once is the
+action ledger's job (rules/executor.py): after an attempt that may have reached Jira it
+looks the marker up before sending again, and never sends when the look-up fails.
 
-* an issue carries the label ``saeko-<marker>``, searched before creating;
-* a comment ends with the line ``[saeko:<marker>]``, looked for before commenting;
+* an issue carries the label ``saeko-<marker>`` (``find_issue_by_marker``);
+* a comment ends with the line ``[saeko:<marker>]`` (``find_comment``);
 * a remote link is keyed by its ``globalId`` (Jira updates a link with the same globalId);
 * a transition is skipped when the issue already has the target status.
 
-Writes go through the client's ``writer`` (no blind retries by the library); on a transient
-failure each primitive waits (Retry-After when Jira sends one), re-checks its marker and tries
-again, at most JIRA_WRITE_RETRIES times. Jira's search is eventually consistent (reference
-§2.3): the wait before the re-check also gives a just-created issue time to become visible.
+Writes go through the client's ``writer`` (no blind retries by the library). Only a refusal
+that did nothing — Jira's 429, honouring Retry-After — is tried again here, at most
+JIRA_WRITE_RETRIES times; any other failure goes back to the ledger, whose back-off also
+gives Jira's eventually consistent search (reference §2.3) time to see a new issue.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MARKER_LABEL_PREFIX = "saeko-"
 LABEL_MAX_CHARS = 255  # Jira's label length limit
 PODIO_APPLICATION = {"type": "com.podio", "name": "Podio"}
 COMMENT_PAGE = 100  # GET .../comment page size (reference §2.9)
+RATE_LIMITED = 429  # Jira Cloud refuses the request before doing anything (reference §2.4)
 MAX_COMMENT_PAGES = 50
 
 
@@ -45,16 +47,14 @@ def comment_tag(marker: str) -> str:
     return f"[saeko:{marker}]"
 
 
-def _with_retries(client: JiraClient, what: str, attempt: Callable[[], T],
-                  already_done: Callable[[], T | None]) -> T:
-    """Run ``attempt``; after a transient failure wait, return ``already_done()`` if the
-    effect happened after all, else try again (bounded)."""
+def _write(client: JiraClient, what: str, attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; after a 429 (refused: nothing was done) wait and try again."""
     settings = client.settings
     for number in range(settings.jira_write_retries + 1):
         try:
             return attempt()
         except TransientError as exc:
-            if number == settings.jira_write_retries:
+            if exc.status != RATE_LIMITED or number == settings.jira_write_retries:
                 raise
             wait = exc.retry_after if exc.retry_after is not None else (
                 settings.jira_retry_base_seconds * 2 ** number)
@@ -62,10 +62,6 @@ def _with_retries(client: JiraClient, what: str, attempt: Callable[[], T],
             log.warning("jira.write.retry", action=what, attempt=number + 1, wait=wait,
                         error=str(exc))
             time.sleep(wait)
-            done = already_done()
-            if done is not None:
-                log.info("jira.write.found_after_lost_response", action=what)
-                return done
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -79,33 +75,38 @@ def find_issue_by_marker(client: JiraClient, marker: str) -> str | None:
 def create_issue_for_ticket(client: JiraClient, *, project: str, issue_type: str, summary: str,
                             description: str, priority: str | None, ticket_item_id: int | str,
                             ticket_url: str, marker: str) -> str:
-    """Create the issue escalating a Podio ticket (custom field + link back), once."""
-    existing = find_issue_by_marker(client, marker)
-    if existing is None:
-        fields: dict[str, Any] = {
-            "project": {"key": project}, "issuetype": {"name": issue_type},
-            "summary": " ".join(summary.split())[:255], "description": description,
-            "labels": [marker_label(marker)],
-            client.ticket_field_id(): str(ticket_item_id),
-        }
-        if priority:
-            fields["priority"] = {"name": priority}
+    """Create the issue escalating a Podio ticket (custom field, marker label, link back)."""
+    fields: dict[str, Any] = {
+        "project": {"key": project}, "issuetype": {"name": issue_type},
+        "summary": " ".join(summary.split())[:255], "description": description,
+        "labels": [marker_label(marker)],
+        client.ticket_field_id(): str(ticket_item_id),
+    }
+    if priority:
+        fields["priority"] = {"name": priority}
 
-        def create() -> str:
-            issue = client.call(f"create an issue in {project}", client.writer.create_issue,
-                                fields=fields, prefetch=False)
-            return str(issue.key)
+    def create() -> str:
+        issue = client.call(f"create an issue in {project}", client.writer.create_issue,
+                            fields=fields, prefetch=False)
+        return str(issue.key)
 
-        existing = _with_retries(client, "create_issue", create,
-                                 lambda: find_issue_by_marker(client, marker))
-        log.info("jira.issue.created", key=existing, marker=marker)
-    add_remote_link(client, existing, ticket_url, f"Ticket de Podio {ticket_item_id}",
+    key = _write(client, "create_issue", create)
+    log.info("jira.issue.created", key=key, marker=marker)
+    link_ticket(client, key, ticket_item_id, ticket_url)
+    return key
+
+
+def link_ticket(client: JiraClient, key: str, ticket_item_id: int | str, ticket_url: str
+                ) -> None:
+    """The remote link from an issue back to its Podio ticket (one per ticket: globalId)."""
+    add_remote_link(client, key, ticket_url, f"Ticket de Podio {ticket_item_id}",
                     podio_global_id(ticket_item_id), application=dict(PODIO_APPLICATION),
                     relationship="ticket de Podio")
-    return existing
 
 
-def _find_comment(client: JiraClient, key: str, tag: str) -> str | None:
+def find_comment(client: JiraClient, key: str, marker: str) -> str | None:
+    """The id of the comment on ``key`` that carries ``marker``, if any."""
+    tag = comment_tag(marker)
     for page_no in range(MAX_COMMENT_PAGES):
         comments = client.call(f"read comments of {key}", client.reader.comments, key,
                                start_at=page_no * COMMENT_PAGE, max_results=COMMENT_PAGE)
@@ -118,18 +119,14 @@ def _find_comment(client: JiraClient, key: str, tag: str) -> str | None:
 
 
 def comment(client: JiraClient, key: str, body: str, marker: str) -> str:
-    """Comment on an issue once (the marker is the comment's last line); returns its id."""
-    tag = comment_tag(marker)
-    existing = _find_comment(client, key, tag)
-    if existing is not None:
-        return existing
+    """Comment on an issue (the marker is the comment's last line); returns its id."""
 
     def add() -> str:
         created = client.call(f"comment on {key}", client.writer.add_comment, key,
-                              f"{body}\n\n{tag}")
+                              f"{body}\n\n{comment_tag(marker)}")
         return str(created.id)
 
-    return _with_retries(client, "comment", add, lambda: _find_comment(client, key, tag))
+    return _write(client, "comment", add)
 
 
 def _status(client: JiraClient, key: str) -> str:
@@ -158,8 +155,7 @@ def transition_to(client: JiraClient, key: str, status_name: str,
                     fields=fields)
         return True
 
-    return _with_retries(client, "transition", move,
-                         lambda: True if _status(client, key).lower() == wanted else None)
+    return _write(client, "transition", move)
 
 
 def add_remote_link(client: JiraClient, key: str, url: str, title: str, marker: str, *,
@@ -174,4 +170,4 @@ def add_remote_link(client: JiraClient, key: str, url: str, title: str, marker: 
                               application=application, relationship=relationship)
         return int(created.id)
 
-    return _with_retries(client, "remote_link", link, lambda: None)
+    return _write(client, "remote_link", link)

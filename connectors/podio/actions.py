@@ -1,24 +1,23 @@
-"""Podio write-back primitives for the rule engine. Each is safe to repeat.
+"""Podio write-back primitives for the rule engine: each creates or finds, nothing more.
 
 - ``update_fields``: all fields of an item in ONE ``PUT /item/{id}`` with ``hook=false`` so
-  our own write does not come back as a webhook (reference §5.5, §9.4).
-- ``create_task`` / ``add_comment``: carry ``external_id = marker``; before creating, and
-  after an unclear failure, they look the marker up, so a lost response never makes two.
+  our own write does not come back as a webhook (reference §5.5, §9.4); repeating it is
+  harmless.
+- ``create_task`` / ``add_comment``: one POST carrying ``external_id = marker``;
+  ``find_task`` / ``find_comment`` find it again by that marker. Creating once is the
+  action ledger's job (rules/executor.py): after an attempt that may have reached Podio it
+  looks the marker up before sending again, and never sends when the look-up fails.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from connectors.podio.client import PodioClient
 from connectors.podio.mapping import MappingError, format_podio_time, to_podio_value
-from core.errors import RemoteDataError, TransientError
-
-# Attempts of a create whose outcome was unclear (dropped connection, 5xx) before giving up.
-CREATE_ATTEMPTS = 3
+from core.errors import RemoteDataError
 
 
 def update_fields(client: PodioClient, item_id: int, fields: Mapping[str, Any], *,
@@ -42,27 +41,6 @@ def update_fields(client: PodioClient, item_id: int, fields: Mapping[str, Any], 
     return int(result["revision"]) if result and "revision" in result else None
 
 
-def _create_once(find: Callable[[], int | None], create: Callable[[], int], *,
-                 check_first: bool = True) -> int:
-    """Create unless the marker shows it exists; after an unclear failure, look again.
-
-    ``check_first=False`` skips the first lookup (one Podio call) when the caller knows
-    this marker was never sent — the rule engine's ledger does — but a retry after an
-    unclear failure always looks first.
-    """
-    last_error: Exception | None = None
-    for attempt in range(CREATE_ATTEMPTS):
-        existing = find() if attempt or check_first else None
-        if existing is not None:
-            return existing
-        try:
-            return create()
-        except TransientError as exc:
-            last_error = exc
-            time.sleep(min(2.0 ** attempt, 10.0) * 0.1)
-    raise TransientError(f"create still failing after {CREATE_ATTEMPTS} attempts: {last_error}")
-
-
 def find_task(client: PodioClient, marker: str) -> int | None:
     """The task created with this marker (its external_id), if any."""
     tasks = client.request("GET", "/task/", params={"external_id": marker, "limit": 10})
@@ -74,8 +52,8 @@ def find_task(client: PodioClient, marker: str) -> int | None:
 
 def create_task(client: PodioClient, *, item_id: int, text: str, description: str = "",
                 responsible_user_id: int | None, due_on: datetime | date | None,
-                marker: str, labels: list[str] | None = None, check_first: bool = True) -> int:
-    """Create a task on an item, once per marker; returns the task id."""
+                marker: str, labels: list[str] | None = None) -> int:
+    """Create a task on an item carrying ``marker``; returns the task id."""
     body: dict[str, Any] = {"text": text, "description": description, "private": False,
                             "external_id": marker, "labels": labels or ["saeko-sync"]}
     if responsible_user_id is not None:
@@ -85,14 +63,11 @@ def create_task(client: PodioClient, *, item_id: int, text: str, description: st
     elif isinstance(due_on, date):
         body["due_date"] = due_on.isoformat()
 
-    def create() -> int:
-        created = client.request("POST", f"/task/item/{item_id}/", json=body)
-        task = created[0] if isinstance(created, list) else created
-        if not task or "task_id" not in task:
-            raise RemoteDataError(f"Podio created a task without task_id: {created!r}")
-        return int(task["task_id"])
-
-    return _create_once(lambda: find_task(client, marker), create, check_first=check_first)
+    created = client.request("POST", f"/task/item/{item_id}/", json=body)
+    task = created[0] if isinstance(created, list) else created
+    if not task or "task_id" not in task:
+        raise RemoteDataError(f"Podio created a task without task_id: {created!r}")
+    return int(task["task_id"])
 
 
 def find_comment(client: PodioClient, item_id: int, marker: str) -> int | None:
@@ -104,15 +79,9 @@ def find_comment(client: PodioClient, item_id: int, marker: str) -> int | None:
     return None
 
 
-def add_comment(client: PodioClient, item_id: int, text: str, marker: str, *,
-                check_first: bool = True) -> int:
-    """Comment on an item once per marker (hook=false: our comment triggers nothing)."""
-
-    def create() -> int:
-        created = client.request("POST", f"/comment/item/{item_id}/",
-                                 json={"value": text, "external_id": marker},
-                                 params={"hook": "false"})
-        return int(created["comment_id"])
-
-    return _create_once(lambda: find_comment(client, item_id, marker), create,
-                        check_first=check_first)
+def add_comment(client: PodioClient, item_id: int, text: str, marker: str) -> int:
+    """Comment on an item carrying ``marker`` (hook=false: our comment triggers nothing)."""
+    created = client.request("POST", f"/comment/item/{item_id}/",
+                             json={"value": text, "external_id": marker},
+                             params={"hook": "false"})
+    return int(created["comment_id"])

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from rules.problems import ProblemSink
 
 if TYPE_CHECKING:
@@ -77,6 +79,9 @@ class ActionType:
     send: Callable[[ActionRuntime, dict[str, Any], str], str]
     find: Callable[[ActionRuntime, dict[str, Any], str], str | None] | None = None
     check: Callable[[dict[str, Arg], CheckContext], None] | None = None
+    # What a done effect changed in the model, written through at once so that the rules
+    # evaluated after it see it without waiting for the next sync (order independence).
+    written: Callable[[Session, Any, dict[str, Any]], None] | None = None
 
     @property
     def tool(self) -> str:

@@ -31,7 +31,6 @@ def _primitive(name: str) -> Any:
     return getattr(module, name)
 
 
-
 def _ticket_ref(record: Any) -> dict[str, Any]:
     ref = record_ref(record)
     if ref is None or ref[0] != "ticket":
@@ -60,9 +59,15 @@ def _send_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str
                                                      **payload))
 
 
-def _find_create(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
+def _find_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
     found = _primitive("find_issue_by_marker")(rt.client("jira"), marker)
-    return None if found is None else str(found)
+    if found is None:
+        return None
+    # Made by an attempt that died before linking back: the link (keyed by its globalId)
+    # is added now, or updated in place.
+    _primitive("link_ticket")(rt.client("jira"), str(found), payload["ticket_item_id"],
+                              payload["ticket_url"])
+    return str(found)
 
 
 def _prepare_comment(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
@@ -72,9 +77,13 @@ def _prepare_comment(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
 
 
 def _send_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
-    # The primitive looks for its marker before commenting: resending is safe, no find needed.
     return "comentario " + str(_primitive("comment")(rt.client("jira"), payload["key"],
                                                       payload["text"], marker))
+
+
+def _find_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
+    found = _primitive("find_comment")(rt.client("jira"), payload["key"], marker)
+    return None if found is None else f"comentario {found}"
 
 
 def _prepare_transition(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
@@ -113,7 +122,7 @@ ACTIONS = [
                _prepare_create, _send_create, _find_create),
     ActionType("jira.comentar", "Comenta una incidencia de Jira una sola vez.",
                {"clave": Param(TEXT, required=True), "texto": Param(TEXT, required=True)},
-               _prepare_comment, _send_comment, None),
+               _prepare_comment, _send_comment, _find_comment),
     ActionType("jira.transicion", "Mueve una incidencia de Jira a un estatus.",
                {"clave": Param(TEXT, required=True), "a": Param(TEXT, required=True)},
                _prepare_transition, _send_transition, None),

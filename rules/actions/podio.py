@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from rules.actions.base import (
     BOOLEAN,
@@ -135,6 +138,41 @@ def _prepare_update(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
     return Prepared(payload, target, summary)
 
 
+def _coerce(column: Any, value: Any) -> Any:
+    """A JSON value of ``payload.columns`` as the model column holds it."""
+    if value is None or not isinstance(value, str):
+        return value
+    python_type = getattr(column.type, "python_type", None)
+    if python_type is datetime:
+        moment = datetime.fromisoformat(value)
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    if python_type is date:
+        return date.fromisoformat(value[:10])
+    return value
+
+
+def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> None:
+    """Put the fields just written into the model row (and its references' foreign keys),
+    as the next sync will read them back."""
+    from connectors.podio.streams import load_mapping
+    from connectors.podio.sync import resolve_references
+
+    entity = ENTITIES[payload["entity"]]
+    row = session.scalars(select(entity.model).where(
+        entity.model.source == "podio",  # type: ignore[attr-defined]
+        entity.model.source_id == str(payload["item_id"]))).one_or_none()  # type: ignore[attr-defined]
+    if row is None:
+        return
+    table = entity.model.__table__  # type: ignore[attr-defined]
+    for column, value in from_json(payload.get("columns") or {}).items():
+        if column in table.columns:
+            setattr(row, column, _coerce(table.columns[column], value))
+    session.flush()
+    apps = [a for a in load_mapping(config.settings.config_dir).apps.values()
+            if a.entity == payload["entity"]]
+    resolve_references(session, apps, [str(payload["item_id"])])
+
+
 def _send_update(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
     from connectors.podio.actions import update_fields
 
@@ -154,7 +192,7 @@ UPDATE = ActionType(
                           doc="true: no sobrescribe un campo que ya tiene valor"),
      "omitir_vacios": Param(BOOLEAN, default=False,
                             doc="true: no escribe los campos cuyo valor calculado está vacío")},
-    _prepare_update, _send_update, None, _check_update)
+    _prepare_update, _send_update, None, _check_update, _write_through)
 
 
 # --- podio.tarea -----------------------------------------------------------------------
@@ -189,8 +227,7 @@ def _send_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
                           text=payload["text"], description=payload["description"],
                           responsible_user_id=payload["responsible_user_id"],
                           due_on=from_json(payload["due_on"]), marker=marker,
-                          labels=payload.get("labels"),
-                          check_first=False)  # the ledger reconciles before any resend
+                          labels=payload.get("labels"))
     return f"tarea {task_id}"
 
 
@@ -227,7 +264,7 @@ def _send_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> st
     from connectors.podio.actions import add_comment
 
     comment_id = add_comment(rt.client("podio"), int(payload["item_id"]), payload["text"],
-                             marker, check_first=False)  # the ledger reconciles first
+                             marker)
     return f"comentario {comment_id}"
 
 

@@ -16,14 +16,16 @@ log = structlog.get_logger(__name__)
 class ActionRuntime:
     """Holds the tool clients of one cycle; ``close()`` releases them.
 
-    ``after_send`` is an observability hook called with the ledger key right after a tool
-    accepted an effect and before the ledger records it (tests use it to simulate a crash
-    at the worst moment).
+    ``before_send`` and ``after_send`` are observability hooks called with the ledger key
+    right before a tool is asked to make an effect, and right after it accepted it (before
+    the ledger records it): tests use them to simulate a crash at the worst moments.
     """
 
     def __init__(self, settings: Settings, *,
+                 before_send: Callable[[str], None] | None = None,
                  after_send: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.before_send = before_send
         self.after_send = after_send
         self._clients: dict[str, Any] = {}
 

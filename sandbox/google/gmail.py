@@ -49,6 +49,9 @@ class GmailApi:
         self.mailboxes: dict[str, list[dict[str, Any]]] = {}
         self._now = now
         self._counter = 0
+        # Whether Gmail keeps a client-supplied Message-ID is not documented (unsure in the
+        # reference): True makes the sandbox replace it, as a cautious reading of Gmail.
+        self.replace_message_id = False
 
     def register(self, router: Router) -> None:
         router.add(API, "gmail.users.messages.send", self.send, ("gmail_units", SEND_UNITS))
@@ -89,7 +92,8 @@ class GmailApi:
                 raise bad_request(f"Invalid To header: {address}", reason="invalidArgument")
         self._counter += 1
         message_id = hashlib.sha1(f"{user}:{self._counter}".encode()).hexdigest()[:16]
-        if message.get("Message-ID") is None:
+        if message.get("Message-ID") is None or self.replace_message_id:
+            del message["Message-ID"]
             message["Message-ID"] = f"<sandbox.{message_id}@mail.gmail.com>"
         # Gmail sends as the authenticated user: another From is rewritten (no send-as alias).
         if parseaddr(str(message.get("From", "")))[1].lower() != user.lower():
