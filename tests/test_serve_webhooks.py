@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.settings import load_settings
-from jobs import status
+from jobs import inbox, status
 from jobs.inbox import InboxWorker
 from jobs.service import Service
 from rules.actions.runtime import ActionRuntime
@@ -155,3 +155,40 @@ def test_a_poison_delivery_goes_dead_and_never_blocks_the_batch(sandbox: Sandbox
         assert letters[str(poison.id)].payload["payload"]["issue"] == "garbage"
         assert "item_id" in letters[str(rows["test:1"].id)].reason
     assert status.snapshot(db)["inbox"] == {"dead": 2, "done": 2}
+
+
+def test_a_failing_delivery_is_retried_then_dead_with_a_dead_letter(sandbox: Sandbox,
+                                                                     db: Database) -> None:
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url, podio_retry_base_seconds=0.01,
+                             podio_max_retry_seconds=1)
+    tickets = sandbox.tools["podio"].items("tickets")
+    broken, fine = tickets[0], tickets[1]
+    sandbox.faults.add(kind="status", tool="podio", method="GET", path=f"^/item/{broken}$",
+                       status=500, count=10_000)
+    with db.session() as s:
+        for n, item in enumerate((broken, fine)):
+            s.add(WebhookInbox(source="podio", delivery_key=f"test:{n}", event_type="item.update",
+                               status="pending", received_at=utcnow(),
+                               payload={"type": "item.update", "hook_id": "1",
+                                        "item_id": str(item)}))
+    runtime = ActionRuntime(settings)
+    worker = InboxWorker(settings, db, "test", runtime)
+    seen = []
+    try:
+        for _ in range(inbox.MAX_ATTEMPTS):
+            worker.process_batch()
+            with db.session() as s:
+                row = s.scalars(select(WebhookInbox).where(
+                    WebhookInbox.delivery_key == "test:0")).one()
+                seen.append((row.status, row.attempts))
+    finally:
+        runtime.close()
+    assert seen == [("pending", n) for n in range(1, inbox.MAX_ATTEMPTS)] + [
+        ("dead", inbox.MAX_ATTEMPTS)]
+    with db.session() as s:
+        assert s.scalars(select(WebhookInbox.status).where(
+            WebhookInbox.delivery_key == "test:1")).one() == "done"
+        assert s.scalars(select(Ticket).where(Ticket.source_id == str(fine))).one()
+        (letter,) = s.scalars(select(DeadLetter).where(DeadLetter.stream == "webhook"))
+        assert letter.source_id == str(row.id) and "500" in letter.reason
