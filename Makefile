@@ -39,15 +39,16 @@ screenshot: install
 sandbox: install
 	$(BIN)/saeko-sync sandbox --write-env .env
 
-# Regenerate the initial migration from store/models.py (no deployed database exists yet;
-# once one does, add new revisions instead).
+# A new migration on top of the others, from what store/models.py adds (review it before
+# committing): make migration REV=0003 MESSAGE="what changed"
 migration: install
-	rm -f store/migrations/versions/0001_initial_model.py /tmp/saeko-migration.db
+	test -n "$(REV)" && test -n "$(MESSAGE)"
+	rm -f /tmp/saeko-migration.db
 	$(BIN)/python -c "from alembic import command; from alembic.config import Config; \
 	from store.db import MIGRATIONS_DIR, make_engine; e = make_engine('sqlite:////tmp/saeko-migration.db'); \
 	c = Config(); c.set_main_option('script_location', str(MIGRATIONS_DIR)); \
-	conn = e.connect(); c.attributes['connection'] = conn; \
-	command.revision(c, message='initial model', autogenerate=True, rev_id='0001'); conn.close()"
+	conn = e.connect(); c.attributes['connection'] = conn; command.upgrade(c, 'head'); \
+	command.revision(c, message='$(MESSAGE)', autogenerate=True, rev_id='$(REV)'); conn.close()"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

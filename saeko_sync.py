@@ -29,6 +29,10 @@ rules_app = typer.Typer(help="Reglas de automatización (config/rules/*.yaml).",
 app.add_typer(rules_app, name="rules")
 console = Console()
 err_console = Console(stderr=True)
+# `run` exits with this when the rules were not evaluated because another process (a `serve`
+# replica or another `run`) holds the rule cycle's lease: distinct from 1 (errors) so cron
+# jobs and operators see that this run did not evaluate the rules.
+EXIT_RULES_HELD_ELSEWHERE = 3
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -129,7 +133,10 @@ def run(
     full: Annotated[bool, typer.Option(help="Sincronización completa antes de las reglas")]
     = False,
 ) -> None:
-    """Un ciclo: sincroniza todo y evalúa las reglas (lo que el servicio hace periódicamente)."""
+    """Un ciclo: sincroniza todo y evalúa las reglas (lo que el servicio hace periódicamente).
+
+    Sale con 1 si hubo errores y con 3 si otro proceso estaba ejecutando las reglas.
+    """
     from jobs.cycle import configured_sources, long_lived_clients, run_sync
     from rules.actions.runtime import ActionRuntime
     from rules.engine import run_cycle
@@ -151,6 +158,10 @@ def run(
     _say_failed_sources(cycle)
     if not cycle.ok or report.problems:
         raise typer.Exit(1)
+    if report.skipped:
+        console.print("[yellow]Las reglas no se evaluaron: otro proceso tiene el turno del ciclo "
+                      "de reglas. Se evaluarán en su próximo ciclo.[/yellow]")
+        raise typer.Exit(EXIT_RULES_HELD_ELSEWHERE)
 
 
 @rules_app.command("validate")

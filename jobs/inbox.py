@@ -31,6 +31,10 @@ from store.sync import dead_letter
 
 log = structlog.get_logger(__name__)
 
+# Back-off between two attempts of a failing delivery: 10 s, 20 s, 40 s… (at most 5 min);
+# polling would also bring the record in meanwhile.
+RETRY_BASE = timedelta(seconds=10)
+RETRY_MAX = timedelta(minutes=5)
 MAX_ATTEMPTS = 5  # then the delivery is parked as 'dead' with its error
 # Dead letters of deliveries: (source, DEAD_LETTER_STREAM, str(webhook_inbox.id)).
 DEAD_LETTER_STREAM = "webhook"
@@ -125,7 +129,10 @@ class InboxWorker:
             assert row is not None
             row.attempts += 1
             row.error = error
-            row.claimed_until = None
+            # A failed delivery waits before its next attempt, so that a short outage of a
+            # tool does not spend all its attempts in a few seconds.
+            row.claimed_until = None if status == "done" else utcnow() + min(
+                RETRY_BASE * 2 ** (row.attempts - 1), RETRY_MAX)
             if status == "done":
                 row.status, row.processed_at = "done", utcnow()
                 return

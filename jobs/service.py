@@ -5,8 +5,9 @@
 - Inbox worker thread: woken by each stored delivery (and every second), processes deliveries
   and then runs the event rules on what changed.
 - Scheduler (APScheduler 3.11, BackgroundScheduler): the incremental sync cycle — the safety
-  net for lost webhooks — and the rule cycle; each run is claimed per period in ``job_runs``
-  so several replicas on one PostgreSQL run it once.
+  net for lost webhooks — and the rule cycle; each runs under its job's lease
+  (``jobs.leases``, released when the holder dies) and is recorded per period in
+  ``job_runs``, so several replicas on one PostgreSQL run each period once.
 - SIGTERM/SIGINT: uvicorn stops accepting, the worker finishes its current delivery and
   releases the rest of its claims, the scheduler waits for running jobs.
 """
@@ -30,7 +31,7 @@ from core.settings import Settings
 from jobs import status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
-from jobs.leases import run_once
+from jobs.leases import Skipped, run_once
 from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
 from store.db import Database
@@ -83,9 +84,14 @@ class Service:
 
     # --- work ---------------------------------------------------------------------------
 
-    def _evaluate_rules(self) -> str:
+    def _evaluate_rules(self, *, scheduled: bool = False) -> str:
+        """One rule cycle. ``scheduled``: the rules job, recorded as ``skipped`` in job_runs
+        when another process holds the rule cycle's lease (this replica's worker or sync,
+        another replica, `saeko-sync run`) instead of as ``ok``."""
         with self._work:
             report = run_cycle(self.settings, self.db, runtime=self.runtime)
+        if scheduled and report.skipped:
+            raise Skipped(report.skipped)
         return "; ".join(report.lines())[:1000]
 
     def _worker_loop(self) -> None:
@@ -125,7 +131,8 @@ class Service:
 
     def rules_job(self) -> None:
         period = _period(self.settings.rules_interval_seconds)
-        run_once(self.db, "rules", period, self.holder, self._evaluate_rules)
+        run_once(self.db, "rules", period, self.holder,
+                 lambda: self._evaluate_rules(scheduled=True))
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -12,7 +12,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from store.db import Database
-from store.models import ActionLedger, JobRun, RuleRun, RuleState, SyncState, WebhookInbox
+from store.models import (
+    ActionLedger,
+    JobRun,
+    RuleEventRetry,
+    RuleRun,
+    RuleState,
+    SyncState,
+    WebhookInbox,
+)
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;
@@ -46,8 +54,14 @@ def snapshot(db: Database, quota: dict[str, Any] | None = None) -> dict[str, Any
         actions = [{"id": a.id, "rule": a.rule_id, "action": a.action, "status": a.status,
                     "attempts": a.attempts, "error": a.error}
                    for a in s.scalars(select(ActionLedger).where(
-                       ActionLedger.status.in_(["failed", "dead", "held"]))
+                       ActionLedger.status.in_(["failed", "dead", "held", "waiting"]))
                        .order_by(ActionLedger.id.desc()).limit(25))]
+        retries = [{"rule": rule, "events": int(count), "attempts": int(attempts or 0),
+                    "next": nxt.isoformat(" ", "seconds") if nxt else None, "error": error}
+                   for rule, count, attempts, nxt, error in s.execute(select(
+                       RuleEventRetry.rule_id, func.count(), func.max(RuleEventRetry.attempts),
+                       func.min(RuleEventRetry.next_attempt_at),
+                       func.max(RuleEventRetry.error)).group_by(RuleEventRetry.rule_id))]
         backlog = dict(s.execute(select(WebhookInbox.status, func.count())
                                  .group_by(WebhookInbox.status)).all())
         broken = [{"rule": r.rule_id, "path": r.path, "problems": [str(p) for p in r.problems],
@@ -58,6 +72,7 @@ def snapshot(db: Database, quota: dict[str, Any] | None = None) -> dict[str, Any
                  "detail": j.detail} for j in s.scalars(
                      select(JobRun).order_by(JobRun.id.desc()).limit(15))]
     return {"syncs": syncs, "rule_runs": runs, "problem_actions": actions, "broken_rules": broken,
+            "rule_retries": retries,
             "inbox": {k: int(v) for k, v in backlog.items()}, "jobs": jobs, "quota": quota or {}}
 
 
@@ -85,7 +100,12 @@ def render(data: dict[str, Any]) -> str:
         ["regla", "archivo", "errores", "corre la última versión buena"],
         [[b["rule"], b["path"], "; ".join(b["problems"]), "sí" if b["fallback"] else "no"]
          for b in data["broken_rules"]]))
-    parts.append("<h2>Acciones con problemas</h2>" + _table(
+    parts.append("<h2>Reglas que fallaron: eventos guardados para reintentar</h2>" + _table(
+        ["regla", "eventos", "intentos", "próximo intento (UTC)", "error"],
+        [[r["rule"], r["events"], r["attempts"],
+          r["next"] or state(False, "no se reintentará"), (r["error"] or "")[:200]]
+         for r in data["rule_retries"]]))
+    parts.append("<h2>Acciones con problemas o en espera</h2>" + _table(
         ["id", "regla", "acción", "estado", "intentos", "error"],
         [[a["id"], a["rule"], a["action"], state(False, a["status"]), a["attempts"],
           a["error"] or ""] for a in data["problem_actions"]]))

@@ -3,24 +3,23 @@ data-condition / held-for rules on the current data, and due schedules.
 
 ``run_cycle(settings, db)`` is what the CLI (``saeko-sync run``), the demo and the service
 call; it returns what fired per rule. One broken rule or failing action never stops the
-others. On PostgreSQL with several replicas, a lease makes one replica run the cycle.
+others. A lease (``jobs.leases.hold``) makes one process run the cycle at a time; it is
+released when its holder ends or dies, so another replica or a restart takes over at once.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
+from jobs.leases import hold
 from rules import ledger as L
 from rules.actions.base import from_json
 from rules.actions.runtime import ActionRuntime
@@ -32,12 +31,12 @@ from rules.problems import Problem
 from rules.ruleset import RuleSet, load_rules
 from rules.spec import EventTrigger, Rule, StateTrigger, duration_of
 from store.db import Database, utcnow
-from store.models import ActionLedger, ChangeEvent, Lease, RuleRun, RuleState, RuleTimer
+from store.models import ActionLedger, ChangeEvent, RuleRun, RuleState, RuleTimer
 
 log = structlog.get_logger(__name__)
+# The rule cycle's lease (jobs.leases.hold): released when its holder ends or dies.
 LEASE_NAME = "rules-cycle"
-# A cycle holding the lease longer than this is presumed dead; another replica may take over.
-LEASE_SECONDS = 900
+SKIPPED_HELD_ELSEWHERE = "otro proceso (otra réplica o `saeko-sync run`) está ejecutando las reglas"
 # Own Podio writes are recognised from the ledger for this long after they were made.
 OWN_WRITE_WINDOW = timedelta(days=7)
 
@@ -87,9 +86,11 @@ def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
     ruleset = load_rules(config, db)
     report = CycleReport(started_at=now, problems=ruleset.problems,
                          fallbacks=[r.id for r in ruleset.fallbacks])
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _acquire_lease(db, holder):
-        report.skipped = "otra réplica está ejecutando las reglas"
+    lease = ExitStack()
+    if not lease.enter_context(hold(db, LEASE_NAME)):
+        lease.close()
+        report.skipped = SKIPPED_HELD_ELSEWHERE
+        log.warning("rules.cycle.skipped", reason=report.skipped)
         return report
     own_runtime = runtime is None
     runtime = runtime or ActionRuntime(settings)
@@ -103,36 +104,11 @@ def run_cycle(settings: Settings, db: Database, *, now: datetime | None = None,
     finally:
         if own_runtime:
             runtime.close()
-        _release_lease(db, holder)
+        lease.close()
     report.finished_at = utcnow()
     log.info("rules.cycle.done", events=report.events, fired=len(report.fired),
              problems=len(report.problems))
     return report
-
-
-def _acquire_lease(db: Database, holder: str) -> bool:
-    """Take the cycle lease unless another live replica holds it (row lock on PostgreSQL;
-    two replicas inserting it at once: the second one's insert fails and it backs off)."""
-    try:
-        with db.session() as session:
-            lease = session.get(Lease, LEASE_NAME, with_for_update=True)
-            if lease is not None and lease.expires_at > utcnow() and lease.holder != holder:
-                return False
-            expires = utcnow() + timedelta(seconds=LEASE_SECONDS)
-            if lease is None:
-                session.add(Lease(name=LEASE_NAME, holder=holder, expires_at=expires))
-            else:
-                lease.holder, lease.expires_at = holder, expires
-    except IntegrityError:
-        return False
-    return True
-
-
-def _release_lease(db: Database, holder: str) -> None:
-    with db.session() as session:
-        lease = session.get(Lease, LEASE_NAME)
-        if lease is not None and lease.holder == holder:
-            session.delete(lease)
 
 
 class CycleEngine:

@@ -17,7 +17,8 @@ from store.models import Base, Client, Contract, DeadLetter, SyncState
 def test_migration_matches_models(db: Database) -> None:
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert diff == [], f"store/models.py and the migration differ: run `make migration`: {diff}"
+    assert diff == [], ("store/models.py and the migrations differ: add one with "
+                        f"`make migration REV=… MESSAGE=…`: {diff}")
 
 
 def test_synced_rows_are_unique_per_source_and_keep_types(db: Database) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ConnectorError
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
+# After a tool could not be reached (e.g. Jira's serverInfo failing at connect, each try
+# with its own retries), how long its actions fail fast before connecting is tried again.
+CONNECT_RETRY_SECONDS = 60.0
 
 
 class ActionRuntime:
@@ -28,11 +32,22 @@ class ActionRuntime:
         self.before_send = before_send
         self.after_send = after_send
         self._clients: dict[str, Any] = {}
+        self._unreachable: dict[str, tuple[float, Exception]] = {}
 
     def client(self, tool: str) -> Any:
-        """The client of ``tool`` (podio, jira, google), created on first use."""
+        """The client of ``tool`` (podio, jira, google), created on first use. A tool that
+        could not be reached is not tried again for CONNECT_RETRY_SECONDS: each action on
+        it fails at once with the same error (and is retried later by the ledger)."""
         if tool not in self._clients:
-            self._clients[tool] = _FACTORIES[tool](self.settings)
+            failed = self._unreachable.get(tool)
+            if failed is not None and time.monotonic() - failed[0] < CONNECT_RETRY_SECONDS:
+                raise failed[1]
+            try:
+                self._clients[tool] = _FACTORIES[tool](self.settings)
+            except ConnectorError as exc:
+                self._unreachable[tool] = (time.monotonic(), exc)
+                raise
+            self._unreachable.pop(tool, None)
         return self._clients[tool]
 
     def close(self) -> None:
