@@ -350,6 +350,7 @@ def test_a_rule_that_raises_keeps_its_events_for_a_retry(
         env: dict[str, Any], db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rule crashing on a batch (a bug, a lost database connection…) does not lose the
     batch's events for it: the other rules go on, and it evaluates them again later."""
+    from jobs.status import render, snapshot
     from rules.executor import Executor
     from store.models import RuleEventRetry
 
@@ -373,6 +374,8 @@ def test_a_rule_that_raises_keeps_its_events_for_a_retry(
     with db.session() as s:
         (retry,) = s.scalars(select(RuleEventRetry)).all()
         assert (retry.rule_id, retry.attempts) == ("aviso-escalado", 1)
+    page = render(snapshot(db))  # what the operator sees on the status page
+    assert "eventos guardados para reintentar" in page and "se perdió la conexión" in page
     monkeypatch.setattr(Executor, "evaluate", real)
     run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(seconds=30))  # backing off
     assert len(env["podio"].comments(item)) == 1
