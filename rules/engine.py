@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
@@ -31,7 +31,15 @@ from rules.problems import Problem
 from rules.ruleset import RuleSet, load_rules
 from rules.spec import EventTrigger, Rule, StateTrigger, duration_of
 from store.db import Database, utcnow
-from store.models import ActionLedger, ChangeEvent, RuleRun, RuleState, RuleTimer
+from store.models import (
+    ActionLedger,
+    ChangeEvent,
+    RuleEventRetry,
+    RuleRun,
+    RuleState,
+    RuleTimer,
+    StoreMeta,
+)
 
 log = structlog.get_logger(__name__)
 # The rule cycle's lease (jobs.leases.hold): released when its holder ends or dies.
@@ -39,6 +47,8 @@ LEASE_NAME = "rules-cycle"
 SKIPPED_HELD_ELSEWHERE = "otro proceso (otra réplica o `saeko-sync run`) está ejecutando las reglas"
 # Own Podio writes are recognised from the ledger for this long after they were made.
 OWN_WRITE_WINDOW = timedelta(days=7)
+# store_meta key: when this store's first rule cycle ran (what existed then is not fired).
+RULES_SWITCHED_ON = "rules_switched_on"
 
 
 @dataclass
@@ -49,6 +59,7 @@ class CycleReport:
     finished_at: datetime | None = None
     events: int = 0
     own_writes_ignored: int = 0
+    remembered: int = 0
     rules: dict[str, RuleOutcome] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
@@ -62,6 +73,9 @@ class CycleReport:
         """A short Spanish summary, one line per rule that did something."""
         if self.skipped:
             return [f"ciclo omitido: {self.skipped}"]
+        if self.remembered:
+            return [f"primer ciclo de reglas en esta base: {self.remembered} eventos de lo que "
+                    "ya existía quedan registrados sin disparar nada"]
         out = [f"{self.events} eventos revisados; {self.own_writes_ignored} cambios propios "
                "ignorados"]
         for o in self.rules.values():
@@ -69,6 +83,7 @@ class CycleReport:
                 continue
             parts = [f"{o.matched}/{o.evaluated} coinciden", f"{o.done} efectos"]
             parts += [f"{n} {w}" for n, w in ((o.reconciled, "reconciliados"),
+                                              (o.waiting, "en espera"),
                                               (o.failed, "fallidos"), (o.dead, "muertos"),
                                               (o.held, "retenidos"), (o.skipped, "omitidos"))
                       if n]
@@ -142,10 +157,11 @@ class CycleEngine:
 
     def resume(self) -> None:
         rows = list(self.s.scalars(select(ActionLedger).where(or_(
-            ActionLedger.status.in_((L.PENDING, L.APPROVED, L.QUEUED)),
-            (ActionLedger.status == L.FAILED) & (ActionLedger.next_attempt_at <= self.now),
+            ActionLedger.status.in_((L.PLANNED, L.PENDING, L.APPROVED, L.QUEUED)),
+            ActionLedger.status.in_((L.FAILED, L.WAITING))
+            & (ActionLedger.next_attempt_at <= self.now),
         )).order_by(ActionLedger.id)))
-        busy = {(r.rule_id, r.target) for r in rows if r.status != L.QUEUED}
+        busy = {(r.rule_id, r.target) for r in rows if r.status not in (L.QUEUED, L.WAITING)}
         groups: dict[tuple[str, str], ActionLedger] = {}
         for row in rows:
             info = (row.payload or {}).get("match") or {}
@@ -203,20 +219,97 @@ class CycleEngine:
     def events(self) -> None:
         events = self.pending_events()
         self.report.events = len(events)
-        if not events:
+        if not self.dry_run and events and self._switching_on():
+            self._remember(events)
+            return
+        retries = self._due_retries()
+        if not events and not retries:
             return
         written = self._own_writes()
-        correlations = self._incident_correlations(events)
+        retried = self._events_by_id({i for ids in retries.values() for i in ids})
+        correlations = self._incident_correlations([*events, *retried.values()])
         for rule in self.active():
             if not rule.event_triggers:
                 continue
-            cands = self.event_candidates(rule, events, written, correlations)
-            if cands:
-                self._guard(rule, "eventos", lambda r=rule, c=cands: self.ex.evaluate(r, c))
+            again = [retried[i] for i in retries.get(rule.id, []) if i in retried]
+            cands = self.event_candidates(rule, events + again, written, correlations)
+            if cands or again:
+                self._evaluate_events(rule, cands, [e.id for e in events + again])
         if not self.dry_run:
             for event in events:
                 event.processed_at = self.now
             self.s.commit()
+
+    def _switching_on(self) -> bool:
+        """True on the first rule cycle this store ever runs (a new store, or one moved to
+        another database): what the tools hold then is remembered, not fired again."""
+        if self.s.get(StoreMeta, RULES_SWITCHED_ON) is not None:
+            return False
+        self.s.add(StoreMeta(key=RULES_SWITCHED_ON, value={"at": self.now.isoformat()},
+                             updated_at=self.now))
+        return True
+
+    def _remember(self, events: list[ChangeEvent]) -> None:
+        """Mark everything the first syncs saw as processed without firing (as Zapier does
+        with the items that exist when a zap is switched on)."""
+        while events:
+            for event in events:
+                event.processed_at = self.now
+            self.s.commit()
+            self.report.remembered += len(events)
+            events = self.pending_events()
+        log.info("rules.switched_on", remembered=self.report.remembered)
+
+    def _evaluate_events(self, rule: Rule, cands: list[Candidate], event_ids: list[int]
+                         ) -> None:
+        """Evaluate one rule's candidates; if the rule raises, keep its events for a
+        retry with back-off (the others go on, the events stay processed for them)."""
+        mine = {c.trigger.get("evento") for c in cands} | set(event_ids)
+        try:
+            if cands:
+                self.ex.evaluate(rule, cands)
+        except Exception as exc:  # noqa: BLE001 - one rule must not stop the cycle
+            self.s.rollback()
+            message = f"eventos: {type(exc).__name__}: {exc}"
+            self.ex.outcome(rule).errors.append(message)
+            log.exception("rules.rule.failed", rule=rule.id, phase="eventos")
+            if not self.dry_run:
+                self._keep_for_retry(rule, {c.trigger["evento"] for c in cands}, message)
+            return
+        if not self.dry_run:
+            self.s.execute(delete(RuleEventRetry).where(
+                RuleEventRetry.rule_id == rule.id,
+                RuleEventRetry.event_id.in_([i for i in mine if i is not None])))
+            self.s.commit()
+
+    def _keep_for_retry(self, rule: Rule, event_ids: set[int], message: str) -> None:
+        known = {r.event_id: r for r in self.s.scalars(select(RuleEventRetry).where(
+            RuleEventRetry.rule_id == rule.id, RuleEventRetry.event_id.in_(event_ids)))}
+        for event_id in event_ids:
+            row = known.get(event_id) or RuleEventRetry(rule_id=rule.id, event_id=event_id,
+                                                        attempts=0, created_at=self.now)
+            row.attempts = (row.attempts or 0) + 1
+            row.error = message[:2000]
+            row.next_attempt_at = (None if row.attempts >= self.config.max_attempts else
+                                   L.next_attempt(self.now, row.attempts,
+                                                  self.config.retry_base_seconds))
+            self.s.add(row)
+        self.s.commit()
+
+    def _due_retries(self) -> dict[str, list[int]]:
+        """rule id -> events to evaluate again for it (their back-off is over)."""
+        out: dict[str, list[int]] = {}
+        for rule_id, event_id in self.s.execute(select(
+                RuleEventRetry.rule_id, RuleEventRetry.event_id).where(
+                RuleEventRetry.next_attempt_at <= self.now)):
+            out.setdefault(rule_id, []).append(event_id)
+        return out
+
+    def _events_by_id(self, ids: set[int]) -> dict[int, ChangeEvent]:
+        if not ids:
+            return {}
+        return {e.id: e for e in self.s.scalars(select(ChangeEvent).where(
+            ChangeEvent.id.in_(ids)))}
 
     def event_candidates(self, rule: Rule, events: list[ChangeEvent],
                          written: dict[str, list[dict[str, Any]]],
@@ -228,15 +321,19 @@ class CycleEngine:
             entity = entity_for_event(event.entity)
             if entity is None or entity.name != rule.entity:
                 continue
-            trigger = next((t for t in rule.event_triggers if _event_matches(t, event)), None)
+            everything = event.changes or {}
+            persons = _person_changes(event, written)
+            own = event.kind == "updated" and bool(everything) and not persons
+            trigger = next((t for t in rule.event_triggers if _event_matches(
+                t, event.kind, everything if t.include_own else persons)), None)
             if trigger is None:
-                continue
-            own = event.own_write or _recognised_own_write(event, written)
-            if own and not trigger.include_own:
-                self.report.own_writes_ignored += 1
+                if own and any(_event_matches(t, event.kind, everything)
+                               for t in rule.event_triggers):
+                    self.report.own_writes_ignored += 1
                 continue
             changes = {definition.field_for_column(col) or col: value
-                       for col, value in (event.changes or {}).items()}
+                       for col, value in (everything if trigger.include_own
+                                          else persons).items()}
             field_name = next((f for f in trigger.fields), None)
             change = changes.get(field_name) if field_name else None
             disparador = {"tipo": {"created": "creado", "updated": "cambio",
@@ -255,9 +352,11 @@ class CycleEngine:
         return out
 
     def _own_writes(self) -> dict[str, list[dict[str, Any]]]:
-        """Columns our own Podio updates wrote, per record ("ticket:42"), recently."""
+        """Columns our own Podio updates wrote (or may have written: sent, outcome not
+        recorded), per record ("ticket:42"), recently."""
         rows = self.s.execute(select(ActionLedger.payload).where(
-            ActionLedger.action == "podio.actualizar", ActionLedger.status == L.DONE,
+            ActionLedger.action == "podio.actualizar",
+            ActionLedger.status.in_((L.DONE, L.PENDING, L.FAILED)),
             ActionLedger.updated_at >= self.now - OWN_WRITE_WINDOW)).scalars()
         out: dict[str, list[dict[str, Any]]] = {}
         for payload in rows:
@@ -410,16 +509,15 @@ def _loose_in(value: Any, options: list[Any]) -> bool:
                for o in options)
 
 
-def _event_matches(trigger: EventTrigger, event: ChangeEvent) -> bool:
+def _event_matches(trigger: EventTrigger, kind: str, changes: dict[str, Any]) -> bool:
     if trigger.kind == "creado":
-        return event.kind == "created"
+        return kind == "created"
     if trigger.kind == "eliminado":
-        return event.kind == "deleted"
-    if event.kind not in ("updated", "created"):
+        return kind == "deleted"
+    if kind not in ("updated", "created"):
         return False
-    changes = event.changes or {}
     if not trigger.columns:
-        return event.kind == "updated" and bool(changes)
+        return kind == "updated" and bool(changes)
     for column in trigger.columns:
         change = changes.get(column)
         if not isinstance(change, list) or len(change) != 2:
@@ -433,25 +531,25 @@ def _event_matches(trigger: EventTrigger, event: ChangeEvent) -> bool:
     return False
 
 
-def _recognised_own_write(event: ChangeEvent, written: dict[str, list[dict[str, Any]]]
-                          ) -> bool:
-    """True when every Podio-mapped column this update changed holds what one of our own
-    recent ``podio.actualizar`` actions wrote to the same record (a second line of defence
-    behind the sync's own_write flag)."""
-    entity = entity_for_event(event.entity)
-    if event.kind != "updated" or entity is None:
-        return False
-    candidates = written.get(f"{entity.name}:{event.entity_id}")
-    if not candidates:
-        return False
+def _person_changes(event: ChangeEvent, written: dict[str, list[dict[str, Any]]]
+                    ) -> dict[str, Any]:
+    """The changes of an update that are not our own: a change is ours only for a column
+    one of our recent ``podio.actualizar`` wrote to this record, with the value it wrote
+    (or any value, when the sync saw our own credentials make the item's latest revision),
+    plus the keys Podio resolved from a reference we wrote. Everything else in the same
+    update is a person's change, and triggers rules."""
     changes = event.changes or {}
-    for columns in candidates:
-        mapped = [c for c in changes if c in columns]
-        others = [c for c in changes if c not in columns]
-        if mapped and all(_loose_in(changes[c][1], [columns[c]]) for c in mapped) and \
-                all(_derived(c, columns) for c in others):
-            return True
-    return False
+    entity = entity_for_event(event.entity)
+    ours = written.get(f"{entity.name}:{event.entity_id}") if entity is not None else None
+    if event.kind != "updated" or not ours:
+        return dict(changes)
+
+    def is_ours(column: str, change: Any) -> bool:
+        return any(_derived(column, columns) or (column in columns and (
+            event.own_write or _loose_in(change[1] if isinstance(change, list) else change,
+                                         [columns[column]]))) for columns in ours)
+
+    return {c: v for c, v in changes.items() if not is_ours(c, v)}
 
 
 def _derived(column: str, written: dict[str, Any]) -> bool:
