@@ -206,14 +206,13 @@ def _claim(db: Database, job: str, period: str, holder: str) -> bool:
                     run.detail = f"interrumpido: {run.holder} murió antes de terminar"
             if mine is not None:
                 log.warning("job.taken_over", job=job, period=period, dead_holder=mine.holder)
-                mine.holder, mine.started_at, mine.claimed_until = holder, now, now
+                mine.holder, mine.started_at = holder, now
                 return True
             if session.scalar(select(JobRun.id).where(JobRun.job == job,
                                                       JobRun.period == period)) is not None:
                 return False  # this period already ran
-            # claimed_until is no longer a claim (the lease is); kept for the schema.
             session.add(JobRun(job=job, period=period, holder=holder, started_at=now,
-                               claimed_until=now, status="running"))
+                               status="running"))
         return True
     except IntegrityError:  # not expected under the lease; never run a period twice
         return False

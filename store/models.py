@@ -395,8 +395,9 @@ class DeadLetter(Base):
 
 
 class JobRun(Base):
-    """One period of one scheduled job: the replica that inserts it runs it; if that replica
-    dies (claimed_until passes before finished_at), another takes it over."""
+    """The record of one period of one scheduled job (who ran it, how it ended). Mutual
+    exclusion is the job's lease (jobs.leases.hold), which dies with its holder: a period
+    left ``running`` by a dead holder is taken over at once by the next replica's tick."""
 
     __tablename__ = "job_runs"
     __table_args__ = (UniqueConstraint("job", "period", name="uq_job_run_period"),)
@@ -405,16 +406,6 @@ class JobRun(Base):
     period: Mapped[str] = mapped_column(String(40))
     holder: Mapped[str] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(DateTime)
-    claimed_until: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(20))  # running | ok | failed
+    status: Mapped[str] = mapped_column(String(20))  # running | ok | failed | skipped
     detail: Mapped[str | None] = mapped_column(Text)
-
-
-class Lease(Base):
-    """A named lease so one replica runs a scheduled job (PostgreSQL deployments)."""
-
-    __tablename__ = "leases"
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(100))
-    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,4 +1,8 @@
-"""rule event retries and store facts
+"""rule event retries and store facts; leases die with their holder
+
+The rules lease and the scheduled jobs' claims are now one lease primitive
+(jobs.leases.hold: a PostgreSQL advisory lock or an OS file lock), so the ``leases`` table
+and ``job_runs.claimed_until`` go.
 
 Revision ID: 0002
 Revises: 0001
@@ -37,9 +41,21 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("key"),
     )
+    op.drop_table("leases")
+    with op.batch_alter_table("job_runs", schema=None) as batch_op:
+        batch_op.drop_column("claimed_until")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_until", sa.DateTime(), nullable=True))
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("holder", sa.String(length=100), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
     op.drop_table("store_meta")
     with op.batch_alter_table("rule_event_retries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rule_event_retries_rule_id"))
