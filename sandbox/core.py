@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
+import signal
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,16 +49,49 @@ class Clock:
             self._frozen = None
 
 
+JOURNAL_SIZE = 50_000  # calls kept in order by CallCounter.journal (the oldest are dropped)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One call to an emulated tool, in arrival order (``seq`` from 1)."""
+
+    seq: int
+    tool: str
+    method: str
+    path: str  # the concrete path under the tool's prefix, e.g. /item/9000001
+    route: str  # the route template, e.g. /item/{item_id:int}
+    status: int | None  # the status answered; None if no response started (a kill, a drop)
+
+
 class CallCounter:
-    """Counts calls per (tool, 'METHOD route-template')."""
+    """Counts calls per (tool, 'METHOD route-template') and keeps them in order (journal)."""
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._journal: deque[JournalEntry] = deque(maxlen=JOURNAL_SIZE)
+        self._seq = 0
         self._lock = threading.Lock()
 
-    def record(self, tool: str, method: str, route: str) -> None:
+    def record(self, tool: str, method: str, route: str, path: str | None = None,
+               status: int | None = None) -> None:
         with self._lock:
             self._counts[(tool, f"{method} {route}")] += 1
+            self._seq += 1
+            self._journal.append(JournalEntry(self._seq, tool, method, path or route, route,
+                                              status))
+
+    def mark(self) -> int:
+        """The sequence number of the latest call (0 before any): ``journal(since=mark)``
+        then gives what came after."""
+        with self._lock:
+            return self._seq
+
+    def journal(self, since: int = 0, tool: str | None = None) -> list[JournalEntry]:
+        """Calls with ``seq > since``, oldest first (at most the last JOURNAL_SIZE)."""
+        with self._lock:
+            return [e for e in self._journal
+                    if e.seq > since and (tool is None or e.tool == tool)]
 
     def snapshot(self, tool: str | None = None) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -71,11 +109,13 @@ class CallCounter:
             )
 
     def reset(self) -> None:
+        """Zero the counters (the journal and its sequence numbers are kept)."""
         with self._lock:
             self._counts.clear()
 
 
-FAULT_KINDS = ("status", "drop", "drop_after", "latency")
+FAULT_KINDS = ("status", "drop", "drop_after", "latency", "kill")
+KILL_WHEN = ("before", "after")
 
 
 @dataclass
@@ -84,9 +124,15 @@ class Fault:
 
     kind: ``status`` answers ``status`` (e.g. 420, 429, 500) without doing the work;
     ``drop`` closes the connection without doing the work; ``drop_after`` does the work and
-    then breaks the response (a lost response); ``latency`` delays by ``delay`` seconds.
-    It applies to requests whose method and path match, either the next ``count`` of them or
-    each with probability ``rate``.
+    then breaks the response (a lost response); ``latency`` delays by ``delay`` seconds;
+    ``kill`` sends SIGKILL to process ``pid`` (default: the injector's registered
+    ``FaultInjector.kill_pid``, the client under test) ``when="before"`` the work is done, or
+    ``when="after"`` it, before answering — then the connection is dropped, as the client is
+    gone.
+    It applies to requests whose method (one, or several separated by commas: "POST,PUT")
+    and path match — with ``from_pid``, only those sent by that process (Linux: the client
+    socket's owner, read from /proc) —: the first ``skip`` matching requests pass untouched,
+    then either the next ``count`` of them or each with probability ``rate``.
     """
 
     kind: str
@@ -98,22 +144,40 @@ class Fault:
     delay: float = 0.0
     count: int | None = 1
     rate: float | None = None
+    skip: int = 0
+    when: str = "before"
+    pid: int | None = None
+    from_pid: bool = False
     hits: int = 0
+    seen: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
+    _methods: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+        if self.when not in KILL_WHEN:
+            raise ValueError(f"unknown kill moment {self.when!r}; one of {KILL_WHEN}")
+        if self.skip < 0:
+            raise ValueError("skip must be 0 or more")
         self._pattern = re.compile(self.path) if self.path else None
+        self._methods = frozenset(m.strip().upper() for m in (self.method or "").split(",")
+                                  if m.strip())
         if self.rate is not None:
             self.count = None
 
-    def matches(self, tool: str, method: str, path: str, rng: random.Random) -> bool:
+    def matches(self, tool: str, method: str, path: str, rng: random.Random,
+                sent_by: Callable[[int | None], bool] | None = None) -> bool:
         if self.tool and self.tool != tool:
             return False
-        if self.method and self.method.upper() != method:
+        if self._methods and method.upper() not in self._methods:
             return False
         if self._pattern and not self._pattern.search(path):
+            return False
+        if self.from_pid and (sent_by is None or not sent_by(self.pid)):
+            return False
+        self.seen += 1
+        if self.seen <= self.skip:
             return False
         if self.count is not None:
             return self.hits < self.count
@@ -123,13 +187,33 @@ class Fault:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
+@dataclass(frozen=True)
+class Kill:
+    """A ``kill`` fault that fired: which request, which process, before or after the work."""
+
+    tool: str
+    method: str
+    path: str
+    when: str
+    pid: int | None  # None: no process was registered, so nothing was killed
+    at: float  # time.monotonic() when the signal was sent
+
+
 class FaultInjector:
-    """Holds the active faults; the middleware asks it for each request."""
+    """Holds the active faults; the middleware asks it for each request.
+
+    ``kill_pid`` is the process a ``kill`` fault signals (the harness registers the client it
+    runs, e.g. a `saeko-sync run` subprocess); ``fired`` counts the faults applied per kind
+    and ``kills`` lists the kill faults that fired.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self._faults: list[Fault] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self.kill_pid: int | None = None
+        self.fired: Counter[str] = Counter()
+        self.kills: list[Kill] = []
 
     def add(self, **spec: Any) -> Fault:
         fault = Fault(**spec)
@@ -137,27 +221,94 @@ class FaultInjector:
             self._faults.append(fault)
         return fault
 
+    def remove(self, fault: Fault) -> None:
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def reseed(self, seed: int) -> None:
+        """Restart the random draws of rate faults from ``seed`` (one trial per seed)."""
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def kill(self, tool: str, method: str, path: str, when: str, pid: int | None = None
+             ) -> Kill:
+        """SIGKILL ``pid`` (default: the registered process), if any and still there;
+        record it."""
+        pid = pid if pid is not None else self.kill_pid
+        if pid is not None and pid > 1 and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pid = None
+        else:
+            pid = None
+        record = Kill(tool, method, path, when, pid, time.monotonic())
+        with self._lock:
+            self.kills.append(record)
+        return record
 
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.public() for f in self._faults]
 
-    def pick(self, tool: str, method: str, path: str) -> list[Fault]:
-        """Faults that fire for this request (latency ones plus at most one failure)."""
+    def pick(self, tool: str, method: str, path: str,
+             ports: tuple[int, int] | None = None) -> list[Fault]:
+        """Faults that fire for this request (latency ones plus at most one failure).
+        ``ports`` (client port, server port) lets ``from_pid`` faults find the sender."""
+
+        def sent_by(pid: int | None) -> bool:
+            target = pid if pid is not None else self.kill_pid
+            return target is not None and ports is not None and socket_owned_by(target, *ports)
+
         chosen: list[Fault] = []
         failure_taken = False
         with self._lock:
             for fault in self._faults:
                 if fault.kind != "latency" and failure_taken:
                     continue
-                if fault.matches(tool, method, path, self._rng):
+                if fault.matches(tool, method, path, self._rng, sent_by):
                     fault.hits += 1
+                    self.fired[fault.kind] += 1
                     chosen.append(fault)
                     failure_taken = failure_taken or fault.kind != "latency"
         return chosen
+
+
+def socket_owned_by(pid: int, client_port: int, server_port: int) -> bool:
+    """True when process ``pid`` holds the TCP socket 127.0.0.1:client_port ->
+    :server_port (Linux /proc; False elsewhere or when it cannot tell)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10:
+                continue
+            local, remote = parts[1].rsplit(":", 1)[1], parts[2].rsplit(":", 1)[1]
+            if int(local, 16) == client_port and int(remote, 16) == server_port:
+                inodes.add(f"socket:[{parts[9]}]")
+    if not inodes:
+        return False
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        fds = list(fd_dir.iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 TOOL_PREFIXES = ("podio", "jira", "google")
@@ -188,7 +339,9 @@ class FaultMiddleware:
         if tool is None:
             await self.app(scope, receive, send)
             return
-        for fault in self.injector.pick(tool, scope["method"], sub_path):
+        client, server = scope.get("client"), scope.get("server")
+        ports = (int(client[1]), int(server[1])) if client and server else None
+        for fault in self.injector.pick(tool, scope["method"], sub_path, ports):
             if fault.kind == "latency":
                 await asyncio.sleep(fault.delay)
             elif fault.kind == "status":
@@ -200,6 +353,12 @@ class FaultMiddleware:
                 return
             elif fault.kind == "drop_after":
                 await self.app(scope, receive, _swallow)
+                await _send_broken(send)
+                return
+            elif fault.kind == "kill":
+                if fault.when == "after":
+                    await self.app(scope, receive, _swallow)
+                self.injector.kill(tool, scope["method"], sub_path, fault.when, fault.pid)
                 await _send_broken(send)
                 return
         await self.app(scope, receive, send)
@@ -249,17 +408,17 @@ class CountingMiddleware:
             return
         recorded = False
 
-        def record() -> None:
+        def record(status: int | None = None) -> None:
             nonlocal recorded
             if not recorded:
                 recorded = True
                 route = scope.get("route")
                 template = getattr(route, "path", None) or sub_path
-                self.counter.record(tool, scope["method"], template)
+                self.counter.record(tool, scope["method"], template, sub_path, status)
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                record()
+                record(int(message["status"]))
             await send(message)
 
         try:

@@ -7,6 +7,7 @@ on a free 127.0.0.1 port (tests, demo) or in the foreground (``saeko-sync sandbo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import socket
@@ -98,7 +99,10 @@ class Sandbox:
             Route("/", self._info, methods=["GET"]),
             Route("/calls", self._calls, methods=["GET"]),
             Route("/calls/reset", self._calls_reset, methods=["POST"]),
+            Route("/calls/journal", self._journal, methods=["GET"]),
             Route("/faults", self._faults, methods=["GET", "POST", "DELETE"]),
+            Route("/faults/target", self._fault_target, methods=["GET", "POST"]),
+            Route("/faults/kills", self._kills, methods=["GET"]),
             Route("/clock", self._clock, methods=["GET", "POST"]),
             Route("/webhooks", self._webhooks, methods=["GET", "POST"]),
             Route("/state/{tool}", self._state, methods=["GET"]),
@@ -121,6 +125,22 @@ class Sandbox:
     async def _calls_reset(self, _request: Request) -> JSONResponse:
         self.calls.reset()
         return JSONResponse({"ok": True})
+
+    async def _journal(self, request: Request) -> JSONResponse:
+        since = int(request.query_params.get("since", "0"))
+        entries = self.calls.journal(since, request.query_params.get("tool"))
+        return JSONResponse({"mark": self.calls.mark(),
+                             "calls": [dataclasses.asdict(e) for e in entries]})
+
+    async def _fault_target(self, request: Request) -> JSONResponse:
+        if request.method == "POST":
+            pid = (await request.json()).get("pid")
+            self.faults.kill_pid = int(pid) if pid is not None else None
+        return JSONResponse({"pid": self.faults.kill_pid})
+
+    async def _kills(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"fired": dict(self.faults.fired),
+                             "kills": [dataclasses.asdict(k) for k in self.faults.kills]})
 
     async def _faults(self, request: Request) -> JSONResponse:
         if request.method == "POST":
