@@ -150,7 +150,7 @@ def run(
             cycle = run_sync(settings, db, full=full, progress=RichProgress(progress),
                              clients=long_lived_clients(runtime, configured_sources(settings)))
         console.print(sync_table(cycle.reports))
-        report = run_cycle(settings, db, runtime=runtime)
+        report = run_cycle(settings, db, now=settings.rules_frozen_now, runtime=runtime)
     finally:
         runtime.close()
     for line in report.lines():

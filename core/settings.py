@@ -6,6 +6,7 @@ print. ``load_settings`` validates everything at start-up and reports every erro
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -117,6 +118,9 @@ class Settings(BaseSettings):
     rules_max_attempts: int = Field(default=5, ge=1)
     rules_retry_base_seconds: float = Field(default=60.0, ge=0)
     rules_event_batch: int = Field(default=5000, ge=1)
+    # Test-only (bench/chaos.py): `run` and `serve` evaluate the rules at this instant (UTC)
+    # instead of the wall clock, so a replayed day gives the same «ahora»/«hoy» every time.
+    rules_frozen_now: datetime | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -127,6 +131,18 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use e.g. America/Tijuana") from exc
+        return value
+
+    @field_validator("rules_frozen_now", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("rules_frozen_now")
+    @classmethod
+    def _naive_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     @cached_property

@@ -89,7 +89,8 @@ class Service:
         when another process holds the rule cycle's lease (this replica's worker or sync,
         another replica, `saeko-sync run`) instead of as ``ok``."""
         with self._work:
-            report = run_cycle(self.settings, self.db, runtime=self.runtime)
+            report = run_cycle(self.settings, self.db, now=self.settings.rules_frozen_now,
+                               runtime=self.runtime)
         if scheduled and report.skipped:
             raise Skipped(report.skipped)
         return "; ".join(report.lines())[:1000]
