@@ -124,7 +124,9 @@ class Fault:
 
     kind: ``status`` answers ``status`` (e.g. 420, 429, 500) without doing the work;
     ``drop`` closes the connection without doing the work; ``drop_after`` does the work and
-    then breaks the response (a lost response); ``latency`` delays by ``delay`` seconds;
+    then breaks the response (a lost response); ``latency`` delays by ``delay`` seconds
+    (before the tool reads the request; with ``late`` the request is read first, so the tool
+    still does the work after the delay even if the client gave up — a late completion);
     ``kill`` sends SIGKILL to process ``pid`` (default: the injector's registered
     ``FaultInjector.kill_pid``, the client under test) ``when="before"`` the work is done, or
     ``when="after"`` it, before answering — then the connection is dropped, as the client is
@@ -145,6 +147,7 @@ class Fault:
     count: int | None = 1
     rate: float | None = None
     skip: int = 0
+    late: bool = False
     when: str = "before"
     pid: int | None = None
     from_pid: bool = False
@@ -343,6 +346,8 @@ class FaultMiddleware:
         ports = (int(client[1]), int(server[1])) if client and server else None
         for fault in self.injector.pick(tool, scope["method"], sub_path, ports):
             if fault.kind == "latency":
+                if fault.late:  # the tool has the request and does it, however late
+                    receive = await _buffered(receive)
                 await asyncio.sleep(fault.delay)
             elif fault.kind == "status":
                 body, headers = self.error_body(tool, fault.status, sub_path, fault.retry_after)
@@ -366,6 +371,29 @@ class FaultMiddleware:
 
 async def _swallow(_message: Message) -> None:
     return None
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned ``receive`` replays it, then defers to
+    the real one (which reports the client's disconnect)."""
+    chunks: list[bytes] = []
+    for _ in range(100_000):  # bounded: a body arrives in finitely many chunks
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_simple(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
