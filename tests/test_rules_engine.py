@@ -81,6 +81,23 @@ def ledger(db: Database, rule_id: str) -> list[ActionLedger]:
                               .order_by(ActionLedger.id)))
 
 
+def escalate_and_crash_after_send(env: dict[str, Any], db: Database, title: str) -> int:
+    """A ticket escalated under ESCALATED_COMMENT, and a cycle that dies right after Podio
+    accepted the first effect (before the ledger records it). Returns the item id."""
+    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, title)
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+
+    def crash(_key: str) -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        run_cycle(env["settings"], db, now=LOCAL_NOON,
+                  runtime=ActionRuntime(env["settings"], after_send=crash))
+    return item
+
+
 def test_event_rule_fires_once_and_never_again(env: dict[str, Any], db: Database) -> None:
     write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
     item = new_ticket(env, "No abre el portal")
@@ -222,17 +239,7 @@ def test_scheduled_rule_fires_once_per_period(env: dict[str, Any], db: Database)
 
 def test_crash_between_send_and_record_is_reconciled(env: dict[str, Any],
                                                      db: Database) -> None:
-    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
-    item = new_ticket(env, "Crash justo después de enviar")
-    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
-    resync(env, db)
-
-    def crash(_key: str) -> None:
-        raise SimulatedCrash
-
-    with pytest.raises(SimulatedCrash):
-        run_cycle(env["settings"], db, now=LOCAL_NOON,
-                  runtime=ActionRuntime(env["settings"], after_send=crash))
+    item = escalate_and_crash_after_send(env, db, "Crash justo después de enviar")
     assert len(env["podio"].comments(item)) == 1  # sent, but the ledger does not know
     # Both effects were planned before the first was sent.
     assert [r.status for r in ledger(db, "aviso-escalado")] == ["pending", "planned"]
@@ -290,17 +297,7 @@ def test_a_failed_look_up_is_not_taken_for_not_there(env: dict[str, Any], db: Da
                                                       sandbox: Sandbox) -> None:
     """After a crash between send and done, the look-up by marker meets a 503: the effect
     stays failed with back-off (never sent blind); once Podio answers it is reconciled."""
-    write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
-    item = new_ticket(env, "Podio no deja mirar")
-    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
-    resync(env, db)
-
-    def crash(_key: str) -> None:
-        raise SimulatedCrash
-
-    with pytest.raises(SimulatedCrash):
-        run_cycle(env["settings"], db, now=LOCAL_NOON,
-                  runtime=ActionRuntime(env["settings"], after_send=crash))
+    item = escalate_and_crash_after_send(env, db, "Podio no deja mirar")
     sandbox.faults.add(kind="status", tool="podio", method="GET", path="^/comment/item/",
                        status=503, count=100)
     report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(minutes=1))
