@@ -145,6 +145,8 @@ _add(Entity(
         _f("canal", "channel", OPTION, ("WhatsApp", "Correo", "Teléfono", "Portal")),
         _f("prioridad", "priority", OPTION, ("Baja", "Media", "Alta", "Crítica")),
         _f("estatus", "status", OPTION, TICKET_STATUSES),
+        _f("estatus_desde", "status_since", DATETIME,
+           doc="desde cuándo tiene el ticket su estatus actual (hora de Podio)"),
         _f("jira", "jira_key", TEXT, doc="clave de la incidencia en Jira"),
         _f("respuesta", "answer", TEXT), _f("email_reportante", "reporter_email", TEXT),
         _f("fecha_apertura", "opened_at", DATETIME),

@@ -339,7 +339,7 @@ class CycleEngine:
             disparador = {"tipo": {"created": "creado", "updated": "cambio",
                                    "deleted": "eliminado"}.get(event.kind, event.kind),
                           "campo": field_name, "de": change[0] if change else None,
-                          "a": change[1] if change else None, "momento": event.seen_at,
+                          "a": change[1] if change else None, "momento": event.changed_at or event.seen_at,
                           "cambios": {k: {"de": v[0], "a": v[1]} for k, v in changes.items()
                                       if isinstance(v, list) and len(v) == 2}}
             correlation = (event.correlation_id or correlations.get(event.id)

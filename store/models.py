@@ -122,6 +122,8 @@ class Ticket(Synced, Base):
     channel: Mapped[str | None] = mapped_column(String(40))
     priority: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str | None] = mapped_column(String(40), index=True)
+    # When the ticket took its current status, by the tool's clock (store.sync.upsert).
+    status_since: Mapped[datetime | None] = mapped_column(DateTime)
     jira_key: Mapped[str | None] = mapped_column(String(40), index=True)
     answer: Mapped[str | None] = mapped_column(Text)
     reporter_email: Mapped[str | None] = mapped_column(String(200))
@@ -263,6 +265,9 @@ class ChangeEvent(Base):
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # field -> [old, new]
     own_write: Mapped[bool] = mapped_column(Boolean, default=False)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
+    # When the change happened, by the tool's clock (the record's update time in the
+    # revision where it was seen); seen_at is when saeko-sync saw it.
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime)
     seen_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -102,8 +102,11 @@ def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
             select(model).where(model.source == row["source"],
                                 model.source_id == row["source_id"])).one_or_none()
     now = utcnow()
+    changed_at = row.get("source_updated_at")
     if existing is None:
         obj = model(**row, synced_at=now)
+        if hasattr(model, "status_since"):
+            obj.status_since = changed_at or now
         session.add(obj)
         session.flush()
         if page is not None:
@@ -113,7 +116,7 @@ def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
                                     changes={k: [None, _jsonable(v)] for k, v in row.items()
                                              if k not in _BOOKKEEPING and v is not None},
                                     own_write=own_write, correlation_id=correlation_id,
-                                    seen_at=now))
+                                    changed_at=changed_at, seen_at=now))
         return "created"
     changes = {
         key: [_jsonable(getattr(existing, key)), _jsonable(value)]
@@ -125,12 +128,15 @@ def upsert(session: Session, model: Any, row: Mapping[str, Any], *,
         setattr(existing, key, value)
     existing.deleted_at = None
     existing.synced_at = now
+    if "status" in changes and hasattr(model, "status_since"):
+        existing.status_since = changed_at or now
     if not changes and not revived:
         return "unchanged"
     if entity:
         session.add(ChangeEvent(entity=entity, entity_id=existing.id, kind="updated",
                                 changes=changes, own_write=own_write,
-                                correlation_id=correlation_id, seen_at=now))
+                                correlation_id=correlation_id, changed_at=changed_at,
+                                seen_at=now))
     return "updated"
 
 

@@ -37,6 +37,7 @@ from rules.catalog import ENTITIES
 from rules.problems import suggest
 from rules.types import EntT
 from rules.values import Arg
+from store.db import utcnow
 
 PODIO_ENTITIES = tuple(name for name, e in ENTITIES.items() if e.podio_app)
 
@@ -165,8 +166,12 @@ def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> No
         return
     table = entity.model.__table__  # type: ignore[attr-defined]
     for column, value in from_json(payload.get("columns") or {}).items():
-        if column in table.columns:
-            setattr(row, column, _coerce(table.columns[column], value))
+        if column not in table.columns:
+            continue
+        value = _coerce(table.columns[column], value)
+        if column == "status" and "status_since" in table.columns and row.status != value:
+            row.status_since = utcnow()  # our write's time; the read-back changes nothing
+        setattr(row, column, value)
     session.flush()
     apps = [a for a in load_mapping(config.settings.config_dir).apps.values()
             if a.entity == payload["entity"]]
