@@ -159,7 +159,7 @@ def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> No
     from connectors.podio.sync import resolve_references
 
     entity = ENTITIES[payload["entity"]]
-    row = session.scalars(select(entity.model).where(
+    row: Any = session.scalars(select(entity.model).where(
         entity.model.source == "podio",  # type: ignore[attr-defined]
         entity.model.source_id == str(payload["item_id"]))).one_or_none()  # type: ignore[attr-defined]
     if row is None:
@@ -169,7 +169,8 @@ def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> No
         if column not in table.columns:
             continue
         value = _coerce(table.columns[column], value)
-        if column == "status" and "status_since" in table.columns and row.status != value:
+        if column == "status" and "status_since" in table.columns \
+                and getattr(row, column) != value:
             row.status_since = utcnow()  # our write's time; the read-back changes nothing
         setattr(row, column, value)
     session.flush()
