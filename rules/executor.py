@@ -17,8 +17,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from core.errors import ConfigError, ConnectorError, RemoteDataError
 from rules import ledger as L
-from rules.actions.base import PrepareContext, Prepared, from_json, to_json
-from rules.actions.podio import ActionSkipped
+from rules.actions.base import ActionSkipped, PrepareContext, Prepared, from_json, to_json
 from rules.actions.runtime import ActionRuntime
 from rules.config import RulesConfig
 from rules.data import Loader, relation_tree

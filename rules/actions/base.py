@@ -37,6 +37,10 @@ PEOPLE = "personas"   # one or several people/emails
 TEMPLATE_FILE = "plantilla"  # name of a template in config/plantillas/ (.txt and/or .html)
 
 
+class ActionSkipped(Exception):
+    """Nothing to send (e.g. every field already had a value); the message says why."""
+
+
 @dataclass(frozen=True)
 class Param:
     """One argument of an action."""

@@ -22,6 +22,7 @@ from rules.actions.base import (
     RECORD,
     TEXT,
     TEXTS,
+    ActionSkipped,
     ActionType,
     CheckContext,
     Param,
@@ -40,10 +41,6 @@ from rules.values import Arg
 from store.db import utcnow
 
 PODIO_ENTITIES = tuple(name for name, e in ENTITIES.items() if e.podio_app)
-
-
-class ActionSkipped(Exception):
-    """Nothing to send (e.g. every field already had a value); the message says why."""
 
 
 def podio_item(record: Any, label: str = "item") -> tuple[str, int, dict[str, Any]]:
