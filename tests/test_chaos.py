@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_chaos() -> ModuleType:
+    if str(ROOT / "bench") not in sys.path:  # chaos.py imports its parts, bench/chaos_*.py
+        sys.path.append(str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("bench_chaos", ROOT / "bench" / "chaos.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
