@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core.errors import ConfigError, SaekoError
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
+from jobs.console import (
+    RichProgress,
+    console,
+    err_console,
+    progress_bars,
+    sync_table,
+    write_env_file,
+)
 from store.db import Database
-from store.sync import SyncReport
 
 app = typer.Typer(help="Integración y automatizaciones de Postventa Saeko (Podio, Jira, Google).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -27,8 +32,6 @@ app.add_typer(hooks_app, name="hooks")
 rules_app = typer.Typer(help="Reglas de automatización (config/rules/*.yaml).",
                         no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-console = Console()
-err_console = Console(stderr=True)
 # `run` exits with this when the rules were not evaluated because another process (a `serve`
 # replica or another `run`) holds the rule cycle's lease: distinct from 1 (errors) so cron
 # jobs and operators see that this run did not evaluate the rules.
@@ -43,43 +46,6 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return settings
-
-
-class RichProgress:
-    """ProgressFn that draws one bar per stream."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, stream: str, advance: int, total: int | None) -> None:
-        if stream not in self.tasks:
-            self.tasks[stream] = self.progress.add_task(stream, total=total)
-        task = self.tasks[stream]
-        if total is not None:
-            self.progress.update(task, total=max(total, self.progress.tasks[task].completed
-                                                 + advance))
-        self.progress.advance(task, advance)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description:<12}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
-                    transient=False, disable=not err_console.is_terminal)
-
-
-def sync_table(reports: list[SyncReport], title: str = "Sincronización") -> Table:
-    table = Table(title=title)
-    for column in ("fuente", "flujo", "nuevos", "actualizados", "sin cambio", "borrados",
-                   "carta muerta", "llamadas API", "error"):
-        table.add_column(column, justify="right" if column not in ("fuente", "flujo", "error")
-                         else "left")
-    for r in reports:
-        c = r.counts
-        table.add_row(r.source, r.stream, str(c.created), str(c.updated), str(c.unchanged),
-                      str(c.deleted), str(c.dead_lettered), str(r.api_calls),
-                      f"[red]{r.error}[/red]" if r.error else "")
-    return table
 
 
 def _say_failed_sources(cycle: Any) -> None:
@@ -109,7 +75,7 @@ def sync(
     db = Database(settings.database_url)
     db.upgrade()
     try:
-        with _progress() as progress:
+        with progress_bars() as progress:
             cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
     except SaekoError as exc:
         err_console.print(f"[red]{exc}[/red]")
@@ -146,7 +112,7 @@ def run(
     db.upgrade()
     runtime = ActionRuntime(settings)
     try:
-        with _progress() as progress:
+        with progress_bars() as progress:
             cycle = run_sync(settings, db, full=full, progress=RichProgress(progress),
                              clients=long_lived_clients(runtime, configured_sources(settings)))
         console.print(sync_table(cycle.reports))
@@ -344,16 +310,6 @@ def sandbox(
         console.print(f".env escrito en {write_env}: `saeko-sync sync` ya apunta aquí.")
     console.print("Ctrl-C para detener.")
     server.serve_forever()
-
-
-def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Write KEY=value lines, keeping unrelated lines of an existing file."""
-    kept: list[str] = []
-    if path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.split("=", 1)[0].strip() not in values]
-    lines = kept + [f"{key}={value}" for key, value in sorted(values.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from core.settings import Settings, load_settings
+from jobs.console import RichProgress, progress_bars, sync_table, write_env_file
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.actions.runtime import ActionRuntime
 from rules.engine import CycleReport, run_cycle
@@ -47,8 +48,6 @@ MODEL_TABLES = [("clientes", Client), ("escuelas", School), ("usuarios", Contact
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
              folder: Path, keep: bool, serve: bool = False, port: int = 8080) -> None:
     """Start the sandbox, sync everything into a fresh SQLite file, and report."""
-    from saeko_sync import RichProgress, _progress, sync_table, write_env_file
-
     folder.mkdir(parents=True, exist_ok=True)
     db_file = folder / "saeko-demo.db"
     for stale in folder.glob("saeko-demo.db*"):
@@ -68,7 +67,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         started = time.monotonic()
         runtime = ActionRuntime(settings)
         sync_clients = long_lived_clients(runtime, configured_sources(settings))
-        with _progress() as progress:
+        with progress_bars() as progress:
             cycle = run_sync(settings, db, full=True, progress=RichProgress(progress),
                              clients=sync_clients)
         console.print(sync_table(cycle.reports, title=f"Primera sincronización completa "

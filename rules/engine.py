@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from core.settings import Settings
 from jobs.leases import hold
 from rules import ledger as L
-from rules.actions.base import from_json
+from rules.actions import REGISTRY
+from rules.actions.base import Creates, from_json
 from rules.actions.runtime import ActionRuntime
 from rules.catalog import ENTITIES, entity_for_event
 from rules.config import RulesConfig
@@ -227,7 +228,7 @@ class CycleEngine:
             return
         written = self._own_writes()
         retried = self._events_by_id({i for ids in retries.values() for i in ids})
-        correlations = self._incident_correlations([*events, *retried.values()])
+        correlations = self._created_correlations([*events, *retried.values()])
         for rule in self.active():
             if not rule.event_triggers:
                 continue
@@ -354,8 +355,9 @@ class CycleEngine:
     def _own_writes(self) -> dict[str, list[dict[str, Any]]]:
         """Columns our own Podio updates wrote (or may have written: sent, outcome not
         recorded), per record ("ticket:42"), recently."""
+        writers = [a.name for a in REGISTRY.values() if a.written is not None]
         rows = self.s.execute(select(ActionLedger.payload).where(
-            ActionLedger.action == "podio.actualizar",
+            ActionLedger.action.in_(writers),
             ActionLedger.status.in_((L.DONE, L.PENDING, L.FAILED)),
             ActionLedger.updated_at >= self.now - OWN_WRITE_WINDOW)).scalars()
         out: dict[str, list[dict[str, Any]]] = {}
@@ -366,17 +368,26 @@ class CycleEngine:
                 out.setdefault(target, []).append(from_json(args["columns"]))
         return out
 
-    def _incident_correlations(self, events: list[ChangeEvent]) -> dict[int, str]:
-        """An incident our Jira action created continues the correlation of that action."""
+    def _created_correlations(self, events: list[ChangeEvent]) -> dict[int, str]:
+        """A record one of our actions created (``ActionType.creates``: an incident by
+        ``jira.crear``) continues the correlation of that action."""
+        out: dict[int, str] = {}
+        for action in REGISTRY.values():
+            if action.creates is not None:
+                out.update(self._correlations_of(action.name, action.creates, events))
+        return out
+
+    def _correlations_of(self, action: str, creates: Creates, events: list[ChangeEvent]
+                         ) -> dict[int, str]:
         keys = {}
         for event in events:
-            key = ((event.changes or {}).get("key") or [None, None])[1]
-            if entity_for_event(event.entity) is ENTITIES["incidencia"] and key:
+            key = ((event.changes or {}).get(creates.ref_column) or [None, None])[1]
+            if entity_for_event(event.entity) is ENTITIES[creates.entity] and key:
                 keys[event.id] = str(key)
         if not keys:
             return {}
         rows = self.s.execute(select(ActionLedger.external_ref, ActionLedger.correlation_id)
-                              .where(ActionLedger.action == "jira.crear",
+                              .where(ActionLedger.action == action,
                                      ActionLedger.external_ref.in_(set(keys.values())))).all()
         found = {ref: corr for ref, corr in rows}
         return {eid: str(found[key]) for eid, key in keys.items() if found.get(key)}
@@ -534,9 +545,9 @@ def _event_matches(trigger: EventTrigger, kind: str, changes: dict[str, Any]) ->
 def _person_changes(event: ChangeEvent, written: dict[str, list[dict[str, Any]]]
                     ) -> dict[str, Any]:
     """The changes of an update that are not our own: a change is ours only for a column
-    one of our recent ``podio.actualizar`` wrote to this record, with the value it wrote
-    (or any value, when the sync saw our own credentials make the item's latest revision),
-    plus the keys Podio resolved from a reference we wrote. Everything else in the same
+    one of our recent writes (an action with a write-through) made to this record, with the
+    value it wrote (or any value, when the sync saw our own credentials make the item's
+    latest revision), plus the keys Podio resolved from a reference we wrote. Everything else in the same
     update is a person's change, and triggers rules."""
     changes = event.changes or {}
     entity = entity_for_event(event.entity)

@@ -72,6 +72,16 @@ class CheckContext:
     config: Any  # rules.spec.LoadConfig
 
 
+@dataclass(frozen=True)
+class Creates:
+    """A record an effect creates in a tool, read back by a later sync: its rule entity and
+    the column that holds the effect's ref (the change event of that record continues the
+    correlation of the run that created it)."""
+
+    entity: str
+    ref_column: str
+
+
 @dataclass
 class ActionType:
     """A registered action: name, parameters, and its functions."""
@@ -85,7 +95,11 @@ class ActionType:
     check: Callable[[dict[str, Arg], CheckContext], None] | None = None
     # What a done effect changed in the model, written through at once so that the rules
     # evaluated after it see it without waiting for the next sync (order independence).
+    # The columns it wrote (payload ``columns``) come back with the next sync as our own
+    # change, not a person's: the engine recognises them from the ledger.
     written: Callable[[Session, Any, dict[str, Any]], None] | None = None
+    # The record a done effect creates (its ref is that record's key), if any.
+    creates: Creates | None = None
 
     @property
     def tool(self) -> str:
