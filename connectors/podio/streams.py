@@ -1,15 +1,29 @@
-"""Podio streams as declarations: one per app, read from config/podio.yaml."""
+"""Podio streams as declarations: one per app, read from config/podio.yaml, run by
+``connectors.runner``; the keyset paginator they page with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.paging import Paginator
+from connectors.podio import deletions
+from connectors.runner import Record, Stream, StreamRun
 from core.yamlconf import load_yaml_model
 from store.models import Base, Client, Contact, Contract, Invoice, School, Ticket
+
+if TYPE_CHECKING:
+    from connectors.podio.client import PodioClient
+    from core.settings import Settings
+    from store.db import Database
+
+SOURCE = "podio"
+# Upper bound on pages per stream per cycle: 2,000 pages x 500 items = 1,000,000 items.
+MAX_PAGES = 2000
 
 FieldType = Literal["text", "html", "category", "yes_no", "staff", "ref", "date", "datetime",
                     "number", "decimal", "money", "email", "phone"]
@@ -49,24 +63,113 @@ class PodioMapping(BaseModel):
     apps: dict[str, AppMap]
 
 
-@dataclass(frozen=True)
-class PodioStream:
+class EditTimePaginator(Paginator[tuple[datetime | None, int]]):
+    """Podio's filter listing sorted by ``last_edit_on``: the token is (from, offset).
+
+    Pages move by time (from = the last edit time seen) and use the offset only to step
+    over items sharing that second (reference §10: plain offset paging skips items edited
+    mid-run); a short page is the last.
+    """
+
+    def __init__(self, start: datetime | None, page_size: int) -> None:
+        super().__init__((start, 0), max_pages=MAX_PAGES, tool="Podio")
+        self.page_size = page_size
+
+    def next_token(self, page: Any) -> tuple[datetime | None, int] | None:
+        from connectors.podio.mapping import item_last_edit  # mapping imports this module
+
+        items = page.get("items") or []
+        if len(items) < self.page_size:
+            return None
+        start, offset = self.token or (None, 0)
+        stamps = [item_last_edit(i) for i in items]
+        if start is not None and stamps[0] == start and stamps[-1] == start:
+            return start, offset + len(items)  # a whole page inside one second: step over it
+        return stamps[-1], sum(1 for s in stamps if s == stamps[-1])
+
+
+class PodioStream(Stream):
     """One Podio app synced into one table.
 
     Primary key ``item_id``; cursor ``last_edit_on`` (Podio timestamps have one-second
-    precision, UTC); keyset pages sorted by last_edit_on ascending; merge on (source, source_id).
+    precision, UTC): each run re-reads from ``cursor - PODIO_SYNC_OVERLAP_SECONDS`` so
+    edits that share the cursor's second, or land while a page is read, are not lost;
+    keyset pages (``EditTimePaginator``); merge on (source, source_id), unchanged revisions
+    skipped. Deletions: an id scan (``connectors/podio/deletions.py``) when the app's total
+    disagrees with the live rows, on schedule, and on a full sync.
     """
 
-    name: str
-    app_id: int
-    mapping: AppMap
-
-    @property
-    def model(self) -> type[Base]:
-        return TABLES[self.mapping.table]
-
+    source = SOURCE
     primary_key = "item_id"
     cursor_field = "last_edit_on"
+
+    def __init__(self, client: PodioClient, name: str, app_id: int, mapping: AppMap, *,
+                 staff: Mapping[int, int], settings: Settings) -> None:
+        self.client = client
+        self.name = name
+        self.app_id = app_id
+        self.mapping = mapping
+        self.model = TABLES[mapping.table]
+        self.entity = mapping.entity
+        self.staff = staff
+        self.settings = settings
+
+    def api_calls(self) -> int:
+        return self.client.calls
+
+    def paginator(self, run: StreamRun) -> EditTimePaginator:
+        settings = self.settings
+        start: datetime | None = None
+        if run.cursor:
+            overlap = timedelta(seconds=settings.podio_sync_overlap_seconds)
+            start = self.parse_cursor(run.cursor) - overlap
+        return EditTimePaginator(start, settings.podio_page_size)
+
+    def fetch(self, token: tuple[datetime | None, int] | None) -> dict[str, Any]:
+        from connectors.podio.mapping import format_podio_time  # mapping imports this module
+
+        start, offset = token or (None, 0)
+        body: dict[str, Any] = {"sort_by": "last_edit_on", "sort_desc": False,
+                                "limit": self.settings.podio_page_size, "offset": offset}
+        if start is not None:
+            body["filters"] = {"last_edit_on": {"from": format_podio_time(start)}}
+        return self.client.filter_items(self.app_id, body)
+
+    def records(self, page: dict[str, Any]) -> list[Record]:
+        from connectors.podio.mapping import MappingError, item_to_row, own_write
+
+        own_refs = self.client.own_refs()
+        records = []
+        for item in page.get("items") or []:
+            record = Record(key=str(item.get("item_id", "?")), raw=item,
+                            own_write=own_write(item, own_refs))
+            try:
+                record.row = item_to_row(item, self.mapping, self.staff)
+            except MappingError as exc:
+                record.problem = str(exc)
+            records.append(record)
+        return records
+
+    def progress_total(self, page: dict[str, Any]) -> int | None:
+        filtered = page.get("filtered")
+        return int(filtered) if filtered is not None else None
+
+    def parse_cursor(self, text: str) -> datetime:
+        from connectors.podio.mapping import parse_podio_time
+
+        return parse_podio_time(text)
+
+    def format_cursor(self, value: datetime) -> str:
+        from connectors.podio.mapping import format_podio_time
+
+        return format_podio_time(value)
+
+    def start(self, db: Database, run: StreamRun) -> None:
+        # A full read into an empty table lists every live item itself: no id scan needed.
+        run.notes["first"] = run.full and deletions.live_rows(db, self) == 0
+
+    def finish(self, db: Database, run: StreamRun) -> None:
+        deletions.after_changes(db, self, run)
 
 
 # Parsed mappings by (file, mtime, size): the sync, every webhook and every rule cycle read
