@@ -1,4 +1,6 @@
-"""Business hours and Mexican public holidays, from ``config/calendar.yaml``.
+"""Business hours from ``config/calendar.yaml``; the country's public holidays from the
+``holidays`` package (Mexico: Ley Federal del Trabajo art. 74, including the six-yearly
+inauguration day), plus the deployment's own extra days from the same file.
 
 All instants are naive UTC (as the model stores them); local days and working ranges are
 computed in the zone asked for, so DST changes are handled by ``zoneinfo``.
@@ -11,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import holidays as official
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ConfigError
@@ -92,6 +95,7 @@ class Holidays(BaseModel):
 class CalendarFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zona: str = "America/Tijuana"
+    pais: str = "MX"  # whose public holidays (ISO 3166 code the holidays package knows)
     horario: WeekHours
     zonas: dict[str, WeekHours] = {}
     festivos: Holidays = Holidays()
@@ -104,7 +108,11 @@ class BusinessCalendar:
         self.default_zone = spec.zona
         self._week = spec.horario.ranges()
         self._zones = {name: hours.ranges() for name, hours in spec.zonas.items()}
-        self._holidays = spec.festivos
+        self._extra = spec.festivos
+        self._country = spec.pais
+        if spec.pais not in official.list_supported_countries():
+            raise ConfigError(f"config/calendar.yaml: país «{spec.pais}» desconocido; usa un "
+                              "código ISO de dos letras, p. ej. MX")
         self._by_year: dict[int, dict[date, str]] = {}
         for name in [spec.zona, *spec.zonas]:
             ZoneInfo(name)
@@ -119,9 +127,11 @@ class BusinessCalendar:
     # --- days -------------------------------------------------------------------------
 
     def holidays(self, year: int) -> dict[date, str]:
-        """The public holidays of ``year`` with their names."""
+        """The days off of ``year`` with their names: the country's public holidays and the
+        extra days of ``config/calendar.yaml``."""
         if year not in self._by_year:
-            self._by_year[year] = _holidays_of(self._holidays, year)
+            days = dict(official.country_holidays(self._country, years=year, language="es"))
+            self._by_year[year] = {**days, **_extra_days(self._extra, year)}
         return self._by_year[year]
 
     def is_holiday(self, day: date) -> bool:
@@ -210,7 +220,7 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _holidays_of(spec: Holidays, year: int) -> dict[date, str]:
+def _extra_days(spec: Holidays, year: int) -> dict[date, str]:
     out: dict[date, str] = {}
     for fixed in spec.fijos:
         month, day = (int(p) for p in fixed.fecha.split("-"))

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
 from core.settings import PROJECT_ROOT
-from rules.calendar import BusinessCalendar
+from rules.calendar import BusinessCalendar, CalendarFile
 from rules.expr import EvalError, ExprCompiler, run_env_ctx
 from rules.functions import Env
 from rules.schedule import Schedule, ScheduleError, standard_crontab
@@ -138,6 +139,41 @@ def test_mexican_holidays_follow_the_law() -> None:
                              date(2027, 5, 1), date(2027, 9, 16), date(2027, 11, 15),
                              date(2027, 12, 25)}
     assert date(2030, 10, 1) in CALENDAR.holidays(2030)
+
+
+@pytest.mark.parametrize(("day", "holiday"), [
+    (date(2024, 10, 1), True),    # Transmisión del Poder Ejecutivo Federal
+    (date(2030, 10, 1), True),    # the next one, six years later
+    (date(2026, 10, 1), False),   # not an inauguration year
+    (date(2026, 3, 16), True),    # third Monday of March (Benito Juárez)
+    (date(2026, 3, 21), False),   # the date itself, a Saturday, is not the holiday
+    (date(2026, 3, 9), False),    # second Monday of March
+    (date(2026, 12, 25), True),   # Navidad
+    (date(2026, 12, 24), False),
+])
+def test_official_holidays_come_from_the_holidays_package(day: date, holiday: bool) -> None:
+    assert CALENDAR.is_holiday(day) is holiday
+    assert CALENDAR.is_business_day(day) is (not holiday and day.weekday() < 5)
+
+
+def test_the_calendar_file_adds_a_deployments_extra_days() -> None:
+    spec = CalendarFile.model_validate({
+        "horario": {"lunes": ["09:00-18:00"]},
+        "festivos": {"fijos": [{"fecha": "12-12", "nombre": "Guadalupe"}],
+                     "moviles": [{"mes": 8, "dia": "viernes", "n": 2, "nombre": "Aniversario"}],
+                     "fechas": [{"fecha": "2027-03-25", "nombre": "Jueves Santo"}]}})
+    days = BusinessCalendar(spec).holidays(2027)
+    assert days[date(2027, 12, 12)] == "Guadalupe"
+    assert days[date(2027, 8, 13)] == "Aniversario"
+    assert days[date(2027, 3, 25)] == "Jueves Santo"
+    assert days[date(2027, 12, 25)] == "Navidad"  # the official ones stay
+    assert date(2028, 3, 25) not in BusinessCalendar(spec).holidays(2028)
+
+
+def test_an_unknown_country_is_a_config_error() -> None:
+    spec = CalendarFile.model_validate({"horario": {"lunes": ["09:00-18:00"]}, "pais": "XX"})
+    with pytest.raises(ConfigError, match="país"):
+        BusinessCalendar(spec)
 
 
 @pytest.mark.parametrize(("start", "end", "zone", "hours"), [
