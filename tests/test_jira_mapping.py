@@ -18,8 +18,7 @@ from connectors.jira.mapping import (
     ticket_from_field,
     ticket_from_links,
 )
-from connectors.jira.streams import IssuesStream, NextPageTokenPaginator, window_start
-from core.errors import RemoteDataError
+from connectors.jira.streams import IssueSearch, window_start
 
 CATEGORIES = {"1": "new", "2": "indeterminate", "3": "done"}
 
@@ -127,31 +126,12 @@ def test_window_start_is_the_cursor_minute_minus_overlap_in_the_user_zone(
 
 
 def test_stream_jql_is_bounded_and_ordered() -> None:
-    stream = IssuesStream(("SOP", "DEV"), "Ticket Podio")
+    stream = IssueSearch(("SOP", "DEV"), "Ticket Podio")
     assert stream.jql(None) == 'project in ("SOP", "DEV") ORDER BY updated ASC, key ASC'
     assert stream.jql("2026/11/18 12:02") == (
         'project in ("SOP", "DEV") AND updated >= "2026/11/18 12:02" '
         'ORDER BY updated ASC, key ASC')
     assert "Ticket Podio" in stream.fields
-
-
-def test_paginator_refuses_a_repeated_token() -> None:
-    paginator = NextPageTokenPaginator()
-    paginator.advance("a")
-    paginator.advance("b")
-    assert paginator.token == "b" and not paginator.done
-    with pytest.raises(RemoteDataError, match="repeated the page token"):
-        paginator.advance("a")
-    finished = NextPageTokenPaginator()
-    finished.advance(None)
-    assert finished.done and finished.pages == 1
-
-
-def test_paginator_is_bounded() -> None:
-    paginator = NextPageTokenPaginator(max_pages=2)
-    paginator.advance("a")
-    with pytest.raises(RemoteDataError, match="more than 2 pages"):
-        paginator.advance("b")
 
 
 @pytest.mark.parametrize(("marker", "label"), [
