@@ -124,9 +124,9 @@ class Stream(ABC):
         """How the cursor is stored."""
         return value.isoformat()
 
-    def progress_total(self, page: Any) -> int | None:
-        """How many records the listing has, if the page says."""
-        return None
+    def progress_of(self, page: Any, records: list[Record]) -> tuple[int, int | None]:
+        """What a page advances the progress bar by, and the listing's total if known."""
+        return len(records), None
 
     def start(self, db: Database, run: StreamRun) -> None:
         """Before the first page."""
@@ -209,7 +209,7 @@ def _read(db: Database, stream: Stream, run: StreamRun, progress: ProgressFn) ->
         run.seen.update(r.row["source_id"] if r.row else r.key for r in records)
         if newest is not None and (run.newest is None or newest > run.newest):
             run.newest = newest
-        progress(stream.progress_label, len(records), stream.progress_total(page))
+        progress(stream.progress_label, *stream.progress_of(page, records))
     if stream.write_mode == "replace" and (run.full or stream.cursor_field is None):
         with db.session() as session:
             run.report.counts.deleted = mark_deleted(

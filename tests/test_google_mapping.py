@@ -18,8 +18,8 @@ from connectors.google.mapping import (
     prefilled_url,
     usage_row,
 )
-from connectors.google.streams import FormMap, PageTokenPaginator, load_config
-from core.errors import ConfigError, RemoteDataError
+from connectors.google.streams import FormMap, load_config
+from core.errors import ConfigError
 from core.settings import PROJECT_ROOT
 
 CONFIG = load_config(PROJECT_ROOT / "config")
@@ -126,11 +126,3 @@ def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
                                           encoding="utf-8")
     with pytest.raises(ConfigError, match="'NOPE' is not a setting"):
         load_config(tmp_path)
-
-
-def test_paginator_follows_tokens_and_refuses_a_repeat() -> None:
-    pages = {None: {"nextPageToken": "a"}, "a": {"nextPageToken": "b"}, "b": {}}
-    assert len(list(PageTokenPaginator().pages(lambda t: pages[t]))) == 3
-    looping = {None: {"nextPageToken": "a"}, "a": {"nextPageToken": "a"}}
-    with pytest.raises(RemoteDataError, match="repeated the page token"):
-        list(PageTokenPaginator().pages(lambda t: looping[t]))

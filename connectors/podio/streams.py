@@ -150,9 +150,8 @@ class PodioStream(Stream):
             records.append(record)
         return records
 
-    def progress_total(self, page: dict[str, Any]) -> int | None:
-        filtered = page.get("filtered")
-        return int(filtered) if filtered is not None else None
+    def progress_of(self, page: dict[str, Any], records: list[Record]) -> tuple[int, int | None]:
+        return len(records), page.get("filtered")
 
     def parse_cursor(self, text: str) -> datetime:
         from connectors.podio.mapping import parse_podio_time
