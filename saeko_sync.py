@@ -260,23 +260,23 @@ def serve(
 @hooks_app.command("register")
 def hooks_register() -> None:
     """Crea los hooks de Podio que faltan (idempotente) e indica qué registrar en Jira."""
-    from connectors.podio.client import PodioClient
-    from jobs.hooks import jira_instructions, register_podio_hooks
+    from connectors.clients import ActionRuntime
+    from jobs.hooks import instructions, register_hooks
 
     settings = _settings()
-    client = PodioClient.from_settings(settings)
+    runtime = ActionRuntime(settings)
     try:
-        plans = register_podio_hooks(settings, client)
+        plans = register_hooks(settings, runtime)
     finally:
-        client.close()
+        runtime.close()
     table = Table(title="Hooks de Podio")
     for column in ("app", "evento", "estado"):
         table.add_column(column)
     for plan in plans:
         table.add_row(plan.app, plan.type, plan.status)
     console.print(table)
-    if settings.jira_configured:
-        console.print(jira_instructions(settings))
+    for text in instructions(settings):
+        console.print(text)
 
 
 @app.command()

@@ -10,7 +10,9 @@ from typing import Any
 import structlog
 from sqlalchemy import or_, update
 
+from connectors import registry
 from connectors.base import SOURCES, ProgressFn, load_sync
+from connectors.clients import ActionRuntime
 from core.errors import ConfigError, ConnectorError
 from core.settings import Settings
 from store.db import Database, utcnow
@@ -22,15 +24,8 @@ log = structlog.get_logger(__name__)
 
 def configured_sources(settings: Settings) -> list[str]:
     """Sources whose settings are present."""
-    wanted = {
-        "podio": settings.podio_configured,
-        "jira": settings.jira_configured,
-        "forms": bool(settings.google_service_account_file)
-        and bool(settings.google_csat_form_id or settings.google_nps_form_id),
-        "sheets": bool(settings.google_service_account_file)
-        and bool(settings.google_usage_spreadsheet_id),
-    }
-    return [name for name in SOURCES if wanted.get(name)]
+    return [source for source in SOURCES
+            if registry.for_source(source).configured(settings, source)]
 
 
 @dataclass
@@ -87,14 +82,14 @@ class _LazyClients(Mapping[str, Any]):
     """source -> the runtime's client of its tool, built on first access (inside the
     source's own error handling in ``run_sync``) and kept by the runtime."""
 
-    def __init__(self, runtime: Any, sources: list[str]) -> None:
+    def __init__(self, runtime: ActionRuntime, sources: list[str]) -> None:
         self._runtime = runtime
-        self._sources = [source for source in sources if source in SOURCE_TOOL]
+        self._sources = [source for source in sources if source in SOURCES]
 
     def __getitem__(self, source: str) -> Any:
         if source not in self._sources:
             raise KeyError(source)
-        return self._runtime.client(SOURCE_TOOL[source])
+        return self._runtime.client(registry.for_source(source).name)
 
     def __contains__(self, source: object) -> bool:  # without building the client
         return source in self._sources
@@ -106,12 +101,9 @@ class _LazyClients(Mapping[str, Any]):
         return len(self._sources)
 
 
-# The client each source's sync takes (forms and sheets share the Google client).
-SOURCE_TOOL = {"podio": "podio", "jira": "jira", "forms": "google", "sheets": "google"}
-
-
-def long_lived_clients(runtime: Any, sources: list[str]) -> Mapping[str, Any]:
-    """source -> client from a ``rules.actions.runtime.ActionRuntime``, so that cycles reuse
-    connections and tokens (an idle cycle then costs one call per collection). Clients are
-    built when their source syncs: one tool that cannot be reached fails only its sources."""
+def long_lived_clients(runtime: ActionRuntime, sources: list[str]) -> Mapping[str, Any]:
+    """source -> client from a ``connectors.clients.ActionRuntime`` (forms and sheets share
+    the Google client), so that cycles reuse connections and tokens (an idle cycle then
+    costs one call per collection). Clients are built when their source syncs: one tool
+    that cannot be reached fails only its sources."""
     return _LazyClients(runtime, sources)

@@ -214,7 +214,7 @@ def _print_model(console: Console, db: Database) -> None:
 def _serve_with_activity(console: Console, settings: Settings, db: Database, box: Sandbox,
                          port: int) -> None:
     """Run `serve` against the sandbox with simulated staff until Ctrl-C."""
-    from jobs.hooks import register_podio_hooks
+    from jobs.hooks import register_hooks
     from jobs.service import Service
     token = secrets.token_urlsafe(24)
     live = settings.model_copy(update={"webhook_token": SecretStr(token),
@@ -224,7 +224,7 @@ def _serve_with_activity(console: Console, settings: Settings, db: Database, box
     simulator = StaffSimulator(box)
     worker = threading.Thread(target=simulator.run, kwargs={"interval": 3.0}, daemon=True)
     try:
-        register_podio_hooks(live, service.podio)  # type: ignore[arg-type]
+        register_hooks(live, service.runtime)
         worker.start()
         console.rule("Servicio en marcha")
         console.print(f"Página de estado: http://127.0.0.1:{port}/  ·  salud /healthz")

@@ -17,14 +17,12 @@ from typing import Any
 import structlog
 from sqlalchemy import or_, select
 
-from connectors.jira.sync import sync_issue
-from connectors.podio.client import PodioClient
-from connectors.podio.sync import sync_item
+from connectors import registry
+from connectors.clients import ActionRuntime
+from connectors.registry import Webhooks
 from core.errors import SaekoError
 from core.settings import Settings
 from jobs.leases import claimable
-from jobs.webhooks import delivery_problem
-from rules.actions.runtime import ActionRuntime
 from store.db import Database, utcnow
 from store.models import WebhookInbox
 from store.sync import dead_letter
@@ -91,10 +89,11 @@ class InboxWorker:
                 source, kind, payload = row.source, row.event_type or "", row.payload
             status, error = "pending", None
             try:
-                problem = delivery_problem(source, payload)
+                hooks = _webhooks(source)
+                problem = hooks.problem(payload)
                 if problem:
                     raise MalformedDelivery(problem)
-                outcome = self._process(source, kind, dict(payload), read)
+                outcome = self._process(source, hooks, kind, dict(payload), read)
                 status = "done"
                 result.done += 1
                 result.outcomes.append(f"{source}:{kind}:{outcome}")
@@ -112,11 +111,13 @@ class InboxWorker:
             self._finish(row_id, status, error)
         return result
 
-    def _process(self, source: str, kind: str, payload: dict[str, Any], read: set[str]) -> str:
-        record = _record_key(source, kind, payload)
+    def _process(self, source: str, hooks: Webhooks, kind: str, payload: dict[str, Any],
+                 read: set[str]) -> str:
+        record = hooks.record_key(kind, payload)
         if record is not None and record in read:
             return "merged: record already read in this batch"
-        outcome = self._handle(source, kind, payload)
+        outcome = hooks.handle(self.settings, self.db, self.runtime.client(source), kind,
+                               payload)
         if record is not None:
             read.add(record)
         return outcome
@@ -143,34 +144,10 @@ class InboxWorker:
                             {"delivery_key": row.delivery_key, "payload": row.payload})
                 log.error("inbox.dead", id=row_id, source=row.source, error=error)
 
-    def _handle(self, source: str, kind: str, payload: dict[str, Any]) -> str:
-        if source == "podio":
-            return self._podio(kind, payload)
-        if source == "jira":
-            return sync_issue(self.settings, self.db, payload, client=self.runtime.client("jira"))
-        return "ignored"
 
-    def _podio(self, kind: str, payload: dict[str, Any]) -> str:
-        podio: PodioClient = self.runtime.client("podio")
-        if kind == "hook.verify":
-            podio.request("POST", f"/hook/{int(payload['hook_id'])}/verify/validate",
-                               json={"code": payload.get("code", "")}, idempotent=True)
-            return "verified"
-        item_id = int(payload["item_id"])
-        correlation = f"podio:{item_id}:{payload.get('item_revision_id', '')}"
-        # A delete notice is checked against Podio like any other: only a gone item is
-        # marked deleted (anyone holding the token could forge one for a live item).
-        return sync_item(self.settings, self.db, podio, item_id, deleted=kind == "item.delete",
-                         correlation_id=correlation)
-
-
-def _record_key(source: str, kind: str, payload: dict[str, Any]) -> str | None:
-    """The record a delivery asks us to re-read (None for deliveries that must each run)."""
-    if source == "podio" and kind in ("item.create", "item.update", "item.delete"):
-        return f"podio:{payload.get('item_id')}"
-    if source == "jira" and kind in ("jira:issue_created", "jira:issue_updated",
-                                     "comment_created"):
-        issue_id = (payload.get("issue") or {}).get("id")
-        return f"jira:{issue_id}" if issue_id else None
-    return None
-
+def _webhooks(source: str) -> Webhooks:
+    """How the tool named ``source`` handles its deliveries (malformed: no such tool)."""
+    hooks = registry.connector(source).webhooks if source in registry.TOOLS else None
+    if hooks is None:
+        raise MalformedDelivery(f"unknown source {source!r}")
+    return hooks

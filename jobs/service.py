@@ -1,7 +1,7 @@
 """`saeko-sync serve`: webhook receiver + inbox worker + scheduler in one process.
 
-- HTTP (Starlette on uvicorn): ``/hooks/podio/{token}``, ``/hooks/jira/{token}``, the status
-  page ``/``, ``/status.json``, ``/runs/{id}`` and ``/healthz``.
+- HTTP (Starlette on uvicorn): ``/hooks/<tool>/{token}`` for each tool that sends webhooks
+  (``jobs.webhooks``), the status page ``/``, ``/status.json``, ``/runs/{id}``, ``/healthz``.
 - Inbox worker thread: woken by each stored delivery (and every second), processes deliveries
   and then runs the event rules on what changed.
 - Scheduler (APScheduler 3.11, BackgroundScheduler): the incremental sync cycle — the safety
@@ -27,12 +27,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from starlette.applications import Starlette
 
+from connectors import registry
+from connectors.clients import ActionRuntime
 from core.settings import Settings
 from jobs import status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
-from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
 from store.db import Database
 from store.models import WebhookInbox
@@ -59,7 +60,10 @@ class Service:
         # ``_work``: some clients (Google's httplib2) are not thread-safe, and the tools'
         # quotas, not the CPU, are the limit.
         self.runtime = ActionRuntime(settings)
-        self.podio = self.runtime.client("podio") if settings.podio_configured else None
+        # The clients whose quota the status page shows exist from the start, as it does.
+        for connector in registry.connectors():
+            if connector.quota is not None and connector.enabled(settings):
+                self.runtime.client(connector.name)
         self.worker = InboxWorker(settings, db, self.holder, runtime=self.runtime)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -75,12 +79,13 @@ class Service:
     # --- quota report -----------------------------------------------------------------
 
     def quota(self) -> dict[str, Any]:
-        if self.podio is None:
-            return {}
-        return {"podio": {"used": self.podio.quota.used_last_hour,
-                          "limit": self.settings.podio_rate_limit_per_hour,
-                          **({"remaining_reported": self.podio.last_rate_limit.get("remaining")}
-                             if self.podio.last_rate_limit else {})}}
+        """tool -> its client-side quota, for the tools that keep one."""
+        out: dict[str, Any] = {}
+        for tool, client in self.runtime.built().items():
+            report = registry.connector(tool).quota
+            if report is not None:
+                out[tool] = report(self.settings, client)
+        return out
 
     # --- work ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from connectors import registry
 from core.errors import ConfigError
 from core.settings import Settings
 from rules.calendar import BusinessCalendar
@@ -82,19 +83,18 @@ def _podio_fields(config_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
     if not (config_dir / "podio.yaml").is_file():
         return {}
     try:
-        from connectors.podio.streams import load_mapping
-
-        mapping = load_mapping(config_dir)
+        mapped = registry.connector("podio").mapped_fields
+        apps = mapped(config_dir) if mapped is not None else {}
     except (ConfigError, ImportError) as exc:
         log.warning("rules.podio_mapping.unavailable", error=str(exc))
         return {}
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for app_name, app in mapping.apps.items():
+    for app_name, fields_of_app in apps.items():
         entity = next((e for e in ENTITIES.values() if e.podio_app == app_name), None)
         fields: dict[str, dict[str, Any]] = {}
-        for column, spec in app.fields.items():
-            attr = entity.field_for_column(spec.fk or column) if entity else None
-            fields[spec.field] = {"column": column, "attr": attr, "type": spec.type}
+        for spec in fields_of_app:
+            attr = entity.field_for_column(spec.fk or spec.column) if entity else None
+            fields[spec.field] = {"column": spec.column, "attr": attr, "type": spec.type}
         out[app_name] = fields
     return out
 

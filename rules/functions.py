@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from connectors import registry
 from rules.calendar import BusinessCalendar
 
 
@@ -198,8 +199,8 @@ def _starts_a_word(word: str, haystack: str) -> bool:
           "y pares (id de la pregunta, valor): enlace_prellenado(datos.formulario_csat, "
           "'7b3c9e12', ticket.id_podio)")
 def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
-    from connectors.google.mapping import prefilled_url
-
+    form_link = registry.connector("google").form_link
+    assert form_link is not None  # the Google connector builds its forms' links
     if not url:
         raise ValueError("falta la URL del formulario (la de «Enviar» > enlace)")
     if len(pairs) % 2:
@@ -212,4 +213,4 @@ def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
         except ValueError:
             raise ValueError(f"{question!r} no es un id de pregunta de Google Forms (p. ej. "
                              "'7b3c9e12'; ver config/google.yaml)") from None
-    return prefilled_url(str(url), values)
+    return form_link(str(url), values)

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from connectors.clients import ActionRuntime
 from core.settings import PROJECT_ROOT, Settings, load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
-from rules.actions.runtime import ActionRuntime
 from rules.engine import CycleReport, run_cycle
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world, podio_item_id

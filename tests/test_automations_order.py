@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from connectors.clients import ActionRuntime
 from core.settings import load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
-from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world, podio_item_id

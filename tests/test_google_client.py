@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connectors.google.client import SCOPE, GoogleClient
-from connectors.google.health import check_google
+from connectors.google.connector import health as check_google
 from core.errors import AuthError, ConfigError, ConnectorError, TransientError
 from core.settings import Settings, load_settings
 from sandbox.server import Sandbox

@@ -11,7 +11,8 @@ import pytest
 from jira import JIRA
 from sqlalchemy import select
 
-from connectors.jira.client import JiraClient, check_jira
+from connectors.jira.client import JiraClient
+from connectors.jira.connector import health as check_jira
 from connectors.jira.sync import sync_issue, sync_jira
 from connectors.jira.timing import incident_hours
 from core.errors import AuthError, ConfigError

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from connectors.clients import ActionRuntime
 from connectors.podio.sync import sync_podio
 from rules import api
-from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id

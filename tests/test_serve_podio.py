@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from connectors.podio.sync import sync_podio
 from core.settings import load_settings
-from jobs.hooks import register_podio_hooks
+from jobs.hooks import register_hooks
 from jobs.service import Service
 from sandbox.server import Sandbox
 from store.db import Database, utcnow
@@ -55,10 +55,10 @@ def _count(db: Database, model: object, *where: object) -> int:
 def test_hooks_verified_and_deliveries_update_the_model(sandbox: Sandbox, db: Database,
                                                         served: Service) -> None:
     podio = sandbox.tools["podio"]
-    plans = register_podio_hooks(served.settings, served.podio)
+    plans = register_hooks(served.settings, served.runtime)
     assert {p.status for p in plans} == {"created"} and len(plans) == 18
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
-    again = register_podio_hooks(served.settings, served.podio)
+    again = register_hooks(served.settings, served.runtime)
     assert all(p.status.startswith("exists") for p in again)  # idempotent
 
     user = podio.items("usuarios")[0]
@@ -80,7 +80,7 @@ def test_hooks_verified_and_deliveries_update_the_model(sandbox: Sandbox, db: Da
 def test_a_duplicated_delivery_is_processed_once(sandbox: Sandbox, db: Database,
                                                  served: Service) -> None:
     podio = sandbox.tools["podio"]
-    register_podio_hooks(served.settings, served.podio)
+    register_hooks(served.settings, served.runtime)
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
     sandbox.webhooks.duplicate_next = 1
     ticket = podio.items("tickets")[3]
@@ -95,7 +95,7 @@ def test_a_duplicated_delivery_is_processed_once(sandbox: Sandbox, db: Database,
 def test_polling_catches_a_lost_delivery(sandbox: Sandbox, db: Database,
                                          served: Service) -> None:
     podio = sandbox.tools["podio"]
-    register_podio_hooks(served.settings, served.podio)
+    register_hooks(served.settings, served.runtime)
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
     sandbox.webhooks.drop_next = 1
     ticket = podio.items("tickets")[4]
@@ -115,7 +115,7 @@ def test_t1_fields_are_written_back_through_the_webhook_path(sandbox: Sandbox, d
                                                              served: Service) -> None:
     """A user's new ticket (title + user only) gets T1's fields from `serve`, in real time."""
     podio = sandbox.tools["podio"]
-    register_podio_hooks(served.settings, served.podio)
+    register_hooks(served.settings, served.runtime)
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
     world = sandbox.world
     client = next(c for c in world.clients if c.am)
@@ -136,8 +136,8 @@ def test_t1_fields_are_written_back_through_the_webhook_path(sandbox: Sandbox, d
 
 def test_a_record_changed_several_times_is_read_once_per_batch(sandbox: Sandbox,
                                                                db: Database) -> None:
+    from connectors.clients import ActionRuntime
     from jobs.inbox import InboxWorker
-    from rules.actions.runtime import ActionRuntime
     from store.db import utcnow
 
     env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
@@ -179,7 +179,7 @@ def test_a_delete_notice_is_checked_against_podio(sandbox: Sandbox, db: Database
     with db.session() as s:
         assert s.scalars(select(ChangeEvent).where(ChangeEvent.kind == "deleted")).first() is None
 
-    register_podio_hooks(served.settings, served.podio)
+    register_hooks(served.settings, served.runtime)
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
     podio.delete_item_as(AGENT, live)
     wait_for(lambda: (_ticket(db, live) or Ticket()).deleted_at is not None)

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from connectors.clients import ActionRuntime
 from core.settings import load_settings
 from jobs import inbox, status
 from jobs.inbox import InboxWorker
 from jobs.service import Service
-from rules.actions.runtime import ActionRuntime
 from sandbox.server import Sandbox
 from store.db import Database, utcnow
 from store.models import DeadLetter, Incident, Ticket, WebhookInbox

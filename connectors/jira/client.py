@@ -189,26 +189,3 @@ class JiraClient:
             if client is not None:
                 client.close()
 
-
-def check_jira(settings: Settings) -> str:
-    """One line saying Jira answers with these credentials and sees the configured projects;
-    raises ConfigError / AuthError / TransientError with the fix otherwise (``doctor``)."""
-    client = JiraClient(settings)
-    try:
-        me = client.call("read the API user (myself)", client.reader.myself)
-        missing = []
-        for key in settings.jira_project_keys:
-            try:
-                client.call(f"read project {key}", client.reader.project, key)
-            except RemoteDataError:
-                missing.append(key)
-        if missing:
-            raise ConfigError(f"JIRA_PROJECTS lists {', '.join(missing)}, which "
-                              f"{settings.jira_email} cannot see (missing, or no browse "
-                              "permission); fix JIRA_PROJECTS or the project permissions")
-        field_id = client.ticket_field_id()
-    finally:
-        client.close()
-    zone = settings.jira_timezone or me.get("timeZone", "?")
-    return (f"{settings.jira_url}: {me.get('displayName')} ({settings.jira_email}), projects "
-            f"{', '.join(settings.jira_project_keys)}, ticket field {field_id}, JQL zone {zone}")

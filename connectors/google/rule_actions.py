@@ -1,12 +1,14 @@
-"""Google actions: thin adapters over ``connectors.google.actions`` (Gmail message,
-Calendar event and Sheets table; the creating ones carry the ledger's marker)."""
+"""Google's rule actions: thin adapters over ``connectors.google.actions`` (Gmail message,
+Calendar event and Sheets table; the creating ones carry the ledger's marker), loaded into
+``rules.actions.REGISTRY`` through ``connectors.registry``. Google's libraries are slow to
+import: the primitives are imported when an action is sent."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 from typing import Any
 
+from connectors.clients import ActionRuntime
 from rules.actions.base import (
     BOOLEAN,
     DATE,
@@ -15,6 +17,7 @@ from rules.actions.base import (
     TEMPLATE_FILE,
     TEXT,
     VALUE,
+    ActionSkipped,
     ActionType,
     Param,
     PrepareContext,
@@ -23,17 +26,9 @@ from rules.actions.base import (
     short,
     to_json,
 )
-from rules.actions.podio import ActionSkipped
-from rules.actions.runtime import ActionRuntime
 
-CONNECTOR = "connectors.google.actions"
 # Calendar events without an explicit length last half an hour.
 DEFAULT_EVENT_MINUTES = 30
-
-
-def _primitive(name: str) -> Any:
-    return getattr(importlib.import_module(CONNECTOR), name)
-
 
 
 def emails(value: Any) -> list[str]:
@@ -64,11 +59,15 @@ def _prepare_email(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
 
 
 def _send_email(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
-    return str(_primitive("send_email")(rt.client("gmail"), marker=marker, **payload))
+    from connectors.google import actions
+
+    return str(actions.send_email(rt.client("google"), marker=marker, **payload))
 
 
 def _find_email(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
-    found = _primitive("find_email_by_marker")(rt.client("gmail"), marker)
+    from connectors.google import actions
+
+    found = actions.find_email_by_marker(rt.client("google"), marker)
     return None if found is None else str(found)
 
 
@@ -84,12 +83,16 @@ def _prepare_event(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
 
 
 def _send_event(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
+    from connectors.google import actions
+
     args = {k: from_json(v) for k, v in payload.items()}
-    return str(_primitive("upsert_event")(rt.client("calendario"), marker=marker, **args))
+    return str(actions.upsert_event(rt.client("google"), marker=marker, **args))
 
 
 def _find_event(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
-    found = _primitive("find_event")(rt.client("calendario"), marker)
+    from connectors.google import actions
+
+    found = actions.find_event(rt.client("google"), marker)
     return None if found is None else str(found)
 
 
@@ -103,12 +106,14 @@ def _prepare_table(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
 
 
 def _send_table(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
+    from connectors.google import actions
+
     rows = from_json(payload["rows"])
     header = list(rows[0]) if rows and isinstance(rows[0], dict) else []
     values = [[row.get(h) for h in header] if isinstance(row, dict) else list(row)
               for row in rows]
-    _primitive("write_table")(rt.client("sheets"), rt.settings.google_kpi_spreadsheet_id,
-                              payload["tab"], header, values)
+    actions.write_table(rt.client("google"), rt.settings.google_kpi_spreadsheet_id,
+                        payload["tab"], header, values)
     return f"pestaña {payload['tab']} ({len(values)} filas)"
 
 

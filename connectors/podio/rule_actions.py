@@ -1,4 +1,5 @@
-"""Podio actions: thin adapters over ``connectors.podio.actions``.
+"""Podio's rule actions: thin adapters over ``connectors.podio.actions`` (loaded into
+``rules.actions.REGISTRY`` through ``connectors.registry``).
 
 - ``podio.actualizar``: every field of one item in one PUT (hook=false); repeating it is
   harmless, so an unclear outcome is simply sent again.
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.clients import ActionRuntime
 from rules.actions.base import (
     BOOLEAN,
     DATE,
@@ -33,7 +35,6 @@ from rules.actions.base import (
     short,
     to_json,
 )
-from rules.actions.runtime import ActionRuntime
 from rules.catalog import ENTITIES
 from rules.problems import suggest
 from rules.types import EntT

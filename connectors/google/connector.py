@@ -1,18 +1,25 @@
-"""``check_google``: the Google line of ``saeko-sync doctor``."""
+"""Google as a connector: the ``CONNECTOR`` jobs and rules use (see ``connectors.registry``).
+
+Forms and the usage Sheet feed two sources; Gmail, Calendar and the KPI Sheet are written by
+rule actions; Google sends no webhooks saeko-sync listens to.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from connectors.google.client import GoogleClient
-from connectors.google.streams import load_config
+from connectors.registry import Connector
 from core.errors import ConfigError, ConnectorError, SaekoError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.google.client import GoogleClient
 
 DOCTOR_MAX_RETRY_SECONDS = 10.0  # doctor answers quickly rather than waiting out an outage
 
 
-def check_google(settings: Settings) -> str:
+def health(settings: Settings) -> str:
     """One line 'OK: …' when the key, the sheets, the forms (and their question ids), Gmail
     and Calendar all answer; otherwise raises a ConfigError / ConnectorError whose message
     names every problem and its fix (``saeko-sync doctor`` shows it)."""
@@ -23,6 +30,9 @@ def check_google(settings: Settings) -> str:
         settings.google_max_retry_seconds, DOCTOR_MAX_RETRY_SECONDS)})
     ok: list[str] = []
     problems: list[str] = []
+    from connectors.google.client import GoogleClient
+    from connectors.google.streams import load_config
+
     with GoogleClient(quick) as client:
         def check(name: str, probe: Callable[[], str]) -> None:
             try:
@@ -96,3 +106,40 @@ def check_google(settings: Settings) -> str:
     if problems:
         raise ConnectorError("; ".join(problems))
     return "OK: " + ", ".join(ok)
+
+
+def _configured(settings: Settings, source: str) -> bool:
+    if not settings.google_service_account_file:
+        return False
+    if source == "forms":
+        return bool(settings.google_csat_form_id or settings.google_nps_form_id)
+    return bool(settings.google_usage_spreadsheet_id)
+
+
+def _enabled(settings: Settings) -> bool:
+    return bool(settings.google_service_account_file)
+
+
+def client(settings: Settings) -> GoogleClient:
+    """The Google client of these settings (one for Forms, Sheets, Gmail and Calendar)."""
+    from connectors.google.client import GoogleClient
+
+    return GoogleClient(settings)
+
+
+def _form_link(url: str, values: dict[str, str]) -> str:
+    from connectors.google.mapping import prefilled_url
+
+    return prefilled_url(url, values)
+
+
+CONNECTOR = Connector(
+    name="google",
+    sources=("forms", "sheets"),
+    configured=_configured,
+    enabled=_enabled,
+    client=client,
+    health=health,
+    rule_actions="connectors.google.rule_actions",
+    form_link=_form_link,
+)

@@ -1,0 +1,71 @@
+"""Jira as a connector: the ``CONNECTOR`` jobs and rules use (see ``connectors.registry``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.jira import webhooks
+from connectors.registry import Connector, Webhooks
+from core.errors import ConfigError, RemoteDataError
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.jira.client import JiraClient
+
+
+def _configured(settings: Settings, _source: str) -> bool:
+    return settings.jira_configured
+
+
+def _enabled(settings: Settings) -> bool:
+    return settings.jira_configured
+
+
+def client(settings: Settings) -> JiraClient:
+    """The Jira client of these settings (ConfigError when Jira is not set up)."""
+    if not settings.jira_configured:
+        raise ConfigError("Jira no está configurado: define JIRA_URL, JIRA_EMAIL y "
+                          "JIRA_API_TOKEN en .env")
+    from connectors.jira.client import JiraClient
+
+    return JiraClient(settings)
+
+
+def health(settings: Settings) -> str:
+    """One line saying Jira answers with these credentials and sees the configured projects;
+    raises ConfigError / AuthError / TransientError with the fix otherwise (``doctor``)."""
+    from connectors.jira.client import JiraClient
+
+    jira = JiraClient(settings)
+    try:
+        me = jira.call("read the API user (myself)", jira.reader.myself)
+        missing = []
+        for key in settings.jira_project_keys:
+            try:
+                jira.call(f"read project {key}", jira.reader.project, key)
+            except RemoteDataError:
+                missing.append(key)
+        if missing:
+            raise ConfigError(f"JIRA_PROJECTS lists {', '.join(missing)}, which "
+                              f"{settings.jira_email} cannot see (missing, or no browse "
+                              "permission); fix JIRA_PROJECTS or the project permissions")
+        field_id = jira.ticket_field_id()
+    finally:
+        jira.close()
+    zone = settings.jira_timezone or me.get("timeZone", "?")
+    return (f"{settings.jira_url}: {me.get('displayName')} ({settings.jira_email}), projects "
+            f"{', '.join(settings.jira_project_keys)}, ticket field {field_id}, JQL zone {zone}")
+
+
+CONNECTOR = Connector(
+    name="jira",
+    sources=("jira",),
+    configured=_configured,
+    enabled=_enabled,
+    client=client,
+    health=health,
+    rule_actions="connectors.jira.rule_actions",
+    webhooks=Webhooks(receive=webhooks.receive, problem=webhooks.problem,
+                      record_key=webhooks.record_key, handle=webhooks.handle,
+                      instructions=webhooks.instructions),
+)

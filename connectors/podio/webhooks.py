@@ -1,0 +1,106 @@
+"""Podio's webhooks: the receiver's checks, the inbox's handling, and hook registration.
+
+Podio posts form fields (``type``, ``hook_id``, ``item_id``, ``item_revision_id``, ``code``
+for ``hook.verify``) and signs nothing: the secret is the receiver's path token. A delivery
+is a hint: the item is re-read (``sync_item``); a ``hook.verify`` is answered with its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from connectors.registry import Delivery, HookPlan, Rejected
+
+if TYPE_CHECKING:
+    from connectors.podio.client import PodioClient
+    from core.settings import Settings
+    from store.db import Database
+
+EVENTS = {"hook.verify", "item.create", "item.update", "item.delete", "comment.create"}
+HOOK_TYPES = ("item.create", "item.update", "item.delete")
+ITEM_EVENTS = ("item.create", "item.update", "item.delete")
+
+
+def _is_id(value: object) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit()
+
+
+def problem(fields: Any) -> str | None:
+    """Why a Podio delivery cannot be processed (None when its shape is usable)."""
+    if not isinstance(fields, dict):
+        return "expected the fields of a Podio delivery"
+    kind = fields.get("type", "")
+    if kind not in EVENTS or not _is_id(fields.get("hook_id", "")):
+        return f"unknown or incomplete Podio event {kind!r}"
+    if kind != "hook.verify" and not _is_id(fields.get("item_id", "")):
+        return "item_id missing or not a number"
+    if fields.get("item_revision_id") not in (None, "") and not _is_id(fields["item_revision_id"]):
+        return "item_revision_id is not a number"
+    return None
+
+
+def delivery_key(fields: Mapping[str, str]) -> str:
+    """Dedupe key: (type, item_id, item_revision_id) — reference §9.4; the verify by code."""
+    kind = fields.get("type", "")
+    if kind == "hook.verify":
+        return f"podio:hook.verify:{fields.get('hook_id')}:{fields.get('code')}"
+    return (f"podio:{kind}:{fields.get('item_id')}:{fields.get('item_revision_id', '')}"
+            f":{fields.get('comment_id', '')}")
+
+
+def receive(_settings: Settings, _headers: Mapping[str, str], body: bytes) -> Delivery:
+    """A form-encoded Podio delivery, checked."""
+    try:
+        fields = dict(parse_qsl(body.decode("utf-8"), strict_parsing=True))
+    except (UnicodeDecodeError, ValueError):
+        raise Rejected(400, "expected a form-encoded Podio delivery") from None
+    reason = problem(fields)
+    if reason:
+        raise Rejected(400, reason)
+    kind = fields.get("type", "")
+    return Delivery(delivery_key(fields), kind, fields,
+                    {"type": kind, "item_id": fields.get("item_id")})
+
+
+def record_key(kind: str, payload: dict[str, Any]) -> str | None:
+    """The item an item event asks to re-read (other events each run)."""
+    return f"podio:{payload.get('item_id')}" if kind in ITEM_EVENTS else None
+
+
+def handle(settings: Settings, db: Database, client: PodioClient, kind: str,
+           payload: dict[str, Any]) -> str:
+    """Answer a hook verification, or bring the delivery's item up to date."""
+    from connectors.podio.sync import sync_item
+
+    if kind == "hook.verify":
+        client.request("POST", f"/hook/{int(payload['hook_id'])}/verify/validate",
+                       json={"code": payload.get("code", "")}, idempotent=True)
+        return "verified"
+    item_id = int(payload["item_id"])
+    correlation = f"podio:{item_id}:{payload.get('item_revision_id', '')}"
+    # A delete notice is checked against Podio like any other: only a gone item is
+    # marked deleted (anyone holding the token could forge one for a live item).
+    return sync_item(settings, db, client, item_id, deleted=kind == "item.delete",
+                     correlation_id=correlation)
+
+
+def register(settings: Settings, client: PodioClient, url: str) -> list[HookPlan]:
+    """Create missing item hooks on every configured app; existing ones are left alone."""
+    plans: list[HookPlan] = []
+    for name, (app_id, _token) in settings.podio_apps.items():
+        if not app_id:
+            continue
+        existing = {(h.get("url"), h.get("type")): h for h in
+                    client.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []}
+        for kind in HOOK_TYPES:
+            found = existing.get((url, kind))
+            if found is not None:
+                plans.append(HookPlan(name, kind, url, f"exists ({found.get('status', '?')})"))
+                continue
+            client.request("POST", f"/hook/app/{app_id}/", json={"url": url, "type": kind},
+                           app_id=app_id)
+            plans.append(HookPlan(name, kind, url, "created"))
+    return plans
