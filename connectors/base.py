@@ -2,7 +2,9 @@
 
 A tool's ``sync.py`` exposes ``sync_<source>(settings, db, *, full=False, progress=None)``
 returning a list of ``store.sync.SyncReport`` (one per stream), registered in
-``SOURCES`` below so the CLI, the demo and the scheduler find it.
+``SOURCES`` below so the CLI, the demo and the scheduler find it. Its streams are
+declared in its ``streams.py`` (``connectors.runner.Stream``) and run by
+``connectors.runner.run_stream``, which keeps the cursors and outcomes.
 
 Write-back primitives (``actions.py``) that create something take a ``marker``: a string
 left on what they create (Podio external_id, a Jira entity property / label, an email

@@ -59,7 +59,7 @@ class Record:
 
     key: str  # the record's id in the tool: dead letters are keyed by it
     raw: Any  # kept on the dead letter
-    row: dict[str, Any] | None = None
+    row: dict[str, Any] | None = None  # filled by ``records`` or by the ``link`` hook
     problem: str | None = None
     own_write: bool = False  # the change is saeko-sync's own write-back
     detail: Any = None  # what the stream's ``records`` keeps for its later hooks
