@@ -22,11 +22,14 @@ from core.settings import Settings
 from rules import ledger as L
 from rules.config import RulesConfig
 from rules.engine import CycleEngine, CycleReport
-from rules.executor import Candidate
+from rules.event_match import EventCandidates
+from rules.event_phase import Events
 from rules.functions import FUNCTIONS
 from rules.problems import Problem
 from rules.ruleset import load_rules, validate_path
-from rules.traces import format_trace, jsonable, label
+from rules.runs import Candidate
+from rules.timed import States
+from rules.traces import format_simulated, format_trace, jsonable, label
 from store.db import Database, utcnow
 from store.models import ActionLedger, RuleRun, RuleState
 
@@ -141,7 +144,8 @@ def dry_run(settings: Settings, db: Database, rule_id: str | None = None,
     report = CycleReport(started_at=now)
     with db.sessions() as session:
         engine = CycleEngine(session, config, ruleset, None, now, report, dry_run=True)
-        events = engine.pending_events() if entity_id is None else []
+        events = Events(engine).pending_events() if entity_id is None else []
+        matcher, states = EventCandidates(engine), States(engine)
         for rule in rules:
             if entity_id is not None or (rule.entity is None and rule.schedule_triggers):
                 cand = Candidate(entity_id, {"tipo": "simulacion",
@@ -151,11 +155,11 @@ def dry_run(settings: Settings, db: Database, rule_id: str | None = None,
                 engine.ex.evaluate(rule, [cand])
                 continue
             if rule.event_triggers and events:
-                cands = engine.event_candidates(rule, events, {}, {})
+                cands = matcher.event_candidates(rule, events, {}, {})
                 if cands:
                     engine.ex.evaluate(rule, cands)
             if rule.state_trigger is not None:
-                engine._state(rule, rule.state_trigger)
+                states.state(rule, rule.state_trigger)
             if rule.schedule_triggers and rule.entity is not None:
                 records = engine.ex.load(rule, None)
                 info = {"tipo": "programa", "descripcion": "simulación: como si el programa "
@@ -170,9 +174,7 @@ def dry_run(settings: Settings, db: Database, rule_id: str | None = None,
 def format_dry_run(results: list[dict[str, Any]]) -> str:
     if not results:
         return "Ninguna regla tiene nada que hacer ahora (simulación; no se escribió nada)."
-    blocks = [format_trace({"rule_id": t.get("regla"), "rule_hash": t.get("version"),
-                            "started_at": "simulación", "trace": t,
-                            "correlation_id": None}) for t in results]
+    blocks = [format_simulated(t) for t in results]
     return "\n\n".join(blocks) + "\n\n(simulación: no se escribió nada)"
 
 

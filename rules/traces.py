@@ -1,13 +1,18 @@
 """Traces: what one evaluation saw and did, stored as JSON with each rule run, and shown to
-admins in Spanish (``saeko-sync rules trace``)."""
+admins in Spanish (``saeko-sync rules trace``). Every trace is built by ``new_trace``."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rules.expr import Compiled, EvalError
 from rules.ledger import STATUS_ES
+
+if TYPE_CHECKING:
+    from rules.runs import Candidate
+    from rules.spec import Rule
 
 RESULT_ES = {"coincide": "se cumplieron las condiciones",
              "no coincide": "no se cumplieron las condiciones: no se hizo nada",
@@ -41,6 +46,38 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, str) and len(value) > 500:
         return value[:499] + "…"
     return value
+
+
+def new_trace(rule: Rule, cand: Candidate, result: str, *, record: Any = None,
+              conditions: list[dict[str, Any]] | None = None, note: str | None = None,
+              dry_run: bool = False) -> dict[str, Any]:
+    """The trace of one rule run: which rule and version, what triggered it on which
+    record, the conditions as evaluated, the result; its actions are appended as they run."""
+    trace: dict[str, Any] = {
+        "regla": rule.id, "nombre": rule.name, "version": rule.hash, "respaldo": rule.fallback,
+        "disparador": cand.trigger, "entidad": rule.entity,
+        "registro": label(record) if record else None, "condiciones": conditions or [],
+        "correlacion": cand.correlation_id, "resultado": result, "acciones": [],
+        "simulacion": dry_run}
+    if note is not None:
+        trace["nota"] = note
+    return trace
+
+
+def condition_result(ok: bool, error: str | None) -> str:
+    """The result of an evaluation: it matched, it did not, or a condition failed."""
+    return "coincide" if ok else "error" if error else "no coincide"
+
+
+def explain(compiled: Compiled, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One condition as the trace shows it: its source, result and the values it read."""
+    try:
+        result, seen = compiled.explain(ctx)
+        return {"expresion": compiled.source, "resultado": bool(result),
+                "valores": jsonable(seen)}
+    except EvalError as exc:
+        return {"expresion": compiled.source, "resultado": False, "valores": {},
+                "error": str(exc)}
 
 
 def _show(value: Any) -> str:
@@ -86,3 +123,9 @@ def format_trace(run: dict[str, Any]) -> str:
         if action.get("error"):
             lines.append(f"      error: {action['error']}")
     return "\n".join(lines)
+
+
+def format_simulated(trace: dict[str, Any]) -> str:
+    """One dry-run trace (a dry-run stores no run), as a readable Spanish text."""
+    return format_trace({"rule_id": trace.get("regla"), "rule_hash": trace.get("version"),
+                         "started_at": "simulación", "trace": trace, "correlation_id": None})

@@ -14,7 +14,7 @@ from core.settings import PROJECT_ROOT, load_settings
 from rules import api
 from rules.calendar import BusinessCalendar
 from rules.catalog import MODULES, TICKET_STATUSES
-from rules.engine import _person_changes
+from rules.event_match import person_changes
 from rules.expr import EvalError, ExprCompiler, run_env_ctx
 from rules.functions import Env
 from rules.spec import rule_scope
@@ -144,7 +144,7 @@ def test_a_persons_edit_seen_with_our_write_is_not_ours(changes: dict[str, Any],
                                                         ours: bool) -> None:
     written = {"ticket:7": [{"module": "Cobranza", "school_source_id": "2000001"}]}
     event = ChangeEvent(entity="ticket", entity_id=7, kind="updated", changes=changes)
-    assert (not _person_changes(event, written)) is ours
+    assert (not person_changes(event, written)) is ours
 
 
 def test_our_latest_revision_does_not_swallow_a_persons_edit_of_another_field() -> None:
@@ -154,7 +154,7 @@ def test_our_latest_revision_does_not_swallow_a_persons_edit_of_another_field() 
     event = ChangeEvent(entity="ticket", entity_id=7, kind="updated", own_write=True,
                         changes={"module": [None, "Cobranza"],
                                  "status": ["En atención", "Escalado"]})
-    assert _person_changes(event, written) == {"status": ["En atención", "Escalado"]}
+    assert person_changes(event, written) == {"status": ["En atención", "Escalado"]}
 
 
 # --- the shipped files agree with the rest of config/ -------------------------------------
