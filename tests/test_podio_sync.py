@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from connectors.podio import actions
 from connectors.podio.client import PodioClient
-from connectors.podio.mapping import convert
+from connectors.podio.mapping import convert, format_podio_time
 from connectors.podio.streams import FieldMap
 from connectors.podio.sync import sync_podio
 from core.errors import AuthError, TransientError
@@ -20,7 +20,16 @@ from core.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
 from store.db import Database
-from store.models import ChangeEvent, Client, Contract, DeadLetter, School, Staff, Ticket
+from store.models import (
+    ChangeEvent,
+    Client,
+    Contract,
+    DeadLetter,
+    School,
+    Staff,
+    SyncState,
+    Ticket,
+)
 
 AGENT = "agente-1@saeko.test"
 
@@ -238,3 +247,25 @@ def test_tasks_and_comments_carry_their_marker_and_are_found_by_it(sandbox: Sand
     assert [c["value"] for c in podio.comments(ticket)
             if c.get("external_id") == "rule:t4:1"] == ["Resuelto en Jira: Corregido"]
     client.close()
+
+
+def test_a_failed_page_keeps_the_committed_ones_and_the_next_sync_resumes(
+        sandbox: Sandbox, db: Database) -> None:
+    podio = sandbox.tools["podio"]
+    settings = podio_settings(sandbox, db, podio_page_size=25)
+    sandbox.faults.add(kind="status", tool="podio", status=500, skip=2, count=50,
+                       path=f"/item/app/{settings.podio_app_tickets_id}/filter")
+    failed = by_stream(sync_podio(settings, db))["tickets"]
+    assert failed.error is not None and failed.counts.created == 50
+    with db.session() as s:
+        state = s.scalars(select(SyncState).where(SyncState.source == "podio",
+                                                  SyncState.stream == "tickets")).one()
+        newest = s.scalar(select(func.max(Ticket.source_updated_at)))
+        assert state.last_status == "failed"
+        assert state.cursor == format_podio_time(newest)
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 50
+    sandbox.faults.clear()
+    resumed = by_stream(sync_podio(settings, db))["tickets"]
+    assert resumed.error is None
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == len(podio.items("tickets"))
