@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rules.config import RulesConfig
+from rules.parser import RuleParser
 from rules.problems import Problem, ProblemSink
-from rules.spec import Rule, RuleParser
+from rules.spec import Rule
 from rules.yamlsrc import LList, LMap, YamlProblem, load_located
 from store.db import Database, utcnow
 from store.models import RuleState

@@ -1,0 +1,56 @@
+"""What the parsers of a rule's parts share: its config, the problem sink, and the checks
+every part makes (an expression, a time zone, the allowed keys of a block)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rules.config import RulesConfig
+from rules.expr import Compiled, ExprCompiler, StaticError
+from rules.problems import ProblemSink, one_of, suggest
+from rules.templates import is_single_expression
+from rules.types import T
+from rules.yamlsrc import LMap
+
+
+class PartParser:
+    """Base of the rule parsers: reports every problem as ``file:line`` in Spanish."""
+
+    def __init__(self, config: RulesConfig, sink: ProblemSink) -> None:
+        self.config = config
+        self.sink = sink
+
+    def zone(self, value: Any, line: int) -> str:
+        """A time zone of the rule (the calendar's by default)."""
+        if value is None:
+            return self.config.zone
+        try:
+            ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.sink.add(line, f'zona horaria "{value}" desconocida; usa p. ej. '
+                                '"America/Tijuana" o "America/Mexico_City"')
+            return self.config.zone
+        return str(value)
+
+    def compile(self, source: Any, scope: dict[str, T], line: int, what: str
+                ) -> Compiled | None:
+        """One expression of the rule compiled against ``scope`` (None when it is wrong)."""
+        if isinstance(source, bool) or not isinstance(source, str):
+            self.sink.add(line, f"{what}: se esperaba una expresión entre comillas, p. ej. "
+                                '"ticket.estatus == \'Cerrado\'"')
+            return None
+        inner = is_single_expression(source) or source
+        try:
+            return ExprCompiler(scope).compile(inner)
+        except StaticError as exc:
+            self.sink.add(line + exc.lineno - 1, f"{what}: {exc.message}")
+            return None
+
+    def unknown_keys(self, item: LMap, allowed: tuple[str, ...], what: str) -> None:
+        """Report each key of ``item`` that is not ``allowed``."""
+        for key in item:
+            if key not in allowed:
+                self.sink.add(item.line_of(key), f'{what}: clave desconocida "{key}"'
+                                                 f"{suggest(key, allowed)} (permitidas: "
+                                                 f"{one_of(allowed)})")
