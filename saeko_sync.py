@@ -103,8 +103,8 @@ def run(
 
     Sale con 1 si hubo errores y con 3 si otro proceso estaba ejecutando las reglas.
     """
+    from connectors.clients import ActionRuntime
     from jobs.cycle import configured_sources, long_lived_clients, run_sync
-    from rules.actions.runtime import ActionRuntime
     from rules.engine import run_cycle
 
     settings = _settings()

@@ -108,18 +108,18 @@ class Replica:
 def register_hooks(box: Sandbox, replica: Replica, timeout: float = 30.0) -> None:
     """Podio hooks pointing at ``replica`` (as `saeko-sync hooks register` does), verified by
     its worker."""
-    from connectors.podio.client import PodioClient
+    from connectors.clients import ActionRuntime
     from core.settings import load_settings
-    from jobs.hooks import register_podio_hooks
+    from jobs import hooks
 
     env = {k.lower(): v for k, v in replica.env.items()
            if k.startswith(("PODIO_", "WEBHOOK_", "PUBLIC_"))}
     settings = load_settings(_env_file=None, **env)
-    client = PodioClient.from_settings(settings)
+    runtime = ActionRuntime(settings)
     try:
-        register_podio_hooks(settings, client)
+        hooks.register_hooks(settings, runtime)
     finally:
-        client.close()
+        runtime.close()
     podio: Any = box.tools["podio"]
     wait_until(lambda: all(h["status"] == "active" for h in podio.hooks()), timeout,
                "Podio hooks verified")

@@ -41,7 +41,7 @@ from sqlalchemy import func, select
 from sync_common import Bench, console, machine, quiet_logs, running_bench, table
 
 from core.settings import PODIO_DOCUMENTED_HOURLY_QUOTA
-from jobs.hooks import register_podio_hooks
+from jobs.hooks import register_hooks
 from jobs.service import Service
 from rules import ledger as L
 from rules.engine import run_cycle
@@ -132,7 +132,7 @@ def _prepare(bench: Bench, service: Service, *, with_jira: bool) -> None:
     service.start()
     _wait(lambda: _count(bench, JobRun, JobRun.job == "sync", JobRun.finished_at.isnot(None)),
           "the service's first scheduled sync")
-    register_podio_hooks(bench.settings, service.podio)  # type: ignore[arg-type]
+    register_hooks(bench.settings, service.runtime)
     podio = bench.tool("podio")
     _wait(lambda: all(h["status"] == "active" for h in podio.hooks()), "Podio hooks verified")
     if with_jira:

@@ -33,8 +33,8 @@ from typing import Any
 
 from sync_common import TOOLS, Bench, console, machine, quiet_logs, running_bench, table
 
+from connectors.clients import ActionRuntime
 from jobs.cycle import CycleReport, configured_sources, long_lived_clients, run_sync
-from rules.actions.runtime import ActionRuntime
 from rules.engine import run_cycle
 
 DEFAULT_CLIENTS = 100

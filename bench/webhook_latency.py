@@ -27,7 +27,7 @@ GIVE_UP_SECONDS = 10.0
 def main() -> None:
     from core.logging import configure_logging
     from core.settings import load_settings
-    from jobs.hooks import register_podio_hooks
+    from jobs.hooks import register_hooks
     from jobs.service import Service
     from sandbox.server import Sandbox, SandboxServer
     from sandbox.world import podio_item_id
@@ -57,7 +57,7 @@ def main() -> None:
     missed = 0
     try:
         service.sync_job_now()  # the first full sync and rule cycle
-        register_podio_hooks(settings, service.podio)  # type: ignore[arg-type]
+        register_hooks(settings, service.runtime)
         deadline = time.monotonic() + GIVE_UP_SECONDS
         while not all(h["status"] == "active" for h in podio.hooks()):
             if time.monotonic() > deadline:

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from connectors.clients import ActionRuntime
 from core.settings import Settings, load_settings
 from jobs.console import RichProgress, progress_bars, sync_table, write_env_file
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
-from rules.actions.runtime import ActionRuntime
 from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
 from sandbox.server import Sandbox, SandboxServer

@@ -48,10 +48,10 @@ def browse(url: str, out: Path | None, profile: Path) -> str:
 
 
 def main() -> None:
+    from connectors.clients import ActionRuntime
     from core.settings import load_settings
     from jobs.cycle import configured_sources, long_lived_clients, run_sync
     from jobs.service import Service
-    from rules.actions.runtime import ActionRuntime
     from rules.engine import run_cycle
     from sandbox.activity import StaffSimulator
     from sandbox.server import Sandbox, SandboxServer
