@@ -10,14 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from connectors import registry
 from connectors.base import SOURCES
+from connectors.clients import ActionRuntime
 from connectors.registry import Connector, Rejected
 from core.settings import PROJECT_ROOT, load_settings
 from jobs.doctor import run_checks
+from jobs.inbox import InboxWorker
 from rules.actions import REGISTRY
 from rules.actions.base import ActionType
+from store.db import Database, utcnow
+from store.models import WebhookInbox
 
 NAMES = {*registry.TOOLS, *SOURCES}
 ENDPOINT_FRAGMENTS = ("/hook/", "/item/", "/rest/api", "googleapis", "/verify/validate")
@@ -107,3 +112,23 @@ def test_a_new_tool_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         registry.connector.cache_clear()
     assert checks["fake"] == (True, "fake OK")
+
+
+def test_a_delivery_of_a_tool_without_webhooks_is_parked_as_malformed(db: Database) -> None:
+    settings = load_settings(database_url=db.url)
+    with db.session() as s:
+        for n, source in enumerate(("google", "nope")):
+            s.add(WebhookInbox(source=source, delivery_key=f"test:{n}", event_type="x",
+                               payload={}, status="pending", received_at=utcnow()))
+    runtime = ActionRuntime(settings)
+    try:
+        result = InboxWorker(settings, db, "test", runtime).process_batch()
+    finally:
+        runtime.close()
+    assert (result.done, result.failed) == (0, 2)
+    assert runtime.built() == {}  # no client was built for them
+    with db.session() as s:
+        rows = list(s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)))
+    assert [(r.status, r.error) for r in rows] == [
+        ("dead", "malformed delivery: unknown source 'google'"),
+        ("dead", "malformed delivery: unknown source 'nope'")]
