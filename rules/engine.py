@@ -15,9 +15,9 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
+from connectors.clients import ActionRuntime
 from core.settings import Settings
 from jobs.leases import hold
-from rules.actions.runtime import ActionRuntime
 from rules.config import RulesConfig
 from rules.cycle import Cycle, CycleReport
 from rules.event_phase import Events

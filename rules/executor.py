@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from rules.actions.runtime import ActionRuntime
+from connectors.clients import ActionRuntime
 from rules.admission import Admission
 from rules.config import RulesConfig
 from rules.evaluation import Evaluator

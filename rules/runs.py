@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from connectors.clients import ActionRuntime
 from rules.actions.base import from_json
-from rules.actions.runtime import ActionRuntime
 from rules.config import RulesConfig
 from rules.spec import Rule
 from rules.traces import jsonable

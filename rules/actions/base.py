@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from rules.problems import ProblemSink
 
 if TYPE_CHECKING:
-    from rules.actions.runtime import ActionRuntime
+    from connectors.clients import ActionRuntime
     from rules.values import Arg
 
 # Parameter kinds (what an admin may write for each).
