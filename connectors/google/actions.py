@@ -26,7 +26,6 @@ import structlog
 
 from connectors.google.client import GoogleClient
 from core.errors import ConnectorError, RemoteDataError
-from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +35,6 @@ PROPERTY_VALUE_MAX = 1024  # Calendar's limit on an extended property value
 # Strings that USER_ENTERED would turn into numbers, dates, booleans or formulas.
 _PARSEABLE = re.compile(r"^\s*([=+'@]|[-+]?[\d.,]+%?\s*$|\d{1,4}[-/]\d{1,2}[-/]\d{1,4}|"
                         r"(true|false)\s*$)", re.IGNORECASE)
-
-
-def client_from_settings(settings: Settings) -> GoogleClient:
-    """The client the actions take (the rule engine builds one per cycle)."""
-    return GoogleClient(settings)
 
 
 # --- Sheets --------------------------------------------------------------------------------
