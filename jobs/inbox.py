@@ -1,11 +1,13 @@
 """The inbox worker: claims stored webhook deliveries and brings the model up to date.
 
-Each delivery is a hint: the worker re-reads the record through the connector (payloads can
-be partial, duplicated or out of order), upserts it — which records the change event rules
-react to — and marks the delivery done. Claims expire, so a replica that dies mid-batch
-leaves its rows to another. Each delivery is handled on its own: a failed one is retried
-(``attempts``), then parked as ``dead``; a malformed one is parked at once. Either way it
-gets a dead letter (stream ``webhook``) with the reason, and the rest of the batch goes on.
+Each delivery is a hint: the worker hands it to its tool's connector
+(``connectors.registry.Webhooks``: ``problem``, ``record_key``, ``handle``), which re-reads
+the record (payloads can be partial, duplicated or out of order) and upserts it — which
+records the change event rules react to; then the worker marks the delivery done. Claims
+expire, so a replica that dies mid-batch leaves its rows to another. Each delivery is handled
+on its own: a failed one is retried (``attempts``), then parked as ``dead``; a malformed one
+is parked at once. Either way it gets a dead letter (stream ``webhook``) with the reason, and
+the rest of the batch goes on.
 """
 
 from __future__ import annotations
