@@ -36,6 +36,7 @@ class CycleReport:
 
     @property
     def fired(self) -> list[RuleOutcome]:
+        """The rules that made (or tried to make) an effect."""
         return [o for o in self.rules.values() if o.fired]
 
     def lines(self) -> list[str]:
