@@ -232,3 +232,23 @@ def test_schedules_that_never_fire_are_refused(line: str, business: bool,
                                                fragment: str) -> None:
     with pytest.raises(ScheduleError, match=fragment):
         Schedule.cron_line(line, TIJUANA, business, CALENDAR)
+
+
+# --- layering ----------------------------------------------------------------------------
+
+
+def test_the_engine_consults_the_action_registry_not_action_names() -> None:
+    """What an action does for the engine (own writes, records it creates) is an attribute
+    of its type in the registry: no module of rules/ names an action type."""
+    import ast
+
+    from rules.actions import REGISTRY
+
+    named = []
+    for path in sorted((PROJECT_ROOT / "rules").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in REGISTRY:
+                named.append(f"{path.name}:{node.lineno} {node.value}")
+    assert named == []
+    assert any(a.written is not None for a in REGISTRY.values())
+    assert any(a.creates is not None for a in REGISTRY.values())
