@@ -139,3 +139,16 @@ def test_run_retries_a_single_jira_503_at_connect(sandbox: Sandbox, tmp_path: Pa
     assert "falló" not in result.stderr, result.stderr
     assert _synced(tmp_path)["jira/issues"] == "ok"
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_demo_does_not_import_the_cli() -> None:
+    """The helpers both print with live in jobs.console: no import circle with the CLI."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    for module in ("jobs/demo.py", "jobs/console.py"):
+        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                     for a in n.names}
+        assert "saeko_sync" not in imported, module
