@@ -48,6 +48,11 @@ WAIT_RETRY = timedelta(minutes=10)
 MAX_KEY_LENGTH = 300
 # Longest wait between two attempts of a failed action.
 MAX_BACKOFF = timedelta(hours=6)
+# A tool that is down or busy (TransientError) uses up no attempts: the effect is tried
+# again at most every TRANSIENT_MAX_BACKOFF, so it goes out soon after the tool is back,
+# and is given up (dead, on the status page) only after TRANSIENT_LIMIT without an answer.
+TRANSIENT_MAX_BACKOFF = timedelta(minutes=30)
+TRANSIENT_LIMIT = timedelta(days=3)
 
 STATUS_ES = {PLANNED: "planificada", WAITING: "en espera (se reintentará)",
              OMITTED: "omitida", PENDING: "enviada, sin confirmar", DONE: "hecha",
@@ -98,10 +103,11 @@ def resolve_refs(value: Any, refs: dict[str, str | None]) -> Any:
     return value
 
 
-def next_attempt(now: datetime, attempts: int, base_seconds: float) -> datetime:
-    """Exponential backoff: base, 2×base, 4×base… capped at MAX_BACKOFF."""
-    delay = timedelta(seconds=base_seconds * (2 ** max(0, attempts - 1)))
-    return now + min(delay, MAX_BACKOFF)
+def next_attempt(now: datetime, attempts: int, base_seconds: float,
+                 cap: timedelta = MAX_BACKOFF) -> datetime:
+    """Exponential backoff: base, 2×base, 4×base… capped at ``cap``."""
+    delay = timedelta(seconds=base_seconds * (2 ** max(0, min(attempts, 40) - 1)))
+    return now + min(delay, cap)
 
 
 def rows_by_key(session: Session, keys: list[str]) -> dict[str, ActionLedger]:

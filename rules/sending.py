@@ -1,7 +1,9 @@
 """Sending a run's planned actions, in order, through the ledger: a row is marked pending
 and committed before the tool is called, done with the tool's ref after; an attempt whose
 outcome is unknown is first looked up by its marker; a failure is retried with backoff and
-goes dead after N tries (or at once when retrying cannot fix it)."""
+goes dead after N tries (or at once when retrying cannot fix it). A tool that is down or busy
+(a TransientError: 429/420, 5xx, timeouts, dropped connections) uses up no tries: the effect
+waits for it, with backoff capped at L.TRANSIENT_MAX_BACKOFF, for up to L.TRANSIENT_LIMIT."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from core.errors import ConfigError, ConnectorError
+from core.errors import ConfigError, ConnectorError, TransientError
 from rules import ledger as L
 from rules.planning import PERMANENT_ERRORS, Planner, Step
 from rules.runs import RuleOutcome, RunContext, RunPart
@@ -140,19 +142,27 @@ class Sender(RunPart):
         if looking:
             message = f"no se pudo comprobar si ya existía (no se reenvía a ciegas): {message}"
         permanent = isinstance(exc, PERMANENT_ERRORS) and not looking
+        transient = isinstance(exc, TransientError)
         row.error, row.updated_at = message[:2000], self.now
         if looking:
             row.attempts = (row.attempts or 0) + 1
-        if permanent or row.attempts >= self.config.max_attempts:
+        why = ("error que reintentar no arregla" if permanent
+               else f"la herramienta no respondió en {L.TRANSIENT_LIMIT.days} días" if transient
+               else f"{row.attempts} intentos")
+        if transient:
+            give_up = row.created_at is not None and row.created_at + L.TRANSIENT_LIMIT <= self.now
+        else:
+            give_up = permanent or row.attempts >= self.config.max_attempts
+        if give_up:
             row.status, row.next_attempt_at = L.DEAD, None
+            row.error = f"{message} ({why})"[:2000]
             outcome.dead += 1
-            why = "error que reintentar no arregla" if permanent else \
-                f"{row.attempts} intentos"
-            entry.update(estado=L.DEAD, error=f"{message} ({why})")
+            entry.update(estado=L.DEAD, error=row.error)
         else:
             row.status = L.FAILED
-            row.next_attempt_at = L.next_attempt(self.now, row.attempts,
-                                                 self.config.retry_base_seconds)
+            row.next_attempt_at = L.next_attempt(
+                self.now, row.attempts, self.config.retry_base_seconds,
+                cap=L.TRANSIENT_MAX_BACKOFF if transient else L.MAX_BACKOFF)
             outcome.failed += 1
             entry.update(estado=L.FAILED, error=message,
                          nota=f"intento {row.attempts}; siguiente "

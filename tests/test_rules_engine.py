@@ -393,11 +393,12 @@ def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db:
     run_cycle(settings, db, now=LOCAL_NOON)
     env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
     write_rule(config, "aviso.yaml", ESCALATED_COMMENT)
-    item = new_ticket(env, "Podio falla al comentar")
+    item = new_ticket(env, "Podio rechaza el comentario")
     env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
     resync(env, db)
+    # Podio refuses the comment for a reason we do not know (not busy, not a bad request).
     sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
-                       status=500, count=100)
+                       status=403, count=100)
     run_cycle(settings, db, now=LOCAL_NOON)
     row, task = ledger(db, "aviso-escalado")
     assert (row.status, row.attempts, task.status) == ("failed", 1, "planned")
@@ -409,11 +410,58 @@ def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db:
     run_cycle(settings, db, now=LOCAL_NOON + timedelta(minutes=10))
     failures = api.failures(db, "aviso-escalado")
     assert [(f["status"], f["attempts"]) for f in failures] == [("dead", 3)]
-    assert "500" in failures[0]["error"] or "Transient" in failures[0]["error"]
+    assert "403" in failures[0]["error"]
     run_cycle(settings, db, now=LOCAL_NOON + timedelta(hours=5))
     assert ledger(db, "aviso-escalado")[0].attempts == 3
     assert ledger(db, "aviso-escalado")[1].status == "cancelled"  # came after a dead one
     assert env["podio"].comments(item) == [] and env["podio"].tasks(item) == []
+
+
+@sqlite_only
+def test_a_tool_that_is_down_uses_up_no_attempts(sandbox: Sandbox, db: Database,
+                                                 tmp_path: Path) -> None:
+    """Podio answers 503 for hours: the comment is tried again (at most every 30 min) far past
+    RULES_MAX_ATTEMPTS, and goes out once Podio is back; only 3 days without an answer
+    would make it dead."""
+    config = make_config_dir(tmp_path)
+    settings = rule_settings(config, db, sandbox, rules_max_attempts=3)
+    sync_podio(settings, db)
+    run_cycle(settings, db, now=LOCAL_NOON)
+    env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
+    write_rule(config, "aviso.yaml", ESCALATED_COMMENT)
+    item = new_ticket(env, "Podio caído toda la tarde")
+    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    resync(env, db)
+    outage = sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
+                                status=503, count=10_000)
+    now = LOCAL_NOON
+    for _ in range(8):
+        run_cycle(settings, db, now=now)
+        row = ledger(db, "aviso-escalado")[0]
+        assert row.status == "failed", row.error
+        assert row.next_attempt_at is not None
+        assert row.next_attempt_at - now <= timedelta(minutes=30)
+        now = row.next_attempt_at
+    assert row.attempts == 8 > settings.rules_max_attempts
+    sandbox.faults.remove(outage)
+    run_cycle(settings, db, now=now)
+    assert [c["value"] for c in env["podio"].comments(item)] == [
+        "Escalado (Alta) por Diego Fuentes"]
+    assert {r.status for r in ledger(db, "aviso-escalado")} == {"done"}
+
+    other = new_ticket(env, "Podio caído tres días")
+    env["podio"].update_item_as(AGENT, other, {"estatus": "Escalado"})
+    resync(env, db)
+    sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
+                       status=503, count=10_000)
+    run_cycle(settings, db, now=now)
+    row = ledger(db, "aviso-escalado")[2]
+    assert row.status == "failed" and row.created_at is not None
+    run_cycle(settings, db, now=row.created_at + timedelta(days=3, minutes=1))
+    failures = api.failures(db, "aviso-escalado")
+    assert [f["status"] for f in failures] == ["dead"]
+    assert "no respondió en 3 días" in failures[0]["error"]
+    assert env["podio"].comments(other) == []
 
 
 @sqlite_only
