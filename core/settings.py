@@ -6,23 +6,81 @@ print. ``load_settings`` validates everything at start-up and reports every erro
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# The six Podio apps of the "Postventa" workspace (SPEC section 3), in sync order:
-# referenced apps first so references resolve in one pass.
-PODIO_APPS = ("clientes", "escuelas", "usuarios", "contratos", "facturas", "tickets")
+# PODIO_APP_<NAME>_ID / PODIO_APP_<NAME>_TOKEN of any app config/podio.yaml names.
+PODIO_APP_VARIABLE = re.compile(r"^podio_app_(?P<app>[a-z0-9_]+?)_(?P<part>id|token)$",
+                                re.IGNORECASE)
 
 # Podio documents about 1,000 calls per hour per user and API key (reference podio-api.md §3).
 PODIO_DOCUMENTED_HOURLY_QUOTA = 1000
+
+
+class PodioApp(BaseModel):
+    """One Podio app's id and app token (PODIO_APP_<NAME>_ID / _TOKEN)."""
+
+    id: int | None = None
+    token: SecretStr = SecretStr("")
+
+
+class PodioAppsSource(PydanticBaseSettingsSource):
+    """Every PODIO_APP_<NAME>_ID / _TOKEN variable, whatever the app: the environment over
+    `.env` (the apps themselves are those of config/podio.yaml, see ``Settings.podio_apps``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource,
+                 dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.sources = (dotenv, env)  # later wins
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # values come from __call__ only
+
+    def __call__(self) -> dict[str, Any]:
+        variables: dict[str, Any] = {}
+        for source in self.sources:
+            if isinstance(source, EnvSettingsSource):  # the dotenv source is one too
+                variables.update(source.env_vars)
+        return {"podio_app_credentials": _podio_app_values(variables)}
+
+
+def _podio_app_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{app: {id, token}} from PODIO_APP_<APP>_ID / _TOKEN keys (any case); empty ones
+    are unset."""
+    apps: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        found = PODIO_APP_VARIABLE.match(key)
+        if found and value not in (None, ""):
+            apps.setdefault(found["app"].lower(), {})[found["part"].lower()] = value
+    return apps
+
+
+def podio_app_names(config_dir: Path) -> list[str]:
+    """The apps config/podio.yaml names, in sync order (none when it cannot be read: the
+    Podio sync reports the file's problems as file:line)."""
+    try:
+        data = yaml.safe_load((config_dir / "podio.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    apps = data.get("apps") if isinstance(data, dict) else None
+    return [str(name) for name in apps] if isinstance(apps, dict) else []
 
 
 class Settings(BaseSettings):
@@ -45,18 +103,8 @@ class Settings(BaseSettings):
     podio_client_secret: SecretStr = SecretStr("")
     podio_username: str = ""
     podio_password: SecretStr = SecretStr("")
-    podio_app_clientes_id: int | None = None
-    podio_app_clientes_token: SecretStr = SecretStr("")
-    podio_app_escuelas_id: int | None = None
-    podio_app_escuelas_token: SecretStr = SecretStr("")
-    podio_app_usuarios_id: int | None = None
-    podio_app_usuarios_token: SecretStr = SecretStr("")
-    podio_app_tickets_id: int | None = None
-    podio_app_tickets_token: SecretStr = SecretStr("")
-    podio_app_contratos_id: int | None = None
-    podio_app_contratos_token: SecretStr = SecretStr("")
-    podio_app_facturas_id: int | None = None
-    podio_app_facturas_token: SecretStr = SecretStr("")
+    # PODIO_APP_<NAME>_ID / _TOKEN by app name (PodioAppsSource); read via podio_apps.
+    podio_app_credentials: dict[str, PodioApp] = {}
     podio_rate_limit_per_hour: int = PODIO_DOCUMENTED_HOURLY_QUOTA
     podio_sync_overlap_seconds: int = 120
     podio_page_size: int = Field(default=500, ge=1, le=500)
@@ -122,6 +170,32 @@ class Settings(BaseSettings):
     # instead of the wall clock, so a replayed day gives the same «ahora»/«hoy» every time.
     rules_frozen_now: datetime | None = None
 
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        apps = PodioAppsSource(settings_cls, env_settings, dotenv_settings)
+        return init_settings, env_settings, apps, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_arguments(cls, data: Any) -> Any:
+        """``podio_app_<name>_id=`` / ``_token=`` arguments override the variables."""
+        if not isinstance(data, dict):
+            return data
+        given = _podio_app_values({k: v for k, v in data.items() if isinstance(k, str)})
+        if not given:
+            return data
+        data = {k: v for k, v in data.items()
+                if not (isinstance(k, str) and PODIO_APP_VARIABLE.match(k))}
+        apps = {name: dict(values) for name, values in
+                (data.get("podio_app_credentials") or {}).items()}
+        for name, values in given.items():
+            apps.setdefault(name, {}).update(values)
+        return {**data, "podio_app_credentials": apps}
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -147,14 +221,13 @@ class Settings(BaseSettings):
 
     @cached_property
     def podio_apps(self) -> dict[str, tuple[int | None, str]]:
-        """App name -> (app id, app token) for the configured Podio apps."""
-        return {
-            name: (
-                getattr(self, f"podio_app_{name}_id"),
-                getattr(self, f"podio_app_{name}_token").get_secret_value(),
-            )
-            for name in PODIO_APPS
-        }
+        """App name -> (app id, app token) for every app of config/podio.yaml, in its order
+        (None and "" when PODIO_APP_<NAME>_ID / _TOKEN are not set)."""
+        apps = {}
+        for name in podio_app_names(Path(self.config_dir)):
+            app = self.podio_app_credentials.get(name.lower(), PodioApp())
+            apps[name] = (app.id, app.token.get_secret_value())
+        return apps
 
     @property
     def podio_configured(self) -> bool:
@@ -170,11 +243,10 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret's value, for redaction in logs and traces."""
-        return [
-            value.get_secret_value()
-            for value in self.__dict__.values()
-            if isinstance(value, SecretStr) and value.get_secret_value()
-        ]
+        values = [*self.__dict__.values(),
+                  *(app.token for app in self.podio_app_credentials.values())]
+        return [value.get_secret_value() for value in values
+                if isinstance(value, SecretStr) and value.get_secret_value()]
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -185,5 +257,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]).upper()
+            if error["loc"][:1] == ("podio_app_credentials",) and len(error["loc"]) == 3:
+                name = f"PODIO_APP_{error['loc'][1]}_{error['loc'][2]}".upper()
             lines.append(f"- {name}: {error['msg']} (set it in .env or the environment)")
         raise ConfigError("Invalid settings:\n" + "\n".join(lines)) from exc

@@ -1,38 +1,28 @@
 """What rules can read: the entities of the normalized model, in the admins' words.
 
-Each entity has Spanish field names (the Podio external_ids the admins already know, with
-``_`` for ``-``) mapped to model columns, and relations to other entities that the engine
-loads in bulk (one query per relation and rule, never one per entity).
+Each entity has Spanish field names mapped to model columns, and relations to other entities
+that the engine loads in bulk (one query per relation and rule, never one per entity).
 
-Category options are those of the demo workspace (SPEC section 3); a deployment whose Podio
-apps use other options edits ``OPTIONS`` below (validation warns about values outside them).
+The Podio-fed entities (ticket, cliente, escuela, ...) are derived from their declaration in
+``config/podio.yaml`` (``store.entities``): a field's name is its Podio external_id with
+``_`` for ``-``, its kind follows its type, a category field's ``options`` are those rules may
+compare with (validation warns about values outside them), references and staff fields are
+relations. Only what is not a Podio field is written here: the entities fed by Jira, Google
+and staff.yaml, and computed fields and relations (``EXTRA_FIELDS``, ``EXTRA_RELATIONS``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.models import (
-    Base,
-    Client,
-    Contact,
-    Contract,
-    Incident,
-    Invoice,
-    School,
-    Staff,
-    SurveyResponse,
-    Ticket,
-    UsageMetric,
-)
+from core.errors import ConfigError
+from core.settings import PROJECT_ROOT
+from store.entities import AppMap, PodioMapping, load_mapping
+from store.models import Base, Incident, Staff, SurveyResponse, UsageMetric
 
 # Field kinds as admins read them in messages.
 TEXT, NUMBER, INTEGER, DATE, DATETIME, BOOL, OPTION = (
     "texto", "número", "entero", "fecha", "fecha y hora", "sí/no", "opción")
-
-TICKET_STATUSES = ("Nuevo", "En atención", "Escalado", "Por validar", "Enviado a AM", "Cerrado")
-MODULES = ("Inscripciones", "Reinscripciones", "Admisiones", "Calificaciones", "Cobranza",
-           "Inicio de ciclo", "Cierre de ciclo", "Migraciones", "Otro")
 
 
 @dataclass(frozen=True)
@@ -135,87 +125,81 @@ def _add(entity: Entity) -> None:
     ENTITIES[entity.name] = entity
 
 
-_add(Entity(
-    "ticket", "tickets", Ticket, ("ticket",), podio_app="tickets",
-    fields=_fields(
-        *_synced_ids(True).values(),
-        _f("titulo", "title", TEXT), _f("descripcion", "description", TEXT),
-        _f("cliente_burbuja", "burbuja", BOOL), _f("producto", "product", TEXT),
-        _f("modulo", "module", OPTION, MODULES),
-        _f("canal", "channel", OPTION, ("WhatsApp", "Correo", "Teléfono", "Portal")),
-        _f("prioridad", "priority", OPTION, ("Baja", "Media", "Alta", "Crítica")),
-        _f("estatus", "status", OPTION, TICKET_STATUSES),
-        _f("estatus_desde", "status_since", DATETIME,
-           doc="desde cuándo tiene el ticket su estatus actual (hora de Podio)"),
-        _f("jira", "jira_key", TEXT, doc="clave de la incidencia en Jira"),
-        _f("respuesta", "answer", TEXT), _f("email_reportante", "reporter_email", TEXT),
-        _f("fecha_apertura", "opened_at", DATETIME),
-        _f("fecha_primera_respuesta", "first_response_at", DATETIME),
-        _f("fecha_cierre", "closed_at", DATETIME),
-        _f("tiempo_primera_respuesta", "first_response_hours", NUMBER),
-        _f("tiempo_cierre", "close_hours", NUMBER),
-        _f("tiempo_incidencia", "incident_hours", NUMBER),
-        _f("calificacion", "rating", NUMBER)),
-    relations=_relations(
-        Relation("escuela", "escuela", "school_id"), Relation("cliente", "cliente", "client_id"),
-        Relation("usuario", "usuario", "contact_id"),
-        _staff("am", "am_id"), _staff("csm", "csm_id"), _staff("responsable", "responsible_id"),
+# What Podio entities have beyond their app's fields (config/podio.yaml): fields the sync
+# computes, inserted after the named field, and relations found by other keys.
+EXTRA_FIELDS: dict[str, tuple[tuple[str, Field], ...]] = {
+    "ticket": (("estatus", _f("estatus_desde", "status_since", DATETIME,
+                             doc="desde cuándo tiene el ticket su estatus actual (hora de Podio)")),),
+}
+EXTRA_RELATIONS: dict[str, tuple[Relation, ...]] = {
+    "ticket": (
         Relation("incidencia", "incidencia", "jira_key", "key",
                  doc="la incidencia de Jira cuya clave está en el ticket"),
         Relation("ultima_encuesta", "encuesta", "id", "ticket_id", latest_by="submitted_at",
                  doc="la respuesta de encuesta más reciente del ticket"),
         Relation("usuario_reportante", "usuario", "reporter_email", "email", casefold=True,
                  doc="el usuario cuyo email es el del reportante")),
-))
+}
+# Podio field types as admins read them; a category field with options is an OPTION.
+PODIO_KINDS = {"text": TEXT, "html": TEXT, "email": TEXT, "phone": TEXT, "category": TEXT,
+               "yes_no": BOOL, "date": DATE, "datetime": DATETIME, "number": NUMBER,
+               "decimal": NUMBER, "money": NUMBER}
 
-_add(Entity(
-    "cliente", "clientes", Client, ("client",), podio_app="clientes",
-    fields=_fields(
-        *_synced_ids(True).values(),
-        _f("nombre", "name", TEXT), _f("segmento", "segment", OPTION, ("TOP", "Estándar")),
-        _f("cliente_burbuja", "burbuja", BOOL), _f("producto", "product", TEXT),
-        _f("estatus", "status", OPTION, ("Onboarding", "Activo", "En riesgo", "Baja")),
-        _f("region", "region", OPTION, ("Tijuana", "Tecate", "Bajío")),
-        _f("fecha_alta", "signed_on", DATE), _f("onboarding_finalizado", "onboarding_done_on", DATE),
-        _f("decisor", "decision_maker", TEXT), _f("mrr", "mrr", NUMBER),
-        _f("salud", "health_score", NUMBER), _f("banda_salud", "health_band", TEXT)),
-    relations=_relations(_staff("am", "am_id"), _staff("csm", "csm_id")),
-))
 
-_add(Entity(
-    "escuela", "escuelas", School, ("school",), podio_app="escuelas",
-    fields=_fields(*_synced_ids(True).values(), _f("nombre", "name", TEXT),
-                   _f("nivel", "level", TEXT), _f("ciudad", "city", TEXT)),
-    relations=_relations(Relation("cliente", "cliente", "client_id")),
-))
+def _podio_fields(entity: str, app: AppMap) -> dict[str, Field]:
+    """The app's fields in order; a money field's currency when its table keeps one."""
+    out = list(_synced_ids(True).values())
+    extra = dict(EXTRA_FIELDS.get(entity, ()))
+    for column, spec in app.fields.items():
+        if spec.type in ("ref", "staff"):
+            continue
+        out.append(_f(spec.rule_name, column, OPTION if spec.options else PODIO_KINDS[spec.type],
+                      tuple(spec.options or ()), spec.doc))
+        if spec.type == "money" and "currency" in app.model.__table__.columns:
+            out.append(_f("moneda", "currency", TEXT))
+        if spec.rule_name in extra:
+            out.append(extra[spec.rule_name])
+    return _fields(*out)
 
-_add(Entity(
-    "usuario", "usuarios", Contact, ("contact",), podio_app="usuarios",
-    fields=_fields(*_synced_ids(True).values(), _f("nombre", "name", TEXT),
-                   _f("email", "email", TEXT), _f("telefono", "phone", TEXT),
-                   _f("rol", "role", OPTION, ("Directivo", "Operativo"))),
-    relations=_relations(Relation("escuela", "escuela", "school_id")),
-))
 
-_add(Entity(
-    "contrato", "contratos", Contract, ("contract",), podio_app="contratos",
-    fields=_fields(*_synced_ids(True).values(),
-                   _f("tipo", "kind", OPTION, ("Nuevo", "Renovación")),
-                   _f("inicio", "starts_on", DATE), _f("fin", "ends_on", DATE),
-                   _f("monto", "amount", NUMBER), _f("moneda", "currency", TEXT),
-                   _f("estatus", "status", OPTION,
-                      ("Vigente", "En renovación", "Renovado", "Cancelado"))),
-    relations=_relations(Relation("cliente", "cliente", "client_id")),
-))
+def _podio_relations(entity: str, app: AppMap, mapping: PodioMapping) -> dict[str, Relation]:
+    """References (to the entity of the referenced table) and staff fields, each followed
+    by the derived columns read through it, then the entity's extra relations."""
+    entity_of = {a.table: a.entity for a in mapping.apps.values()}
+    out: list[Relation] = []
+    for column, spec in app.fields.items():
+        if spec.type == "staff":
+            out.append(_staff(spec.rule_name, column))
+        elif spec.type == "ref" and spec.table and spec.fk:
+            out.append(Relation(spec.rule_name, entity_of[spec.table], spec.fk))
+            for derived_column, derived in app.derived.items():
+                if derived.from_ == spec.fk:
+                    out.append(_derived_relation(derived_column, derived.table, derived.column,
+                                                 mapping, entity_of))
+    return _relations(*out, *EXTRA_RELATIONS.get(entity, ()))
 
-_add(Entity(
-    "factura", "facturas", Invoice, ("invoice",), podio_app="facturas",
-    fields=_fields(*_synced_ids(True).values(), _f("folio", "folio", TEXT),
-                   _f("monto", "amount", NUMBER), _f("moneda", "currency", TEXT),
-                   _f("vencimiento", "due_on", DATE), _f("pagada", "paid_on", DATE),
-                   _f("estatus", "status", TEXT)),
-    relations=_relations(Relation("cliente", "cliente", "client_id")),
-))
+
+def _derived_relation(column: str, table: str, source_column: str, mapping: PodioMapping,
+                      entity_of: dict[str, str]) -> Relation:
+    """The relation a derived column stands for: the reference of ``table`` it copies."""
+    found = mapping.app_of_table(table)
+    ref = next((f for f in found[1].fields.values() if f.fk == source_column), None) \
+        if found else None
+    if ref is None or ref.table is None:
+        raise ConfigError(f"config/podio.yaml: la columna derivada {column} copia "
+                          f"{table}.{source_column}, que no es una referencia de una app")
+    return Relation(ref.rule_name, entity_of[ref.table], column)
+
+
+def _add_podio_entities(mapping: PodioMapping) -> None:
+    """One entity per app of config/podio.yaml, in sync order."""
+    for name, app in mapping.apps.items():
+        _add(Entity(app.entity, name, app.model, (app.entity,), podio_app=name,
+                    fields=_podio_fields(app.entity, app),
+                    relations=_podio_relations(app.entity, app, mapping)))
+
+
+_add_podio_entities(load_mapping(PROJECT_ROOT / "config"))
 
 _add(Entity(
     "encuesta", "encuestas", SurveyResponse, ("survey", "survey_response"),

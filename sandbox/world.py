@@ -34,7 +34,7 @@ JIRA_PROJECT_NAMES = {"SOP": "Soporte N2", "DEV": "Desarrollo", "PROD": "Product
 # Podio items: app ids and item ids of the seeded world are fixed functions of the world keys.
 PODIO_SPACE_ID = 2001
 PODIO_APP_IDS = {"clientes": 30001, "escuelas": 30002, "usuarios": 30003, "tickets": 30004,
-                 "contratos": 30005, "facturas": 30006}
+                 "contratos": 30005, "facturas": 30006, "seguimientos": 30007}
 _PODIO_ITEM_BASE = {"clientes": 1_000_000, "escuelas": 2_000_000, "usuarios": 3_000_000,
                     "tickets": 4_000_000, "contratos": 5_000_000, "facturas": 6_000_000}
 PODIO_NEW_ITEM_START = 9_000_000  # items created at run time get ids from here on

@@ -208,6 +208,19 @@ class Invoice(Synced, Base):
     status: Mapped[str | None] = mapped_column(String(40))
 
 
+class CheckIn(Synced, Base):
+    """An account follow-up by an AM (Podio app Seguimientos): check-in, review, call."""
+
+    __tablename__ = "check_ins"
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    client_source_id: Mapped[str | None] = mapped_column(String(64))
+    happened_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kind: Mapped[str | None] = mapped_column(String(60))
+    am_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+
+
 class UsageMetric(Synced, Base):
     """One weekly usage row per client (source 'sheets', source_id = client:week)."""
 

@@ -13,7 +13,7 @@ import yaml
 from core.settings import PROJECT_ROOT, load_settings
 from rules import api
 from rules.calendar import BusinessCalendar
-from rules.catalog import MODULES, TICKET_STATUSES
+from rules.catalog import ENTITIES
 from rules.event_match import person_changes
 from rules.expr import EvalError, ExprCompiler, run_env_ctx
 from rules.functions import Env
@@ -26,6 +26,8 @@ CONFIG = PROJECT_ROOT / "config"
 RULES = CONFIG / "rules"
 CALENDAR = BusinessCalendar.load(CONFIG)
 NOW = datetime(2026, 11, 18, 20, 0)
+MODULES = ENTITIES["ticket"].fields["modulo"].options  # config/podio.yaml
+TICKET_STATUSES = ENTITIES["ticket"].fields["estatus"].options
 CSAT_FORM = "https://docs.google.com/forms/d/e/1FAIpQLSexample/viewform"
 
 

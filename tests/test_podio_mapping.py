@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from connectors.podio.mapping import MappingError, convert, item_to_row, to_podio_value
-from connectors.podio.streams import FieldMap, load_mapping
 from core.settings import PROJECT_ROOT
+from store.entities import FieldMap, load_mapping
 
 STAFF = {5002: 2}
 

@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from connectors.podio import actions
 from connectors.podio.client import PodioClient
 from connectors.podio.mapping import convert, format_podio_time
-from connectors.podio.streams import FieldMap
 from connectors.podio.sync import sync_podio
 from core.errors import AuthError, TransientError
-from core.settings import Settings, load_settings
+from core.settings import PROJECT_ROOT, Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
 from store.db import Database
+from store.entities import FieldMap, load_mapping
 from store.models import (
     ChangeEvent,
     Client,
@@ -32,6 +32,7 @@ from store.models import (
 )
 
 AGENT = "agente-1@saeko.test"
+APPS = len(load_mapping(PROJECT_ROOT / "config").apps)
 
 
 def podio_settings(sandbox: Sandbox, db: Database, **extra: Any) -> Settings:
@@ -92,7 +93,7 @@ def test_incremental_sync_fetches_only_changes(sandbox: Sandbox, db: Database) -
     sync_podio(settings, db)
     sandbox.calls.reset()
     idle = sync_podio(settings, db)
-    assert filter_calls(sandbox) == 6  # one call per app when nothing changed
+    assert filter_calls(sandbox) == APPS  # one call per app when nothing changed
     assert sum(r.counts.updated + r.counts.created for r in idle) == 0
 
     tickets = podio.items("tickets")[:3]
@@ -101,7 +102,7 @@ def test_incremental_sync_fetches_only_changes(sandbox: Sandbox, db: Database) -
     sandbox.calls.reset()
     reports = by_stream(sync_podio(settings, db))
     assert reports["tickets"].counts.updated == 3
-    assert filter_calls(sandbox) == 6  # 1 + ceil(3 / 500) for tickets, 1 for each other app
+    assert filter_calls(sandbox) == APPS  # 1 + ceil(3 / 500) for tickets, 1 for each other app
     with db.session() as s:
         rows = s.scalars(select(Ticket).where(Ticket.source_id.in_([str(t) for t in tickets])))
         assert {r.answer for r in rows} == {"r0", "r1", "r2"}
@@ -182,10 +183,10 @@ def test_bad_credentials_name_the_setting(sandbox: Sandbox, db: Database) -> Non
     settings = podio_settings(sandbox, db, podio_password="wrong")
     client = PodioClient.from_settings(settings)
     with pytest.raises(AuthError, match="PODIO_USERNAME/PODIO_PASSWORD"):
-        client.get_app(settings.podio_app_tickets_id)
+        client.get_app(settings.podio_apps["tickets"][0])
     bad_key = PodioClient.from_settings(podio_settings(sandbox, db, podio_client_secret="x"))
     with pytest.raises(AuthError, match="PODIO_CLIENT_ID"):
-        bad_key.get_app(settings.podio_app_tickets_id)
+        bad_key.get_app(settings.podio_apps["tickets"][0])
 
 
 def test_update_fields_writes_every_type_in_one_call(sandbox: Sandbox, db: Database) -> None:
@@ -199,7 +200,7 @@ def test_update_fields_writes_every_type_in_one_call(sandbox: Sandbox, db: Datab
     actions.update_fields(client, ticket, {
         "escuela": school, "am": 5003, "cliente-burbuja": True, "producto": "Saeko Cobranza",
         "modulo": "Cobranza", "fecha-cierre": closed, "tiempo-cierre": 3.5,
-        "respuesta": "Listo"}, app_id=settings.podio_app_tickets_id)
+        "respuesta": "Listo"}, app_id=settings.podio_apps["tickets"][0])
     assert sandbox.calls.total("podio", "PUT /item/") == 1
     values = podio.values(ticket)
     assert values["escuela"] == [school] and values["am"] == [5003]
@@ -254,7 +255,7 @@ def test_a_failed_page_keeps_the_committed_ones_and_the_next_sync_resumes(
     podio = sandbox.tools["podio"]
     settings = podio_settings(sandbox, db, podio_page_size=25)
     sandbox.faults.add(kind="status", tool="podio", status=500, skip=2, count=50,
-                       path=f"/item/app/{settings.podio_app_tickets_id}/filter")
+                       path=f"/item/app/{settings.podio_apps['tickets'][0]}/filter")
     failed = by_stream(sync_podio(settings, db))["tickets"]
     assert failed.error is not None and failed.counts.created == 50
     with db.session() as s:

@@ -52,7 +52,7 @@ def health(settings: Settings) -> str:
 
 
 def _config_summary(settings: Settings) -> str:
-    from connectors.podio.streams import load_mapping
+    from store.entities import load_mapping
 
     return f"{len(load_mapping(settings.config_dir).apps)} apps mapeadas"
 
@@ -65,7 +65,7 @@ def _quota(settings: Settings, podio: PodioClient) -> dict[str, Any]:
 
 def _mapped_fields(config_dir: Path) -> dict[str, list[MappedField]]:
     """app -> its mapped fields (config/podio.yaml)."""
-    from connectors.podio.streams import load_mapping
+    from store.entities import load_mapping
 
     return {name: [MappedField(column, spec.field, spec.type, spec.fk)
                    for column, spec in app.fields.items()]

@@ -10,11 +10,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.podio.streams import AppMap, FieldMap
+from store.entities import AppMap, FieldMap
 
 PODIO_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Podio object timestamps: UTC, no "T", no zone
 YES = {"sí", "si", "yes", "true"}
-TABLES_WITH_CURRENCY = {"contracts", "invoices"}
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -117,7 +116,7 @@ def item_to_row(item: Mapping[str, Any], app: AppMap, staff: Mapping[int, int]) 
         if value is None and spec.required:
             raise MappingError(f"falta el campo obligatorio {spec.field!r}")
         row[column] = value
-        if spec.type == "money" and app.table in TABLES_WITH_CURRENCY and value is not None:
+        if spec.type == "money" and value is not None and "currency" in app.model.__table__.columns:
             row["currency"] = values[spec.field][0].get("currency")
     return row
 

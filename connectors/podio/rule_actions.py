@@ -153,8 +153,8 @@ def _coerce(column: Any, value: Any) -> Any:
 def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> None:
     """Put the fields just written into the model row (and its references' foreign keys),
     as the next sync will read them back."""
-    from connectors.podio.streams import load_mapping
     from connectors.podio.sync import resolve_references
+    from store.entities import load_mapping
 
     entity = ENTITIES[payload["entity"]]
     row: Any = session.scalars(select(entity.model).where(

@@ -1,20 +1,16 @@
-"""Podio streams as declarations: one per app, read from config/podio.yaml, run by
-``connectors.runner``; the keyset paginator they page with."""
+"""Podio streams as declarations: one per app of config/podio.yaml (``store.entities``),
+run by ``connectors.runner``; the keyset paginator they page with."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from connectors.paging import Paginator
 from connectors.podio import deletions
 from connectors.runner import Record, Stream, StreamRun
-from core.yamlconf import load_yaml_model
-from store.models import Base, Client, Contact, Contract, Invoice, School, Ticket
+from store.entities import AppMap
 
 if TYPE_CHECKING:
     from connectors.podio.client import PodioClient
@@ -24,43 +20,6 @@ if TYPE_CHECKING:
 SOURCE = "podio"
 # Upper bound on pages per stream per cycle: 2,000 pages x 500 items = 1,000,000 items.
 MAX_PAGES = 2000
-
-FieldType = Literal["text", "html", "category", "yes_no", "staff", "ref", "date", "datetime",
-                    "number", "decimal", "money", "email", "phone"]
-TABLES: dict[str, type[Base]] = {
-    "clients": Client, "schools": School, "contacts": Contact, "contracts": Contract,
-    "invoices": Invoice, "tickets": Ticket,
-}
-
-
-class FieldMap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    field: str
-    type: FieldType
-    required: bool = False
-    table: str | None = None  # ref: the table the referenced item lives in
-    fk: str | None = None  # ref: the foreign-key column resolved from it
-    default: Literal["created_on"] | None = None
-
-
-class Derived(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    from_: str = Field(alias="from")
-    table: str
-    column: str
-
-
-class AppMap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    table: Literal["clients", "schools", "contacts", "contracts", "invoices", "tickets"]
-    entity: str
-    fields: dict[str, FieldMap]
-    derived: dict[str, Derived] = {}
-
-
-class PodioMapping(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    apps: dict[str, AppMap]
 
 
 class EditTimePaginator(Paginator[tuple[datetime | None, int]]):
@@ -109,7 +68,7 @@ class PodioStream(Stream):
         self.name = name
         self.app_id = app_id
         self.mapping = mapping
-        self.model = TABLES[mapping.table]
+        self.model = mapping.model
         self.entity = mapping.entity
         self.staff = staff
         self.settings = settings
@@ -169,22 +128,3 @@ class PodioStream(Stream):
 
     def finish(self, db: Database, run: StreamRun) -> None:
         deletions.after_changes(db, self, run)
-
-
-# Parsed mappings by (file, mtime, size): the sync, every webhook and every rule cycle read
-# the mapping, and validating the YAML costs ~15 ms; an edit changes the key.
-_MAPPINGS: dict[tuple[str, int, int], PodioMapping] = {}
-
-
-def load_mapping(config_dir: Path) -> PodioMapping:
-    """config/podio.yaml, validated (errors as file:line); re-read when the file changes."""
-    path = config_dir / "podio.yaml"
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_yaml_model(path, PodioMapping)  # reports the missing file as usual
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _MAPPINGS:
-        _MAPPINGS.clear()
-        _MAPPINGS[key] = load_yaml_model(path, PodioMapping)
-    return _MAPPINGS[key]

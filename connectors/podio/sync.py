@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from connectors.base import ProgressFn
 from connectors.podio.client import PodioClient
 from connectors.podio.deletions import item_gone
-from connectors.podio.streams import SOURCE, TABLES, PodioStream, load_mapping
+from connectors.podio.streams import SOURCE, PodioStream
 from connectors.runner import run_stream, single_outcome, write_page
 from core.errors import RemoteDataError
 from core.settings import Settings
 from store.db import Database
+from store.entities import TABLES, load_mapping
 from store.models import Staff
 from store.staff import sync_staff
 from store.sync import SyncReport, mark_deleted

@@ -1,4 +1,4 @@
-"""The six apps of the "Postventa" workspace (SPEC §3): fields, options and their JSON shapes.
+"""The apps of the "Postventa" workspace (SPEC §3): fields, options and their JSON shapes.
 
 Field ids are ``app_id * 100 + position`` and category option ids are ``1..n`` per field
 (both stable). Labels are Spanish; external_ids are what the connector maps by.
@@ -186,7 +186,7 @@ def money(ext: str, label: str) -> FieldDef:
 
 
 def build_apps() -> dict[str, AppDef]:
-    """The six apps, keyed by world name (clientes, escuelas, ...)."""
+    """The apps, keyed by world name (clientes, escuelas, ...)."""
     statuses = ["Onboarding", "Activo", "En riesgo", "Baja"]
     apps = [
         AppDef("clientes", "Clientes", "Cliente", "9.png", [
@@ -244,6 +244,15 @@ def build_apps() -> dict[str, AppDef]:
             money("monto", "Monto"), date("vencimiento", "Vencimiento"),
             date("pagada", "Pagada"),
             category("estatus", "Estatus", ["Pagada", "Pendiente", "Vencida"]),
+        ]),
+        # The AMs' account follow-ups (M1, M8); created by staff at run time, none seeded.
+        AppDef("seguimientos", "Seguimientos", "Seguimiento", "41.png", [
+            text("titulo", "Título"), app_ref("cliente", "Cliente", "clientes"),
+            date("fecha", "Fecha"),
+            category("tipo", "Tipo", ["Check-in", "Revisión trimestral",
+                                      "Llamada de recuperación", "Capacitación"]),
+            contact("am", "AM"), text("notas", "Notas"),
+            category("resultado", "Resultado", ["Realizado", "Reprogramado", "Cancelado"]),
         ]),
     ]
     return {a.name: a for a in apps}
