@@ -59,6 +59,12 @@ class Rejected(Exception):
         self.reason = reason
 
 
+def is_id(value: object) -> bool:
+    """A tool's numeric id as a delivery carries it: ASCII digits only (no sign, no space)."""
+    text = str(value)
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True)
 class Webhooks:
     """How a tool's webhook deliveries are received and then processed by the inbox.

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors import registry
-from connectors.registry import Connector, Rejected, Webhooks
+from connectors.registry import Connector, Rejected, Webhooks, is_id
 from core.settings import Settings
 from store.db import Database, utcnow
 from store.models import WebhookInbox
@@ -40,7 +40,7 @@ class BodyTooLarge(Exception):
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and _is_id(declared) and int(declared) > MAX_BODY_BYTES:
+    if declared and is_id(declared) and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge
     body = b""
     async for chunk in request.stream():
@@ -59,11 +59,6 @@ def _store(db: Database, source: str, key: str, event_type: str, payload: dict[s
     except IntegrityError:
         return False
     return True
-
-
-def _is_id(value: object) -> bool:
-    text = str(value)
-    return text.isascii() and text.isdigit()
 
 
 def build_routes(settings: Settings, db: Database, notify: Any = None) -> list[Route]:

@@ -105,8 +105,9 @@ def _staff(config_dir: Path) -> list[dict[str, Any]]:
     from core.yamlconf import load_yaml_model
     from store.staff import StaffFile
 
+    # The `personal` entity's fields, read from the file's entries (same columns as the
+    # staff table), so staff look the same whether a rule reads them from here or the model.
+    fields = [(f.name, f.column) for f in ENTITIES["personal"].fields.values() if f.name != "id"]
     entries = load_yaml_model(config_dir / "staff.yaml", StaffFile).staff
-    return [{"_entity": "personal", "clave": e.key, "nombre": e.name, "email": e.email,
-             "rol": e.role, "region": e.region, "capacidad": e.capacity, "activo": e.active,
-             "usuario_podio": e.podio_user_id, "perfil_podio": e.podio_profile_id,
-             "cuenta_jira": e.jira_account_id} for e in entries]
+    return [{"_entity": "personal", **{name: getattr(e, column) for name, column in fields}}
+            for e in entries]

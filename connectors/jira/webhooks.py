@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.registry import Delivery, Rejected
+from connectors.registry import Delivery, Rejected, is_id
 
 if TYPE_CHECKING:
     from connectors.jira.client import JiraClient
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from store.db import Database
 
 ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created")
-
-
-def _is_id(value: object) -> bool:
-    text = str(value)
-    return text.isascii() and text.isdigit()
 
 
 def problem(payload: Any) -> str | None:
@@ -39,7 +34,7 @@ def problem(payload: Any) -> str | None:
     if issue is not None or event.startswith(("jira:issue_", "comment_")):
         if not isinstance(issue, dict):
             return f"{event}: 'issue' must be an object, not {type(issue).__name__}"
-        if not _is_id(issue.get("id", "")):
+        if not is_id(issue.get("id", "")):
             return f"{event}: issue.id missing or not a number"
     return None
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from connectors.registry import Delivery, HookPlan, Rejected
+from connectors.registry import Delivery, HookPlan, Rejected, is_id
 
 if TYPE_CHECKING:
     from connectors.podio.client import PodioClient
@@ -23,21 +23,16 @@ HOOK_TYPES = ("item.create", "item.update", "item.delete")
 ITEM_EVENTS = ("item.create", "item.update", "item.delete")
 
 
-def _is_id(value: object) -> bool:
-    text = str(value)
-    return text.isascii() and text.isdigit()
-
-
 def problem(fields: Any) -> str | None:
     """Why a Podio delivery cannot be processed (None when its shape is usable)."""
     if not isinstance(fields, dict):
         return "expected the fields of a Podio delivery"
     kind = fields.get("type", "")
-    if kind not in EVENTS or not _is_id(fields.get("hook_id", "")):
+    if kind not in EVENTS or not is_id(fields.get("hook_id", "")):
         return f"unknown or incomplete Podio event {kind!r}"
-    if kind != "hook.verify" and not _is_id(fields.get("item_id", "")):
+    if kind != "hook.verify" and not is_id(fields.get("item_id", "")):
         return "item_id missing or not a number"
-    if fields.get("item_revision_id") not in (None, "") and not _is_id(fields["item_revision_id"]):
+    if fields.get("item_revision_id") not in (None, "") and not is_id(fields["item_revision_id"]):
         return "item_revision_id is not a number"
     return None
 
