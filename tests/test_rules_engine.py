@@ -384,18 +384,27 @@ def test_a_rule_that_raises_keeps_its_events_for_a_retry(
         assert s.scalars(select(RuleEventRetry)).all() == []
 
 
-@sqlite_only
-def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db: Database,
-                                                           tmp_path: Path) -> None:
+def escalated_with_three_attempts(sandbox: Sandbox, db: Database,
+                                  tmp_path: Path) -> dict[str, Any]:
+    """A store switched on with RULES_MAX_ATTEMPTS=3, the ESCALATED_COMMENT rule, and a ticket
+    just escalated (synced, not evaluated yet); ``env["item"]`` is its id."""
     config = make_config_dir(tmp_path)
     settings = rule_settings(config, db, sandbox, rules_max_attempts=3)
     sync_podio(settings, db)
     run_cycle(settings, db, now=LOCAL_NOON)
     env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
     write_rule(config, "aviso.yaml", ESCALATED_COMMENT)
-    item = new_ticket(env, "Podio rechaza el comentario")
-    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
+    env["item"] = new_ticket(env, "Podio falla al comentar")
+    env["podio"].update_item_as(AGENT, env["item"], {"estatus": "Escalado"})
     resync(env, db)
+    return env
+
+
+@sqlite_only
+def test_failed_action_is_retried_then_dead_with_its_error(sandbox: Sandbox, db: Database,
+                                                           tmp_path: Path) -> None:
+    env = escalated_with_three_attempts(sandbox, db, tmp_path)
+    settings, item = env["settings"], env["item"]
     # Podio refuses the comment for a reason we do not know (not busy, not a bad request).
     sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
                        status=403, count=100)
@@ -423,15 +432,8 @@ def test_a_tool_that_is_down_uses_up_no_attempts(sandbox: Sandbox, db: Database,
     """Podio answers 503 for hours: the comment is tried again (at most every 30 min) far past
     RULES_MAX_ATTEMPTS, and goes out once Podio is back; only 3 days without an answer
     would make it dead."""
-    config = make_config_dir(tmp_path)
-    settings = rule_settings(config, db, sandbox, rules_max_attempts=3)
-    sync_podio(settings, db)
-    run_cycle(settings, db, now=LOCAL_NOON)
-    env = {"settings": settings, "config": config, "podio": sandbox.tools["podio"]}
-    write_rule(config, "aviso.yaml", ESCALATED_COMMENT)
-    item = new_ticket(env, "Podio caído toda la tarde")
-    env["podio"].update_item_as(AGENT, item, {"estatus": "Escalado"})
-    resync(env, db)
+    env = escalated_with_three_attempts(sandbox, db, tmp_path)
+    settings, item = env["settings"], env["item"]
     outage = sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
                                 status=503, count=10_000)
     now = LOCAL_NOON
