@@ -20,14 +20,13 @@ from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
 from sandbox.server import Sandbox, SandboxServer
 from store.db import Database
+from store.entities import load_mapping
 from store.models import (
     ActionLedger,
+    Base,
     Client,
-    Contact,
-    Contract,
     DeadLetter,
     Incident,
-    Invoice,
     School,
     Staff,
     SurveyResponse,
@@ -39,10 +38,10 @@ from store.models import (
 # enough of each kind for every desk automation to have something to fire on.
 DEMO_PLAN = (("new_ticket",) * 10 + ("escalate",) * 3 + ("answer",) * 5 + ("work",) * 6
              + ("resolve_jira",) * 4 + ("csat",) * 6)
-MODEL_TABLES = [("clientes", Client), ("escuelas", School), ("usuarios", Contact),
-                ("tickets", Ticket), ("contratos", Contract), ("facturas", Invoice),
-                ("incidencias Jira", Incident), ("encuestas", SurveyResponse),
-                ("uso semanal", UsageMetric), ("cartas muertas", DeadLetter)]
+# The tables fed by other tools than Podio (Podio's apps come from config/podio.yaml).
+OTHER_TABLES: list[tuple[str, type[Base]]] = [
+    ("incidencias Jira", Incident), ("encuestas", SurveyResponse), ("uso semanal", UsageMetric),
+    ("cartas muertas", DeadLetter)]
 
 
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
@@ -95,7 +94,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"ya estaba en el modelo; "
                       f"{sum(r.counts.updated for r in after.reports)} registros con cambios, "
                       f"{sum(r.api_calls for r in after.reports)} llamadas API.")
-        _print_model(console, db)
+        _print_model(console, settings, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
         console.print(f"• Ajustes del sandbox: {folder / 'demo.env'}")
@@ -187,12 +186,14 @@ def _where(rows: list[ActionLedger]) -> str:
     return shown + (f" (+{len(refs) - SHOWN_REFS})" if len(refs) > SHOWN_REFS else "") or "—"
 
 
-def _print_model(console: Console, db: Database) -> None:
+def _print_model(console: Console, settings: Settings, db: Database) -> None:
     with db.session() as s:
         counts = Table(title="Modelo normalizado")
         counts.add_column("tabla")
         counts.add_column("filas", justify="right")
-        for label, model in MODEL_TABLES:
+        podio: list[tuple[str, type[Base]]] = [
+            (name, app.model) for name, app in load_mapping(settings.config_dir).apps.items()]
+        for label, model in [*podio, *OTHER_TABLES]:
             counts.add_row(label, str(s.scalar(select(func.count()).select_from(model))))
         console.print(counts)
         sample = Table(title="Tickets recientes (muestra)")
