@@ -19,15 +19,15 @@ from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world, podio_item_id
 from store.db import Database
 from tests.conftest import WORLD_NOW
-from tests.test_automations_desk import (
+from tests.desk_helpers import (
     AGENT,
     AGENT_PROFILE,
     DEV,
     Desk,
-    _scenario_config,
+    scenario_config,
     user_of,
 )
-from tests.test_rules_engine import SimulatedCrash
+from tests.rules_helpers import SimulatedCrash
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
         db.upgrade()
         env = {k.lower(): v for k, v in box.env().items()
                if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
-        settings = load_settings(database_url=url, config_dir=_scenario_config(tmp_path),
+        settings = load_settings(database_url=url, config_dir=scenario_config(tmp_path),
                                  podio_retry_base_seconds=0.01, **env)
         runtime = ActionRuntime(settings)
         try:

@@ -227,7 +227,7 @@ def test_update_fields_writes_every_type_in_one_call(sandbox: Sandbox, db: Datab
 def test_tasks_and_comments_carry_their_marker_and_are_found_by_it(sandbox: Sandbox,
                                                                    db: Database) -> None:
     """The primitives create and find; a lost response is an error the ledger resolves
-    by finding the marker (creating once is the ledger's job, tests/test_rules_engine)."""
+    by finding the marker (creating once is the ledger's job, tests/test_rules_exactly_once)."""
     podio = sandbox.tools["podio"]
     client = PodioClient.from_settings(podio_settings(sandbox, db))
     ticket = podio.items("tickets")[2]
