@@ -11,15 +11,17 @@ import pytest
 from sqlalchemy import func, select, update
 
 from connectors.podio.sync import sync_podio
-from core.settings import load_settings
+from core.settings import PROJECT_ROOT, load_settings
 from jobs.hooks import register_hooks
 from jobs.service import Service
 from sandbox.server import Sandbox
 from store.db import Database, utcnow
+from store.entities import load_mapping
 from store.models import ChangeEvent, Ticket, WebhookInbox
 from tests.test_serve_webhooks import TOKEN, free_port
 
 AGENT = "agente-2@saeko.test"
+APPS = len(load_mapping(PROJECT_ROOT / "config").apps)
 
 
 def wait_for(check: Callable[[], object], timeout: float = 15.0) -> object:
@@ -56,7 +58,8 @@ def test_hooks_verified_and_deliveries_update_the_model(sandbox: Sandbox, db: Da
                                                         served: Service) -> None:
     podio = sandbox.tools["podio"]
     plans = register_hooks(served.settings, served.runtime)
-    assert {p.status for p in plans} == {"created"} and len(plans) == 18
+    # three hooks (create, update, delete) per app
+    assert {p.status for p in plans} == {"created"} and len(plans) == 3 * APPS
     wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
     again = register_hooks(served.settings, served.runtime)
     assert all(p.status.startswith("exists") for p in again)  # idempotent
