@@ -9,9 +9,12 @@ from datetime import datetime
 
 import pytest
 
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import World, build_world
-from store.db import Database
+# Shared helper modules assert too: let pytest explain their failures like a test's.
+pytest.register_assert_rewrite("tests.desk_helpers", "tests.rules_helpers")
+
+from sandbox.server import Sandbox, SandboxServer  # noqa: E402
+from sandbox.world import World, build_world  # noqa: E402
+from store.db import Database  # noqa: E402
 
 # A fixed "now" for the demo world (a Wednesday afternoon), so tests are deterministic.
 WORLD_NOW = datetime(2026, 11, 18, 20, 0, 0)
