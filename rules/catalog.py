@@ -118,10 +118,18 @@ ENTITIES: dict[str, Entity] = {}
 
 
 def _add(entity: Entity) -> None:
-    clash = set(entity.fields) & set(entity.relations)
-    assert not clash, f"{entity.name}: {clash} is both a field and a relation"
-    reserved = set(dir(dict))
-    assert not (set(entity.member_names()) & reserved), f"{entity.name}: name clashes with dict"
+    """Register an entity; a clash is a ConfigError (Podio's come from config/podio.yaml)."""
+    problems = []
+    if entity.name in ENTITIES:
+        problems.append(f'la entidad "{entity.name}" ya existe')
+    if clash := set(entity.fields) & set(entity.relations):
+        problems.append(f"{', '.join(sorted(clash))}: campo y relación a la vez")
+    if reserved := set(entity.member_names()) & set(dir(dict)):
+        problems.append(f"{', '.join(sorted(reserved))}: nombre reservado")
+    if problems:
+        where = f"config/podio.yaml, app {entity.podio_app}" if entity.podio_app \
+            else "rules/catalog.py"
+        raise ConfigError(f"{where}: " + "; ".join(problems))
     ENTITIES[entity.name] = entity
 
 

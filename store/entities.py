@@ -112,6 +112,18 @@ class PodioMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
     apps: dict[str, AppMap]
 
+    @model_validator(mode="after")
+    def _one_app_per_entity_and_table(self) -> PodioMapping:
+        for key in ("entity", "table"):
+            seen: dict[str, str] = {}
+            for name, app in self.apps.items():
+                value = getattr(app, key)
+                if value in seen:
+                    raise ValueError(f"las apps {seen[value]} y {name} tienen el mismo "
+                                     f"{key} {value!r}: cada app alimenta su propia tabla y entidad")
+                seen[value] = name
+        return self
+
     def app_of_table(self, table: str) -> tuple[str, AppMap] | None:
         """The app (name, map) that feeds ``table``, if any."""
         return next(((n, a) for n, a in self.apps.items() if a.table == table), None)
