@@ -179,6 +179,9 @@ def _podio_relations(entity: str, app: AppMap, mapping: PodioMapping) -> dict[st
         if spec.type == "staff":
             out.append(_staff(spec.rule_name, column))
         elif spec.type == "ref" and spec.table and spec.fk:
+            if spec.table not in entity_of:
+                raise ConfigError(f"config/podio.yaml, app {app.entity}: el campo {spec.field} "
+                                  f"apunta a la tabla {spec.table}, que no es de ninguna app")
             out.append(Relation(spec.rule_name, entity_of[spec.table], spec.fk))
             for derived_column, derived in app.derived.items():
                 if derived.from_ == spec.fk:
