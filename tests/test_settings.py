@@ -104,8 +104,9 @@ def test_max_attempts_from_dotenv_parks_a_failing_effect(
     run_cycle(settings, db, now=LOCAL_NOON)
     podio.update_item_as(AGENT, item, {"estatus": "Escalado"})
     sync_podio(settings, db)
+    # Refused (403: not a busy or broken Podio, which would use up no attempts).
     sandbox.faults.add(kind="status", tool="podio", method="POST", path="^/comment/",
-                       status=500, count=100)
+                       status=403, count=100)
     run_cycle(settings, db, now=LOCAL_NOON)
     # One attempt allowed (the default is 5): dead after the first failure, not retried.
     assert [(f["status"], f["attempts"]) for f in api.failures(db, "aviso-escalado")] == [
