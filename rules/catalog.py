@@ -13,6 +13,7 @@ and staff.yaml, and computed fields and relations (``EXTRA_FIELDS``, ``EXTRA_REL
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from core.errors import ConfigError
@@ -211,6 +212,45 @@ def _add_podio_entities(mapping: PodioMapping) -> None:
 
 
 _add_podio_entities(load_mapping(PROJECT_ROOT / "config"))
+_BUILT_FROM: list[PodioMapping] = [load_mapping(PROJECT_ROOT / "config")]
+
+
+def use_mapping(mapping: PodioMapping) -> None:
+    """Make the Podio entities those of ``mapping`` (the deployment's CONFIG_DIR), in place:
+    the other entities stay, the order too (Podio's first). RulesConfig calls it each time
+    it loads, so rules read the apps the sync syncs; an unchanged file costs nothing."""
+    if _BUILT_FROM[0] is mapping:
+        return
+    others = [e for e in ENTITIES.values() if not e.podio_app]
+    ENTITIES.clear()
+    try:
+        _add_podio_entities(mapping)
+    except ConfigError:
+        ENTITIES.clear()
+        _add_podio_entities(_BUILT_FROM[0])
+        raise
+    finally:
+        for entity in others:
+            ENTITIES[entity.name] = entity
+    _BUILT_FROM[0] = mapping
+
+
+class PodioEntityNames:
+    """The names of the Podio-fed entities as they are now (after ``use_mapping``): what a
+    Podio action accepts as its item."""
+
+    def __contains__(self, name: object) -> bool:
+        entity = ENTITIES.get(str(name))
+        return entity is not None and entity.podio_app is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([name for name, e in ENTITIES.items() if e.podio_app])
+
+    def __len__(self) -> int:
+        return sum(1 for e in ENTITIES.values() if e.podio_app)
+
+
+PODIO_ENTITIES = PodioEntityNames()
 
 _add(Entity(
     "encuesta", "encuestas", SurveyResponse, ("survey", "survey_response"),

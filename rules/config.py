@@ -13,7 +13,8 @@ from connectors import registry
 from core.errors import ConfigError
 from core.settings import Settings
 from rules.calendar import BusinessCalendar
-from rules.catalog import ENTITIES
+from rules.catalog import ENTITIES, use_mapping
+from store.entities import load_mapping
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +40,7 @@ class RulesConfig:
     @classmethod
     def from_settings(cls, settings: Settings, rules_dir: Path | None = None) -> RulesConfig:
         config_dir = Path(settings.config_dir)
+        use_mapping(load_mapping(config_dir))  # the rules read the apps the sync syncs
         config = cls(
             settings=settings,
             rules_dir=rules_dir or Path(settings.rules_dir or config_dir / RULES_SUBDIR),

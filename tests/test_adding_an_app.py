@@ -5,6 +5,7 @@ sandbox; settings, the rule catalog and the rules guide follow the declaration."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from connectors.podio.sync import sync_podio
 from core.errors import ConfigError
 from core.settings import PROJECT_ROOT, load_settings
 from rules import api
-from rules.catalog import ENTITIES
+from rules.catalog import ENTITIES, use_mapping
 from rules.engine import run_cycle
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
@@ -142,3 +143,30 @@ def test_the_rules_guide_lists_every_entity_as_the_catalog_has_it() -> None:
                        [f"{r.name} → {r.target}" for r in e.relations.values()])
                 for name, e in ENTITIES.items()}
     assert _guide_table() == expected
+
+
+@pytest.fixture
+def catalog_restored() -> Iterator[None]:
+    """The catalog follows the CONFIG_DIR a test loads; give the next test the project's."""
+    yield
+    use_mapping(load_mapping(PROJECT_ROOT / "config"))
+
+
+def test_rules_read_the_apps_of_the_deployments_config_dir(
+        tmp_path: Path, catalog_restored: None) -> None:
+    """Another workspace is a config change: a deployment whose config/podio.yaml has
+    another option validates rules against it, not against the shipped file."""
+    shipped = make_config_dir(tmp_path / "shipped")
+    own = make_config_dir(tmp_path / "own")
+    text = (own / "podio.yaml").read_text(encoding="utf-8")
+    (own / "podio.yaml").write_text(text.replace("Capacitación]", "Capacitación, Visita en sitio]"),
+                                    encoding="utf-8")
+    rule = CHECK_IN_NOTE.replace('"Realizado"', '"Realizado" and seguimiento.tipo == "Visita en sitio"')
+    for config in (shipped, own):
+        write_rule(config, "seguimiento.yaml", rule)
+    problems = api.validate(load_settings(config_dir=own), own / "rules")
+    assert problems == [], api.format_problems(problems)
+    assert "Visita en sitio" in ENTITIES["seguimiento"].fields["tipo"].options
+    problems = api.validate(load_settings(config_dir=shipped), shipped / "rules")
+    assert any("Visita en sitio" in p.message for p in problems), api.format_problems(problems)
+    assert "Visita en sitio" not in ENTITIES["seguimiento"].fields["tipo"].options

@@ -35,13 +35,11 @@ from rules.actions.base import (
     short,
     to_json,
 )
-from rules.catalog import ENTITIES
+from rules.catalog import ENTITIES, PODIO_ENTITIES
 from rules.problems import suggest
 from rules.types import EntT
 from rules.values import Arg
 from store.db import utcnow
-
-PODIO_ENTITIES = tuple(name for name, e in ENTITIES.items() if e.podio_app)
 
 
 def podio_item(record: Any, label: str = "item") -> tuple[str, int, dict[str, Any]]:

@@ -9,7 +9,7 @@ resends — and ``send``/``find`` call the connector's write-back primitives.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -49,7 +49,7 @@ class Param:
     required: bool = False
     default: Any = None
     doc: str = ""
-    entities: tuple[str, ...] = ()  # for RECORD: which entities are accepted
+    entities: Collection[str] = ()  # for RECORD: which entities are accepted
 
 
 @dataclass
