@@ -23,9 +23,10 @@ class Evaluator(RunPart):
         self._envs: dict[str, Env] = {}
 
     def env(self, zone: str) -> Env:
-        """The clock and calendar of one zone (one per zone and run)."""
+        """The clock and calendar of one zone (one per zone and run), with the run's
+        session for functions that read the store."""
         if zone not in self._envs:
-            self._envs[zone] = Env(self.now, zone, self.config.calendar)
+            self._envs[zone] = Env(self.now, zone, self.config.calendar, session=self.s)
         return self._envs[zone]
 
     def base_ctx(self, rule: Rule) -> dict[str, Any]:

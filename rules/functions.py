@@ -15,18 +15,26 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from connectors import registry
+from rules import assignment_store
 from rules.calendar import BusinessCalendar
 
 
 @dataclass
 class Env:
-    """What every evaluation may use besides the records: now, today, zone, calendar."""
+    """What every evaluation may use besides the records: now, today, zone, calendar; in
+    a rule cycle also the cycle's store session (read-only, for functions that look at
+    other records, like asignar_am) and ``memo``, where such functions keep what they
+    decided in this cycle."""
 
     now: datetime
     zone: str
     calendar: BusinessCalendar
     today: date = field(init=False)
+    session: Session | None = None
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.today = self.calendar.local_date(self.now, self.zone)
@@ -214,3 +222,34 @@ def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
             raise ValueError(f"{question!r} no es un id de pregunta de Google Forms (p. ej. "
                              "'7b3c9e12'; ver config/google.yaml)") from None
     return form_link(str(url), values)
+
+@function("asignar_am", 1, 2,
+          "el AM para un cliente sin AM (M5): de su región, con capacidad y la menor carga "
+          "ponderada (pesos por segmento); en empate, el que recibió una cuenta hace más "
+          "tiempo; vacío si nadie tiene capacidad: asignar_am(cliente.id, datos.pesos)")
+def _assign_am(env: Env, client_id: Any, weights: Any = None) -> dict[str, Any] | None:
+    return assignment_store.decide(_store(env, "asignar_am"), env.memo, client_id,
+                                   _weights(weights)).am
+
+
+@function("motivo_asignacion", 1, 2,
+          "por qué asignar_am eligió a ese AM (o a nadie): región, carga y capacidad de cada "
+          "AM; un texto para la traza, el comentario o el correo: "
+          "motivo_asignacion(cliente.id, datos.pesos)")
+def _assignment_reason(env: Env, client_id: Any, weights: Any = None) -> str:
+    return assignment_store.decide(_store(env, "motivo_asignacion"), env.memo, client_id,
+                                   _weights(weights)).text
+
+
+def _store(env: Env, name: str) -> Session:
+    if env.session is None:
+        raise ValueError(f"{name} lee las cargas de la base: solo funciona en un ciclo de "
+                         "reglas")
+    return env.session
+
+
+def _weights(weights: Any) -> dict[str, float] | None:
+    if weights is not None and not isinstance(weights, dict):
+        raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
+                         "pesos: {TOP: 2, Estándar: 1}")
+    return weights
