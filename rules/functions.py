@@ -107,6 +107,21 @@ def _days_since(env: Env, value: Any) -> int | None:
     return None if day is None else (env.today - day).days
 
 
+@function("ventana", 2, 2,
+          "la ventana de aviso de una lista que corresponde a N días: la menor que sea mayor "
+          "o igual a N; ninguna si N pasa de todas o es negativo: "
+          "ventana(dias_hasta(contrato.fin), datos.ventanas)")
+def _window(_env: Env, days: Any, windows: Any) -> int | None:
+    # The smallest window still ahead: after downtime only the latest due window fires.
+    if not isinstance(windows, list) or not windows:
+        raise ValueError("las ventanas van en una lista de días, p. ej. en datos:  "
+                         "ventanas: [90, 60, 30, 15]")
+    if days is None or days < 0:
+        return None
+    ahead = [int(w) for w in windows if int(w) >= days]
+    return min(ahead) if ahead else None
+
+
 @function("horas_desde", 1, 1, "horas de reloj transcurridas desde un instante")
 def _hours_since(env: Env, value: Any) -> float | None:
     instant = _instant(value)
