@@ -26,7 +26,7 @@ from sandbox.world import World, build_world
 from store.db import Database
 from store.models import ActionLedger, Client
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import CONFIG_FILES, COO_USER, Desk
+from tests.desk_helpers import CONFIG_FILES, COO_USER, Desk, store, stores
 
 RULE = PROJECT_ROOT / "config" / "rules" / "m5-asignacion-am.yaml"
 RULE_ID = "m5-asignacion-am"
@@ -126,12 +126,11 @@ def _config(tmp: Path, world: World) -> Path:
     return config
 
 
-@pytest.fixture
-def office(tmp_path: Path) -> Iterator[Desk]:
+@pytest.fixture(params=stores())
+def office(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
     box.clock.freeze(WORLD_NOW)
-    with SandboxServer(box):
-        url = f"sqlite:///{tmp_path}/store.db"
+    with store(request.param, tmp_path) as url, SandboxServer(box):
         db = Database(url)
         db.upgrade()
         env = {k.lower(): v for k, v in box.env().items()
