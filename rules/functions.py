@@ -238,6 +238,7 @@ def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
                              "'7b3c9e12'; ver config/google.yaml)") from None
     return form_link(str(url), values)
 
+
 @function("asignar_am", 1, 2,
           "el AM para un cliente sin AM (M5): de su región, con capacidad y la menor carga "
           "ponderada (pesos por segmento); en empate, el que recibió una cuenta hace más "
