@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import select
 
 from connectors.clients import ActionRuntime
-from core.settings import PROJECT_ROOT, Settings
-from jobs.cycle import run_sync
+from core.settings import PROJECT_ROOT, Settings, load_settings
+from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.engine import CycleReport, run_cycle
 from sandbox.server import Sandbox
 from sandbox.world import podio_item_id
@@ -150,6 +150,28 @@ def store(kind: str, folder: Path) -> Iterator[str]:
 
 
 # --- the scenario ------------------------------------------------------------------------
+
+
+@contextmanager
+def open_desk(box: Sandbox, url: str, config: Path) -> Iterator[Desk]:
+    """A store on ``url`` for the served sandbox ``box`` and the config folder ``config``:
+    migrated, synced in full with long-lived clients (as `serve` has them) and switched on
+    (its first rule cycle remembers what exists), at the sandbox's frozen now."""
+    db = Database(url)
+    db.upgrade()
+    env = {k.lower(): v for k, v in box.env().items()
+           if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
+    settings = load_settings(database_url=url, config_dir=config,
+                             podio_retry_base_seconds=0.01, **env)
+    runtime = ActionRuntime(settings)
+    try:
+        clients = long_lived_clients(runtime, configured_sources(settings))
+        assert run_sync(settings, db, full=True, clients=clients).ok
+        run_cycle(settings, db, now=box.clock.now(), runtime=runtime)  # switched on
+        yield Desk(box, db, settings, runtime, clients)
+    finally:
+        runtime.close()
+        db.dispose()
 
 
 def play_scenario(desk: Desk) -> None:

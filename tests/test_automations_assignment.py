@@ -15,18 +15,14 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from connectors.clients import ActionRuntime
-from core.settings import PROJECT_ROOT, load_settings
-from jobs.cycle import configured_sources, long_lived_clients, run_sync
+from core.settings import PROJECT_ROOT
 from rules import api
 from rules.assignment import AmState, choose_am, number, weight_of, weighted_loads
-from rules.engine import run_cycle
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import World, build_world
-from store.db import Database
 from store.models import ActionLedger, Client
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import CONFIG_FILES, COO_USER, Desk, store, stores
+from tests.desk_helpers import CONFIG_FILES, COO_USER, Desk, open_desk, store, stores
 
 RULE = PROJECT_ROOT / "config" / "rules" / "m5-asignacion-am.yaml"
 RULE_ID = "m5-asignacion-am"
@@ -130,22 +126,9 @@ def _config(tmp: Path, world: World) -> Path:
 def office(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
     box.clock.freeze(WORLD_NOW)
-    with store(request.param, tmp_path) as url, SandboxServer(box):
-        db = Database(url)
-        db.upgrade()
-        env = {k.lower(): v for k, v in box.env().items()
-               if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
-        settings = load_settings(database_url=url, config_dir=_config(tmp_path, box.world),
-                                 podio_retry_base_seconds=0.01, **env)
-        runtime = ActionRuntime(settings)
-        try:
-            clients = long_lived_clients(runtime, configured_sources(settings))
-            assert run_sync(settings, db, full=True, clients=clients).ok
-            run_cycle(settings, db, now=WORLD_NOW, runtime=runtime)  # switched on
-            yield Desk(box, db, settings, runtime, clients)
-        finally:
-            runtime.close()
-            db.dispose()
+    with store(request.param, tmp_path) as url, SandboxServer(box), \
+            open_desk(box, url, _config(tmp_path, box.world)) as desk:
+        yield desk
 
 
 def _staff(desk: Desk) -> list[dict[str, Any]]:

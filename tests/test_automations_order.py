@@ -12,18 +12,17 @@ from pathlib import Path
 import pytest
 
 from connectors.clients import ActionRuntime
-from core.settings import load_settings
-from jobs.cycle import configured_sources, long_lived_clients, run_sync
+from jobs.cycle import run_sync
 from rules.engine import run_cycle
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world, podio_item_id
-from store.db import Database
 from tests.conftest import WORLD_NOW
 from tests.desk_helpers import (
     AGENT,
     AGENT_PROFILE,
     DEV,
     Desk,
+    open_desk,
     scenario_config,
     user_of,
 )
@@ -34,23 +33,9 @@ from tests.rules_helpers import SimulatedCrash
 def desk(tmp_path: Path) -> Iterator[Desk]:
     box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
     box.clock.freeze(WORLD_NOW)
-    with SandboxServer(box):
-        url = f"sqlite:///{tmp_path}/store.db"
-        db = Database(url)
-        db.upgrade()
-        env = {k.lower(): v for k, v in box.env().items()
-               if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
-        settings = load_settings(database_url=url, config_dir=scenario_config(tmp_path),
-                                 podio_retry_base_seconds=0.01, **env)
-        runtime = ActionRuntime(settings)
-        try:
-            clients = long_lived_clients(runtime, configured_sources(settings))
-            assert run_sync(settings, db, full=True, clients=clients).ok
-            run_cycle(settings, db, now=WORLD_NOW, runtime=runtime)  # switched on
-            yield Desk(box, db, settings, runtime, clients)
-        finally:
-            runtime.close()
-            db.dispose()
+    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
+                                       scenario_config(tmp_path)) as desk:
+        yield desk
 
 
 def test_created_and_escalated_in_one_cycle_goes_to_the_modules_project(desk: Desk) -> None:

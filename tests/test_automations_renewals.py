@@ -15,17 +15,13 @@ from typing import Any
 
 import pytest
 
-from connectors.clients import ActionRuntime
-from core.settings import PROJECT_ROOT, load_settings
-from jobs.cycle import configured_sources, long_lived_clients, run_sync
+from core.settings import PROJECT_ROOT
 from rules.calendar import BusinessCalendar
-from rules.engine import run_cycle
 from rules.functions import FUNCTIONS
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world, podio_item_id
-from store.db import Database
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import COO_USER, Desk, scenario_config
+from tests.desk_helpers import COO_USER, Desk, open_desk, scenario_config
 
 CONTRACT = 2  # the world's contract of client 2 (Academia…, AM am-tecate, a burbuja client)
 AM_EMAIL = "am-tecate@saeko.test"
@@ -45,23 +41,9 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
         rule.unlink()
     for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("m2-*.yaml")):
         shutil.copy(rule, config / "rules" / rule.name)
-    with SandboxServer(box):
-        url = f"sqlite:///{tmp_path}/store.db"
-        db = Database(url)
-        db.upgrade()
-        env = {k.lower(): v for k, v in box.env().items()
-               if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
-        settings = load_settings(database_url=url, config_dir=config,
-                                 podio_retry_base_seconds=0.01, **env)
-        runtime = ActionRuntime(settings)
-        try:
-            clients = long_lived_clients(runtime, configured_sources(settings))
-            assert run_sync(settings, db, full=True, clients=clients).ok
-            run_cycle(settings, db, now=WORLD_NOW, runtime=runtime)  # switched on
-            yield Desk(box, db, settings, runtime, clients)
-        finally:
-            runtime.close()
-            db.dispose()
+    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
+                                       config) as desk:
+        yield desk
 
 
 def _ends_on(offsets: list[int]) -> date:
