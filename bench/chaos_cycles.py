@@ -82,13 +82,14 @@ def served_sandbox() -> Iterator[Sandbox]:
 
 
 def copy_config(folder: Path) -> Path:
-    """config/ with the shipped rules T1-T8 only (as tests/test_automations_desk.py)."""
+    """config/ with every shipped automation (T1-T8, M2, M5…: config/rules/[tm]N-*.yaml;
+    not the examples)."""
     config = folder / "config"
     (config / "rules").mkdir(parents=True, exist_ok=True)
     for name in CONFIG_FILES:
         shutil.copy(ROOT / "config" / name, config / name)
     shutil.copytree(ROOT / "config" / "plantillas", config / "plantillas", dirs_exist_ok=True)
-    for rule in sorted((ROOT / "config" / "rules").glob("t[1-8]-*.yaml")):
+    for rule in sorted((ROOT / "config" / "rules").glob("[tm][0-9]*-*.yaml")):
         shutil.copy(rule, config / "rules" / rule.name)
     return config
 

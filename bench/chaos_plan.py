@@ -1,7 +1,7 @@
 """The chaos suite's planned day (``bench/chaos.py``): the test world's seeds and the day's
 clock, the seeded plan of staff actions (new tickets, answers, escalations, Jira
-resolutions, CSAT and NPS answers, hand-offs, manual closes) and the player that replays it
-on a sandbox through ``StaffSimulator.act``.
+resolutions, CSAT and NPS answers, hand-offs, manual closes, new accounts without AM) and
+the player that replays it on a sandbox through ``StaffSimulator.act``.
 
 Not a benchmark itself; ``bench/chaos.py`` and the other ``bench/chaos_*.py`` import it (it
 puts the project root on ``sys.path``).
@@ -143,6 +143,13 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
         stories.append([_act("csat", podio_item_id("tickets", standard[-2].key),
                              "T8 desk-lead task", score=2,
                              comment="El problema sigue sin resolverse")])
+    stories.append([_act("new_client", None, "M5 AM by load and region + hand-off task + "
+                         "comment + CSM email", name="Colegio del Valle Verde", segment="TOP",
+                         region="Tijuana")])
+    if not quick:
+        stories.append([_act("new_client", None, "M5 (a second account in the same region)",
+                             name="Instituto Sierra Azul", segment="Estándar",
+                             region="Tijuana", csm="csm-2@saeko.test")])
     directivos = [u for u in world.users if u.role == "Directivo"]
     burbuja_boss = next(u for u in directivos if school_client[u.school_key] in burbuja)
     stories.append([_act("nps", burbuja_boss.key, "T8 NPS: AM task + COO task + COO email",

@@ -77,13 +77,13 @@ class Context:
 
 
 def switch_on(workspace: Workspace) -> str:
-    """The world as it was when the automations were switched on: one `saeko-sync run` with
-    no rules (the first sync's events go to an empty rule set), kept as a store template."""
+    """The world as it was when the automations were switched on: one `saeko-sync run`
+    (the first rule cycle of a store remembers what exists and fires nothing; schedules
+    count their slots from then on), kept as a store template."""
     folder = workspace.folder("switched-on")
     with served_sandbox() as box:
         db_url = sqlite_url(folder)
-        result = Cycles(box, db_url, workspace, folder).run(WORLD_NOW,
-                                                            rules_dir=workspace.no_rules)
+        result = Cycles(box, db_url, workspace, folder).run(WORLD_NOW)
         if result.rc != 0:
             raise SystemExit(f"the switch-on cycle failed (exit {result.rc}); see {result.log}")
     return db_url

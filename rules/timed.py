@@ -114,6 +114,12 @@ class Schedules(Phase):
             last = datetime.fromisoformat(last_text) if last_text else None
             slot = trigger.schedule.latest_due(last, self.now)
             if slot is None:
+                if last is None and state is not None and not self.dry_run:
+                    # First look at this schedule: slots from now on count, so a cycle that
+                    # comes late (a batched or delayed run) still catches the next one up.
+                    slots[str(trigger.index)] = self.now.isoformat()
+                    state.state = {**(state.state or {}), "slots": dict(slots)}
+                    self.s.commit()
                 continue
             instance = f"sch{trigger.index}:{slot.isoformat()}"
             info = {"tipo": "programa", "descripcion": trigger.describe(),

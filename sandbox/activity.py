@@ -24,9 +24,10 @@ AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
 # What a person can do: ``step()`` draws among the first five; the others are for planned
 # days: ``work`` (an agent moves an open ticket along or re-prioritises it,
 # bench/quota_budget.py), ``nps`` (a Directivo answers the NPS survey), ``handoff`` (a ticket
-# sent to the AM: "Enviado a AM") and ``close`` (closed by hand: "Cerrado"), bench/chaos.py.
+# sent to the AM: "Enviado a AM"), ``close`` (closed by hand: "Cerrado") and
+# ``new_client`` (a CSM records a new account, onboarding done, without AM), bench/chaos.py.
 ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work", "nps",
-           "handoff", "close")
+           "handoff", "close", "new_client")
 ANSWER_TEXT = "Hola, ya revisamos tu caso: sigue estos pasos en la plataforma."
 # Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
 WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
@@ -59,7 +60,8 @@ class StaffSimulator:
         reporter's email, else only the title and the user); answer ``text``, ``agent``
         (email), ``responsible`` (Podio profile id); csat ``score``, ``comment``, ``email``
         (needed for a ticket not in the world); nps ``score``, ``reason``; resolve_jira
-        ``resolution``; any action ``agent``. Returns "<action>: <what happened>", or
+        ``resolution``; new_client ``name``, ``segment``, ``region``, ``csm`` (email);
+        any action ``agent``. Returns "<action>: <what happened>", or
         "<action>: skipped: <why>" when there was nothing to act on.
         """
         if action not in ACTIONS:
@@ -223,6 +225,19 @@ class StaffSimulator:
         comment = details.get("comment") or ("Gracias" if score >= 4 else "Tardaron mucho")
         return "csat " + google.submit_response(google.ids["csat"], {
             "score": score, "comment": comment, "ticket": str(item), "email": email})
+
+    def _new_client(self, _target: Any = None, **details: Any) -> str:
+        """A CSM records a new account whose onboarding is done and that has no AM yet."""
+        csm = next(p for p in self.sandbox.world.staff
+                   if p.email == str(details.get("csm") or "csm-1@saeko.test"))
+        name = str(details.get("name") or f"Colegio Nuevo {self.rng.randint(100, 999)}")
+        today = self.sandbox.clock.now().date().isoformat()
+        item = self.podio.create_item_as(csm.email, "clientes", {
+            "nombre": name, "segmento": str(details.get("segment") or "Estándar"),
+            "region": str(details.get("region") or "Tijuana"), "estatus": "Activo",
+            "fecha-alta": {"start_date": today}, "onboarding-finalizado": {"start_date": today},
+            "csm": [csm.podio_profile_id]})
+        return f"client {item} «{name}»"
 
     def _nps(self, target: int | None = None, **details: Any) -> str:
         """A Directivo answers the quarterly NPS survey (0-10; 0-6 is a detractor)."""

@@ -176,6 +176,35 @@ def test_scheduled_rule_fires_once_per_period(env: dict[str, Any], db: Database)
         "Recordatorio del 19/11/2026", "Recordatorio del 20/11/2026"]
 
 
+DAILY_NINE = """
+    id: recordatorio-diario
+    nombre: Recordatorio diario de tickets abiertos
+    entidad: ticket
+    disparadores:
+      - programa: "0 9 * * lun-vie"
+    condiciones:
+      - ticket.titulo == "Ticket tardío"
+    acciones:
+      - podio.comentario:
+          texto: "Recordatorio del {{ hoy | fecha }}"
+    """
+
+
+@sqlite_only
+def test_a_late_cycle_still_fires_the_first_slot_after_the_rule_was_switched_on(
+        env: dict[str, Any], db: Database) -> None:
+    """Switched on Wednesday at noon; the next cycle comes Thursday at 12:30 (a batched or
+    delayed run): Thursday's 09:00 slot fires once, late — not lost for being > 1 h old."""
+    write_rule(env["config"], "diario.yaml", DAILY_NINE)
+    item = new_ticket(env, "Ticket tardío")
+    run_cycle(env["settings"], db, now=LOCAL_NOON)  # Wednesday 12:00: its 09:00 is gone
+    assert env["podio"].comments(item) == []
+    thursday_late = datetime(2026, 11, 19, 20, 30)  # Thursday 12:30 in Tijuana
+    run_cycle(env["settings"], db, now=thursday_late)
+    run_cycle(env["settings"], db, now=thursday_late + timedelta(minutes=5))
+    assert [c["value"] for c in env["podio"].comments(item)] == ["Recordatorio del 19/11/2026"]
+
+
 @sqlite_only
 def test_dry_run_writes_nothing(env: dict[str, Any], db: Database, sandbox: Sandbox) -> None:
     write_rule(env["config"], "aviso.yaml", ESCALATED_COMMENT)
