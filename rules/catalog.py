@@ -211,8 +211,10 @@ def _add_podio_entities(mapping: PodioMapping) -> None:
                     relations=_podio_relations(app.entity, app, mapping)))
 
 
-_add_podio_entities(load_mapping(PROJECT_ROOT / "config"))
+# The mapping the Podio entities were built from: the shipped one until RulesConfig loads
+# a deployment's CONFIG_DIR (use_mapping).
 _BUILT_FROM: list[PodioMapping] = [load_mapping(PROJECT_ROOT / "config")]
+_add_podio_entities(_BUILT_FROM[0])
 
 
 def use_mapping(mapping: PodioMapping) -> None:
