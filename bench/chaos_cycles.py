@@ -100,13 +100,10 @@ class Workspace:
 
     root: Path
     config: Path
-    no_rules: Path
 
     @classmethod
     def create(cls, root: Path) -> Workspace:
-        no_rules = root / "no-rules"
-        no_rules.mkdir(parents=True, exist_ok=True)
-        return cls(root, copy_config(root), no_rules)
+        return cls(root, copy_config(root))
 
     def folder(self, name: str) -> Path:
         path = self.root / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -143,21 +140,19 @@ class Cycles:
         self.count = 0
         self.held = 0
 
-    def run(self, now: datetime, *, rules_dir: Path | None = None) -> CycleResult:
+    def run(self, now: datetime) -> CycleResult:
         for _ in range(HELD_RETRIES):
-            result = self._once(now, rules_dir)
+            result = self._once(now)
             if result.rc != HELD_ELSEWHERE:
                 return result
             self.held += 1  # a lease left by a killed cycle: the next try takes it
             time.sleep(0.2)
         return result
 
-    def _once(self, now: datetime, rules_dir: Path | None) -> CycleResult:
+    def _once(self, now: datetime) -> CycleResult:
         self.count += 1
         env = base_env(self.box, self.url, self.workspace) | {
             "RULES_FROZEN_NOW": now.isoformat()}
-        if rules_dir is not None:
-            env["RULES_DIR"] = str(rules_dir)
         log = self.folder / f"cycle-{self.count:03d}.log"
         kills_before = len(self.box.faults.kills)
         started = time.monotonic()

@@ -189,8 +189,9 @@ def run_serve(ctx: Context, trial: Trial, url: str, folder: Path,
         db = Database(url)
         group: list[Replica] = []
         try:
-            Cycles(box, url, ctx.workspace, folder).run(WORLD_NOW,
-                                                        rules_dir=ctx.workspace.no_rules)
+            # switched on as in chaos_trials.switch_on: the first cycle, with the rules,
+            # remembers what exists (schedules count their slots from it), fires nothing
+            Cycles(box, url, ctx.workspace, folder).run(WORLD_NOW)
             group = [Replica(box, url, ctx.workspace, folder, free_port(), f"replica-{n}",
                              ctx.end).start() for n in range(replicas)]
             register_hooks(box, group[0])

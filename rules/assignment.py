@@ -9,7 +9,6 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 # A segment missing from the rule's weights (or a client without segment) weighs this.
 DEFAULT_WEIGHT = 1.0
@@ -20,7 +19,8 @@ class AmState:
     """One AM as the choice sees it: where, how much room, how loaded, when last chosen.
 
     ``last_assigned`` orders the AMs' latest automatic assignments (bigger = more recent;
-    None = never); ``last_assigned_at`` is when that was, for the reasons."""
+    None = never). The reasons name no time: the same choice reads the same whether it
+    was made in one cycle with other assignments or in a cycle of its own."""
 
     key: str
     name: str
@@ -28,7 +28,6 @@ class AmState:
     capacity: float | None
     load: float
     last_assigned: int | None = None
-    last_assigned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -115,14 +114,9 @@ def _describe(am: AmState, weight: float) -> str:
     else:
         room = "no le cabe esta cuenta"
     capacity = "—" if am.capacity is None else number(am.capacity)
-    return (f"- {am.name}: carga {number(am.load)} de {capacity} ({room}); última "
-            f"asignación: {_when(am)}.")
-
-
-def _when(am: AmState) -> str:
-    if am.last_assigned is None:
-        return "ninguna"
-    return f"{am.last_assigned_at:%Y-%m-%d %H:%M} UTC" if am.last_assigned_at else "en este ciclo"
+    given = "no" if am.last_assigned is None else "sí"
+    return (f"- {am.name}: carga {number(am.load)} de {capacity} ({room}); ha recibido "
+            f"cuentas de saeko-sync: {given}.")
 
 
 def _why(chosen: AmState, room: list[AmState]) -> str:

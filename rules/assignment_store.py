@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, cast, select
@@ -54,7 +53,6 @@ class Assignment:
     client_id: int
     am_id: int
     order: int
-    at: datetime | None
     in_flight: bool
 
 
@@ -104,8 +102,7 @@ def _ledger_assignments(session: Session) -> list[Assignment]:
     """Every automatic AM assignment the ledger holds (done or on its way), oldest first:
     the effects on a client whose model columns (a Podio write's) include ``am_id``."""
     rows = session.execute(select(
-        ActionLedger.id, ActionLedger.target, ActionLedger.payload, ActionLedger.status,
-        ActionLedger.created_at)
+        ActionLedger.id, ActionLedger.target, ActionLedger.payload, ActionLedger.status)
         .where(ActionLedger.target.like("cliente:%"),
                ActionLedger.status.in_((*IN_FLIGHT, L.DONE)),
                cast(ActionLedger.payload, Text).like('%"am_id"%'))
@@ -116,7 +113,7 @@ def _ledger_assignments(session: Session) -> list[Assignment]:
         am_id, target = columns.get("am_id"), str(row.target).split(":", 1)[1]
         if am_id is None or not target.isdigit():
             continue
-        out.append(Assignment(int(target), int(am_id), row.id, row.created_at,
+        out.append(Assignment(int(target), int(am_id), row.id,
                               row.status in IN_FLIGHT))
     return out
 
@@ -140,8 +137,7 @@ def _state(person: Record, loads: Mapping[str, float], ledger: list[Assignment],
     orders = [a.order for a in mine] + [d.order for d in decided.values()
                                         if d.am_id == person["id"] and d.order]
     last = max(orders) if orders else None
-    at = max((a.at for a in mine if a.at is not None), default=None)
     capacity = person.get("capacidad")
     return AmState(str(person["clave"]), str(person["nombre"]), person.get("region"),
                    None if capacity is None else float(capacity),
-                   loads.get(str(person["id"]), 0.0), last, at)
+                   loads.get(str(person["id"]), 0.0), last)

@@ -88,7 +88,7 @@ def test_the_reasons_name_region_loads_capacity_and_why() -> None:
     assert choice.am == "b"
     assert "Cliente TOP (pesa 2), región Tijuana." in choice.text
     assert "- A: carga 10 de 30 (con esta cuenta quedaría en 12)" in choice.text
-    assert "- B: carga 10 de 30" in choice.text and "última asignación: ninguna" in choice.text
+    assert "- B: carga 10 de 30" in choice.text and "ha recibido cuentas de saeko-sync: no" in choice.text
     assert "Elegido: B. Empate en carga (10) con A: es quien recibió una cuenta hace más " \
            "tiempo." in choice.text
     assert "C:" not in choice.text  # another region's AM is not part of the choice
@@ -276,3 +276,37 @@ def test_an_account_is_assigned_when_its_onboarding_finishes(office: Desk) -> No
     assert _am_of(desk, onboarding) == 5005  # am-bajio, Bajío's only AM
     (task,) = desk.podio.tasks(onboarding)
     assert task["text"].startswith("Traspaso de cuenta: Colegio Gamma")
+
+
+def _two_accounts(tmp: Path, cycles: int) -> dict[str, Any]:
+    """Two Tijuana accounts appearing an hour apart, with a cycle after each (``cycles``
+    2) or one cycle after both (1): what M5 wrote in Podio and sent, per account."""
+    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
+    box.clock.freeze(WORLD_NOW)
+    with store("sqlite", tmp) as url, SandboxServer(box), \
+            open_desk(box, url, _config(tmp, box.world)) as desk:
+        desk.at("2026-11-19 09:00")
+        items = [_new_client(desk, "Colegio Alfa", "TOP", "Tijuana")]
+        if cycles == 2:
+            desk.cycle()
+        desk.at("2026-11-19 10:00")
+        items.append(_new_client(desk, "Colegio Beta", "Estándar", "Tijuana"))
+        desk.cycle()
+        return {desk.values(item)["nombre"]: {
+            "am": _am_of(desk, item),
+            "comments": [c["value"] for c in desk.podio.comments(item)],
+            "tasks": [(t["text"], t["description"]) for t in desk.podio.tasks(item)],
+            "mail": sorted(m["text"] for m in desk.google.sent_messages()
+                           if desk.values(item)["nombre"] in m["subject"])}
+            for item in items}
+
+
+def test_the_reasons_read_the_same_in_one_cycle_or_two(tmp_path: Path) -> None:
+    # Chaos scenario (f) in small: the second account's reasons once quoted the time of
+    # the first one's assignment, or «en este ciclo» when both were decided together.
+    apart = _two_accounts(tmp_path / "apart", cycles=2)
+    together = _two_accounts(tmp_path / "together", cycles=1)
+    assert together == apart
+    beta = apart["Colegio Beta"]
+    assert beta["am"] is not None and len(beta["comments"]) == 1 and beta["mail"]
+    assert "ha recibido cuentas de saeko-sync: sí" in beta["comments"][0]
