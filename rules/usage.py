@@ -70,7 +70,8 @@ def trends(session: Session, today: date, client_ids: Iterable[int] | None = Non
     wanted = None if client_ids is None else set(client_ids)
     rows: dict[int, list[tuple[date, float]]] = {}
     for client_id, start, active in session.execute(query):
-        if start is None or active is None or (wanted is not None and client_id not in wanted):
+        if client_id is None or start is None or active is None or (
+                wanted is not None and client_id not in wanted):
             continue
         rows.setdefault(int(client_id), []).append((start, float(active)))
     return {cid: trend(weeks, today, recent_weeks, baseline_weeks)
