@@ -215,6 +215,69 @@ def rules_approve(
     console.print(f"{count} efecto(s) {'descartados' if discard else 'aprobados'}.")
 
 
+@app.command()
+def salud(
+    cliente: Annotated[str | None, typer.Argument(
+        help="Cliente: id en el modelo, id del item de Podio o parte del nombre")] = None,
+) -> None:
+    """El puntaje de salud (M1): sin cliente, los 20 más bajos; con cliente, señal por señal."""
+    from rules import health, health_store
+
+    settings = _settings()
+    config = health.load(settings.config_dir)
+    today = settings_today(settings)
+    db = Database(settings.database_url)
+    with db.session() as s:
+        if cliente is None:
+            scores = health_store.scores(s, config, today)
+            names = {row.id: row.name for row in health_store.find_clients(s, "")}
+            table = Table(title=f"Salud de los clientes al {today:%d/%m/%Y} (los 20 más bajos)")
+            for column in ("cliente", "puntaje", "banda", "motivos"):
+                table.add_column(column)
+            worst = sorted(scores.items(), key=lambda kv: (kv[1].score, kv[0]))[:20]
+            for cid, each in worst:
+                table.add_row(names.get(cid) or f"#{cid}", f"{each.score:g}", each.band,
+                              each.text)
+            console.print(table)
+            return
+        found = health_store.find_clients(s, cliente)
+        if len(found) != 1:
+            err_console.print(f"Ningún cliente es «{cliente}»." if not found else
+                              "Varios clientes coinciden: " + ", ".join(
+                                  f"{r.name} (#{r.id})" for r in found[:10]))
+            raise typer.Exit(1)
+        row = found[0]
+        value = health_store.scores(s, config, today, [row.id]).get(row.id)
+        if value is None:
+            console.print(f"{row.name} no se califica (está en «Baja»).")
+            return
+        console.print(f"{row.name} (#{row.id}, item de Podio {row.source_id}) · al "
+                      f"{today:%d/%m/%Y}: [bold]{value.score:g}[/bold] puntos, {value.band}",
+                      highlight=False)
+        podio = ("sin calificar" if row.health_score is None
+                 else f"{row.health_score:g} ({row.health_band or '—'})")
+        console.print(f"En Podio: {podio}", highlight=False)
+        console.print("Señales (config/salud.yaml):", markup=False)
+        for line in health.explain(config, value):
+            console.print(line, markup=False, highlight=False)
+        past = health_store.history(s, row.id)
+        if past:
+            console.print("Historial (lo que M1 escribió en Podio):", markup=False)
+        for at, score, band in past:
+            console.print(f"  {at:%d/%m/%Y %H:%M} UTC: {score:g} ({band})", markup=False,
+                          highlight=False)
+
+
+def settings_today(settings: Settings) -> Any:
+    """Today in the deployment's time zone (config/calendar.yaml)."""
+    from datetime import UTC, datetime
+
+    from rules.calendar import BusinessCalendar
+
+    calendar = BusinessCalendar.load(settings.config_dir)
+    return calendar.local_date(datetime.now(UTC).replace(tzinfo=None), settings.timezone)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Aplica las migraciones pendientes (Alembic)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -155,6 +156,11 @@ def dedupe_key(rule: Rule, match: Match) -> str:
     rule's «una_vez_por» value."""
     if rule.once_per is None:
         return f"{match.cand.instance}:{match.cand.entity_id}"
-    value = (rule.once_per.run(match.ctx) if isinstance(rule.once_per, Compiled)
-             else rule.once_per.render(match.ctx))
-    return f"una:{value}"
+    return f"una:{once_per_value(rule, match.ctx)}"
+
+
+def once_per_value(rule: Rule, ctx: dict[str, Any]) -> Any:
+    """The rule's «una_vez_por» for one evaluation context (the rule must have one)."""
+    assert rule.once_per is not None
+    return (rule.once_per.run(ctx) if isinstance(rule.once_per, Compiled)
+            else rule.once_per.render(ctx))

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from core.errors import ConfigError
 from core.settings import Settings
 from rules import ledger as L
 from rules.config import RulesConfig
@@ -40,7 +41,26 @@ DEFAULT_TRACE_LIMIT = 10
 def validate(settings: Settings, path: Path | None = None) -> list[Problem]:
     """Every mistake in the rule files under ``path`` (default: the rules folder)."""
     config = RulesConfig.from_settings(settings)
-    return validate_path(path or config.rules_dir, config)
+    return validate_path(path or config.rules_dir, config) + _health_problems(settings)
+
+
+def _health_problems(settings: Settings) -> list[Problem]:
+    """M1's config/salud.yaml, checked with the rules that read it (``salud(...)``)."""
+    from rules import health
+
+    if not (Path(settings.config_dir) / health.CONFIG_FILE).is_file():
+        return []
+    try:
+        health.load(settings.config_dir)
+    except ConfigError as exc:
+        problems = []
+        for line in str(exc).splitlines():
+            where, _sep, message = line.partition(": ")
+            file, _colon, number = where.rpartition(":")
+            problems.append(Problem(file or where, int(number) if number.isdigit() else 1,
+                                    message or line))
+        return problems
+    return []
 
 
 def exit_code(problems: list[Problem]) -> int:

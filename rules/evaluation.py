@@ -26,7 +26,8 @@ class Evaluator(RunPart):
         """The clock and calendar of one zone (one per zone and run), with the run's
         session for functions that read the store."""
         if zone not in self._envs:
-            self._envs[zone] = Env(self.now, zone, self.config.calendar, session=self.s)
+            self._envs[zone] = Env(self.now, zone, self.config.calendar, session=self.s,
+                                   config_dir=self.config.settings.config_dir)
         return self._envs[zone]
 
     def base_ctx(self, rule: Rule) -> dict[str, Any]:

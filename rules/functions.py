@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from connectors import registry
-from rules import assignment_store
+from rules import assignment_store, health, health_store
 from rules.calendar import BusinessCalendar
 
 
@@ -35,6 +36,7 @@ class Env:
     today: date = field(init=False)
     session: Session | None = None
     memo: dict[str, Any] = field(default_factory=dict)
+    config_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.today = self.calendar.local_date(self.now, self.zone)
@@ -255,6 +257,29 @@ def _assign_am(env: Env, client_id: Any, weights: Any = None) -> dict[str, Any] 
 def _assignment_reason(env: Env, client_id: Any, weights: Any = None) -> str:
     return assignment_store.decide(_store(env, "motivo_asignacion"), env.memo, client_id,
                                    _weights(weights)).text
+
+
+@function("salud", 1, 1,
+          "el puntaje de salud de un cliente (M1, config/salud.yaml), hoy: .puntaje "
+          "(0-100), .banda, .motivos (las señales que restaron, con sus valores) y .huella "
+          "(cambia si cambia cualquiera de los tres): salud(cliente.id).banda")
+def _health(env: Env, client_id: Any) -> dict[str, Any] | None:
+    if client_id is None:
+        return None
+    if env.config_dir is None:
+        raise ValueError("salud lee config/salud.yaml: solo funciona en un ciclo de reglas")
+    key = f"salud:{env.today.isoformat()}"
+    if key not in env.memo:
+        config = health.load(env.config_dir)
+        env.memo[key] = health_store.scores(_store(env, "salud"), config, env.today)
+    found = env.memo[key].get(int(client_id))
+    return None if found is None else health_record(found)
+
+
+def health_record(value: health.Health) -> dict[str, Any]:
+    """A score as rules read it."""
+    return {"puntaje": value.score, "banda": value.band, "motivos": value.text,
+            "huella": value.fingerprint}
 
 
 def _store(env: Env, name: str) -> Session:

@@ -9,11 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from rules.admission import once_per_value
 from rules.catalog import ENTITIES
 from rules.cycle import Phase
 from rules.expr import EvalError
 from rules.runs import Candidate, correlation_for
 from rules.spec import Rule, StateTrigger, duration_of
+from rules.templates import TemplateRenderError
 from rules.traces import new_trace
 from store.models import RuleState, RuleTimer
 
@@ -54,13 +56,17 @@ class States(Phase):
                                   since=since, due_at=self._due(rule, trigger, since))
                 if not self.dry_run:
                     self.s.add(timer)
-            if timer.fired_at is None and timer.due_at <= self.now:
+            key = self._fired_key(rule, ctx)
+            refire = timer.fired_at is not None and key is not None and key != timer.fired_key
+            if (timer.fired_at is None and timer.due_at <= self.now) or refire:
+                timer.fired_key = key
                 due.append((timer, Candidate(
                     entity_id, {"tipo": "se_cumple", "descripcion": trigger.describe(),
                                 "desde": timer.since.isoformat(),
                                 "vence": timer.due_at.isoformat()},
                     f"st:{timer.since.isoformat()}",
-                    correlation_for(f"{rule.id}:{entity_id}:{timer.since.isoformat()}"),
+                    correlation_for(f"{rule.id}:{entity_id}:{timer.since.isoformat()}"
+                                    + (f":{key}" if refire else "")),
                     {"tipo": "se_cumple", "momento": timer.due_at})))
         if not self.dry_run:
             for stale in timers.values():
@@ -72,6 +78,17 @@ class States(Phase):
                 for timer, _cand in due:
                     timer.fired_at = self.now
                 self.s.commit()
+
+    @staticmethod
+    def _fired_key(rule: Rule, ctx: dict[str, Any]) -> str | None:
+        """The rule's «una_vez_por» for this record (None without one, or when it cannot be
+        computed): a timer that fired for another value fires again while the state holds."""
+        if rule.once_per is None:
+            return None
+        try:
+            return str(once_per_value(rule, ctx))[:500]
+        except (EvalError, TemplateRenderError):
+            return None
 
     def _since(self, trigger: StateTrigger, ctx: dict[str, Any]) -> datetime:
         if trigger.since is not None:

@@ -120,6 +120,9 @@ class Client:
     decision_maker: str
     mrr: int
     decision_maker_changes: list[tuple[datetime, str, str]] = field(default_factory=list)
+    # Ground truth for M1's benchmark: the world made this client's usage fall in its
+    # last six weeks (bench/health_score.py measures how many the score flags).
+    declining: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -431,6 +434,7 @@ class _Builder:
         rng, w = self.rng, self.world
         base = rng.randint(40, 900)
         declining = rng.random() < 0.10 or client.key == 4
+        client.declining = declining
         growth = rng.uniform(-0.003, 0.012)
         monday = (self.now - timedelta(days=self.now.weekday())).date()
         for week in range(26, 0, -1):

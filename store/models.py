@@ -81,6 +81,7 @@ class Client(Synced, Base):
     mrr: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     health_score: Mapped[float | None] = mapped_column(Float)
     health_band: Mapped[str | None] = mapped_column(String(40))
+    health_reasons: Mapped[str | None] = mapped_column(Text)
 
 
 class School(Synced, Base):
@@ -339,6 +340,9 @@ class RuleTimer(Base):
     since: Mapped[datetime] = mapped_column(DateTime)
     due_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     fired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The «una_vez_por» value it fired for: a rule with one fires again, while the state
+    # holds, when that value changes (M1: a new score while Podio still shows another).
+    fired_key: Mapped[str | None] = mapped_column(String(500))
 
 
 class RuleState(Base):

@@ -152,8 +152,9 @@ def _opts(texts: list[str] | tuple[str, ...]) -> tuple[Option, ...]:
 
 
 def text(ext: str, label: str, fmt: str = "plain") -> FieldDef:
-    return FieldDef(ext, "text", label, {"format": fmt, "size": "large" if fmt == "html"
-                                         else "small"})
+    """A text field: ``plain`` (one line), ``plain_long`` (several lines) or ``html``."""
+    return FieldDef(ext, "text", label, {"format": "plain" if fmt == "plain_long" else fmt,
+                                         "size": "small" if fmt == "plain" else "large"})
 
 
 def category(ext: str, label: str, texts: list[str] | tuple[str, ...],
@@ -199,6 +200,7 @@ def build_apps() -> dict[str, AppDef]:
             date("onboarding-finalizado", "Onboarding finalizado"),
             text("decisor", "Decisor"), money("mrr", "MRR"), number("salud", "Salud", 0),
             category("banda-salud", "Banda de salud", ["Sana", "Atención", "En riesgo", "Crítica"]),
+            text("motivos-salud", "Motivos de salud", "plain_long"),
         ]),
         AppDef("escuelas", "Escuelas", "Escuela", "37.png", [
             text("nombre", "Nombre"), app_ref("cliente", "Cliente", "clientes"),

@@ -1,0 +1,252 @@
+"""What M1's health score reads from the store: one reading per signal and client, for
+every client at once (one query per signal), as of a day. Read-only; the rule function
+``salud`` keeps the result in the cycle's memo, so one cycle computes each score once.
+
+The facts each reading quotes are dates, counts and amounts, never «hace N días»: a
+reason's text changes when the facts change, not every morning (the score is written to
+Podio only when score, band or reasons change)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rules import ledger as L
+from rules import usage
+from rules.health import Health, HealthConfig, Reading, SignalConfig, score
+from store.models import (
+    ActionLedger,
+    ChangeEvent,
+    CheckIn,
+    Client,
+    Invoice,
+    SurveyResponse,
+    Ticket,
+)
+
+PAID_OR_VOID = ("Pagada", "Cancelada")
+NO_SCORE_STATUSES = ("Baja",)
+DONE_CHECK_IN = "Realizado"  # a rescheduled or cancelled follow-up does not count
+
+
+def scores(session: Session, config: HealthConfig, today: date,
+           client_ids: Iterable[int] | None = None) -> dict[int, Health]:
+    """Client id -> its health as of ``today`` (clients in «Baja» are not scored)."""
+    query = select(Client.id, Client.segment, Client.signed_on, Client.onboarding_done_on) \
+        .where(Client.deleted_at.is_(None),
+               Client.status.is_(None) | Client.status.not_in(NO_SCORE_STATUSES))
+    clients = {row.id: row for row in session.execute(query)}
+    if client_ids is not None:
+        wanted = set(client_ids)
+        clients = {k: v for k, v in clients.items() if k in wanted}
+    readers = {"uso": _usage, "volumen_tickets": _ticket_volume,
+               "tickets_repetidos": _repeats, "sla": _sla, "retro_negativa": _feedback,
+               "cobranza": _overdue, "decisor": _decision_maker, "seguimiento": _check_in}
+    readings: dict[int, dict[str, Reading]] = defaultdict(dict)
+    for name, reader in readers.items():
+        signal = config.signal(name)
+        if signal is None:
+            continue
+        for client_id, reading in reader(session, signal, today, clients).items():
+            if client_id in clients:
+                readings[client_id][name] = reading
+    return {cid: score(config, readings.get(cid, {})) for cid in clients}
+
+
+# --- the signals ----------------------------------------------------------------------------
+
+
+def _usage(session: Session, signal: SignalConfig, today: date,
+           clients: dict[int, Any]) -> dict[int, Reading]:
+    recent = signal.semanas_recientes or usage.RECENT_WEEKS
+    earlier = signal.semanas_anteriores or usage.BASELINE_WEEKS
+    out = {}
+    for cid, trend in usage.trends(session, today, clients, recent, earlier).items():
+        change = trend.change
+        if change is None:
+            out[cid] = Reading(None, f"sin semanas suficientes para comparar ({trend.weeks})")
+            continue
+        out[cid] = Reading(round(change * 100, 1), (
+            f"{trend.recent:.0f} usuarios activos por semana en las últimas {recent} semanas "
+            f"contra {trend.baseline:.0f} en las {earlier} anteriores ({change * 100:+.0f} %)"))
+    return out
+
+
+def _start(today: date, days: int) -> datetime:
+    return datetime.combine(today - timedelta(days=days), time.min)
+
+
+def _tickets(session: Session, since: datetime, *columns: Any) -> list[Any]:
+    return list(session.execute(select(Ticket.client_id, *columns).where(
+        Ticket.client_id.is_not(None), Ticket.deleted_at.is_(None), Ticket.opened_at >= since)))
+
+
+def _ticket_volume(session: Session, signal: SignalConfig, today: date,
+                   clients: dict[int, Any]) -> dict[int, Reading]:
+    window, norm_days = signal.ventana_dias or 30, signal.norma_dias or 180
+    start = _start(today, window)
+    recent: Counter[int] = Counter()
+    earlier: Counter[int] = Counter()
+    for cid, opened in _tickets(session, _start(today, window + norm_days), Ticket.opened_at):
+        (recent if opened >= start else earlier)[cid] += 1
+    out = {}
+    for cid in clients:
+        count = recent.get(cid, 0)
+        norm = earlier.get(cid, 0) * window / norm_days
+        if count < max(1, signal.minimo):
+            out[cid] = Reading(None, f"{count} tickets en los últimos {window} días")
+            continue
+        ratio = count / norm if norm else float(count)
+        out[cid] = Reading(round(ratio, 2), (
+            f"{count} tickets en los últimos {window} días; lo normal son {norm:.1f} "
+            f"({ratio:.1f} veces)"))
+    return out
+
+
+def _repeats(session: Session, signal: SignalConfig, today: date,
+             clients: dict[int, Any]) -> dict[int, Reading]:
+    window = signal.ventana_dias or 30
+    per_module: dict[int, Counter[str]] = defaultdict(Counter)
+    for cid, module in _tickets(session, _start(today, window), Ticket.module):
+        if module and module not in signal.excluir_modulos:
+            per_module[cid][module] += 1
+    out = {}
+    for cid, modules in per_module.items():
+        module, count = max(modules.items(), key=lambda kv: (kv[1], kv[0]))
+        out[cid] = Reading(float(count), f"{count} tickets de {module} en los últimos "
+                                         f"{window} días")
+    return out
+
+
+def _sla(session: Session, signal: SignalConfig, today: date,
+         clients: dict[int, Any]) -> dict[int, Reading]:
+    window, limit = signal.ventana_dias or 30, signal.horas_primera_respuesta or 8
+    late: Counter[int] = Counter()
+    for cid, hours in _tickets(session, _start(today, window), Ticket.first_response_hours):
+        if hours is not None and hours > limit:
+            late[cid] += 1
+    return {cid: Reading(float(n), f"{n} tickets de los últimos {window} días con primera "
+                                   f"respuesta en más de {limit:g} horas hábiles")
+            for cid, n in late.items()}
+
+
+def _feedback(session: Session, signal: SignalConfig, today: date,
+              clients: dict[int, Any]) -> dict[int, Reading]:
+    window = signal.ventana_dias or 60
+    csat_max = signal.csat_maximo if signal.csat_maximo is not None else 2
+    nps_max = signal.nps_maximo if signal.nps_maximo is not None else 6
+    rows = session.execute(select(
+        SurveyResponse.client_id, SurveyResponse.kind, SurveyResponse.score,
+        SurveyResponse.submitted_at).where(
+        SurveyResponse.client_id.is_not(None), SurveyResponse.deleted_at.is_(None),
+        SurveyResponse.submitted_at >= _start(today, window)))
+    bad: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for cid, kind, value, at in rows:
+        limit = nps_max if kind == "nps" else csat_max
+        if cid is not None and at is not None and value is not None and value <= limit:
+            bad[cid].append((at, f"{kind.upper()} {value:g}"))
+    out = {}
+    for cid, answers in bad.items():
+        answers.sort()
+        listed = ", ".join(f"{text} el {at:%d/%m/%Y}" for at, text in answers[-3:])
+        out[cid] = Reading(float(len(answers)), f"{len(answers)} en los últimos {window} "
+                                                f"días ({listed})")
+    return out
+
+
+def _overdue(session: Session, signal: SignalConfig, today: date,
+             clients: dict[int, Any]) -> dict[int, Reading]:
+    rows = session.execute(select(Invoice.client_id, Invoice.due_on, Invoice.amount).where(
+        Invoice.client_id.is_not(None), Invoice.deleted_at.is_(None),
+        Invoice.paid_on.is_(None), Invoice.due_on < today,
+        Invoice.status.is_(None) | Invoice.status.not_in(PAID_OR_VOID)))
+    unpaid: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+    for cid, due, amount in rows:
+        if cid is None or due is None:
+            continue
+        unpaid[cid].append((due, amount or Decimal(0)))
+    out = {}
+    for cid, invoices in unpaid.items():
+        oldest = min(due for due, _a in invoices)
+        total = sum((a for _d, a in invoices), Decimal(0))
+        out[cid] = Reading(float((today - oldest).days), (
+            f"{len(invoices)} sin pagar por ${total:,.0f}; la más antigua venció el "
+            f"{oldest:%d/%m/%Y}"))
+    return out
+
+
+def _decision_maker(session: Session, signal: SignalConfig, today: date,
+                    clients: dict[int, Any]) -> dict[int, Reading]:
+    rows = session.execute(select(ChangeEvent.entity_id, ChangeEvent.changes,
+                                  ChangeEvent.changed_at, ChangeEvent.seen_at).where(
+        ChangeEvent.entity == "cliente", ChangeEvent.kind == "updated",
+        ChangeEvent.seen_at >= _start(today, 400)).order_by(ChangeEvent.id))
+    out = {}
+    for cid, changes, changed_at, seen_at in rows:
+        change = (changes or {}).get("decision_maker")
+        if not isinstance(change, list) or len(change) != 2 or not change[0]:
+            continue  # a first value is not a change of decision maker
+        when = (changed_at or seen_at).date()
+        out[cid] = Reading(float((today - when).days),
+                           f"cambió el {when:%d/%m/%Y} ({change[0]} → {change[1] or '—'})")
+    return out
+
+
+def _check_in(session: Session, signal: SignalConfig, today: date,
+              clients: dict[int, Any]) -> dict[int, Reading]:
+    latest: dict[int, datetime] = {}
+    for cid, at in session.execute(select(CheckIn.client_id, CheckIn.happened_at).where(
+            CheckIn.client_id.is_not(None), CheckIn.deleted_at.is_(None),
+            CheckIn.happened_at.is_not(None),
+            CheckIn.outcome.is_(None) | (CheckIn.outcome == DONE_CHECK_IN))):
+        if cid is not None and at is not None and (cid not in latest or at > latest[cid]):
+            latest[cid] = at
+    out = {}
+    for cid, client in clients.items():
+        allowed = signal.plazo_dias.get(client.segment or "")
+        if allowed is None:
+            continue
+        if cid in latest:
+            since, what = latest[cid].date(), f"último seguimiento el {latest[cid]:%d/%m/%Y}"
+        else:
+            since = client.onboarding_done_on or client.signed_on
+            if since is None:
+                continue
+            what = f"sin seguimientos registrados desde el {since:%d/%m/%Y}"
+        late = (today - since).days - allowed
+        out[cid] = Reading(float(late), f"{what}; su plazo ({client.segment}) es de "
+                                        f"{allowed} días")
+    return out
+
+
+def find_clients(session: Session, text: str) -> list[Any]:
+    """Clients by model id, Podio item id or a piece of the name (case-insensitive)."""
+    base = select(Client.id, Client.name, Client.source_id, Client.health_score,
+                  Client.health_band).where(Client.deleted_at.is_(None))
+    if text.isdigit():
+        return list(session.execute(base.where(
+            (Client.id == int(text)) | (Client.source_id == text))))
+    return list(session.execute(base.where(Client.name.ilike(f"%{text}%"))
+                                .order_by(Client.name)))
+
+
+def history(session: Session, client_id: int, limit: int = 10) -> list[tuple[Any, Any, Any]]:
+    """(when, score, band) of the scores written to Podio for the client, newest first:
+    the done writes in the action ledger whose columns carry the score."""
+    rows = session.execute(select(ActionLedger.updated_at, ActionLedger.payload).where(
+        ActionLedger.target == f"cliente:{client_id}", ActionLedger.status == L.DONE,
+        ActionLedger.action == "podio.actualizar").order_by(ActionLedger.id.desc()))
+    out = []
+    for at, payload in rows:
+        columns = ((payload or {}).get("args") or {}).get("columns") or {}
+        if "health_score" in columns:
+            out.append((at, columns.get("health_score"), columns.get("health_band")))
+        if len(out) >= limit:
+            break
+    return out
