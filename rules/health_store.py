@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from rules import ledger as L
@@ -241,7 +241,8 @@ def history(session: Session, client_id: int, limit: int = 10) -> list[tuple[Any
     the done writes in the action ledger whose columns carry the score."""
     rows = session.execute(select(ActionLedger.updated_at, ActionLedger.payload).where(
         ActionLedger.target == f"cliente:{client_id}", ActionLedger.status == L.DONE,
-        ActionLedger.action == "podio.actualizar").order_by(ActionLedger.id.desc()))
+        cast(ActionLedger.payload, Text).like('%"health_score"%'))
+        .order_by(ActionLedger.id.desc()))
     out = []
     for at, payload in rows:
         columns = ((payload or {}).get("args") or {}).get("columns") or {}
