@@ -269,13 +269,14 @@ def salud(
 
 
 def settings_today(settings: Settings) -> Any:
-    """Today in the deployment's time zone (config/calendar.yaml)."""
+    """Today in the deployment's time zone, as the rules see it (RULES_FROZEN_NOW too)."""
     from datetime import UTC, datetime
 
     from rules.calendar import BusinessCalendar
 
     calendar = BusinessCalendar.load(settings.config_dir)
-    return calendar.local_date(datetime.now(UTC).replace(tzinfo=None), settings.timezone)
+    now = settings.rules_frozen_now or datetime.now(UTC).replace(tzinfo=None)
+    return calendar.local_date(now, settings.timezone)
 
 
 @db_app.command("upgrade")

@@ -8,7 +8,10 @@ cycles changes nothing; Podio down while the score changes ends with the latest 
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,6 +220,29 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     assert comment["value"].startswith("Salud recuperada (M1): ")
     assert "«En riesgo»" in comment["value"] and "«Atención»" in comment["value"]
     assert desk.messages_to(COO_EMAIL) == []
+
+    # The AM asks why, in the terminal.
+    shown = _cli(desk, "salud", "Mirador")
+    assert "Centro Educativo Mirador (#" in shown and f"{base - 25:g} puntos, Atención" in shown
+    assert "✔ Facturas vencidas: 0" not in shown and "Facturas vencidas: sin datos" in shown
+    assert "✘ Retroalimentación negativa: -15 (valor 3, nivel ≥ 2)" in shown
+    assert "✘ Cambio de decisor: -10" in shown
+    history = shown.split("Historial (lo que M1 escribió en Podio):")[1]
+    assert f"{base - 25:g} (Atención)" in history and f"{base - 40:g} (En riesgo)" in history
+    listing = _cli(desk, "salud")
+    assert "Centro Educativo Mirador" in listing and "los 20 más bajos" in listing
+
+
+def _cli(desk: Desk, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODIO_", "JIRA_",
+                                                                     "GOOGLE_", "DATABASE_"))}
+    env.update(PYTHONPATH=str(PROJECT_ROOT), DATABASE_URL=desk.settings.database_url,
+               CONFIG_DIR=str(desk.settings.config_dir), COLUMNS="200",
+               RULES_FROZEN_NOW=desk.sandbox.clock.now().isoformat())
+    done = subprocess.run([sys.executable, "-m", "saeko_sync", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_a_weight_changed_in_config_changes_the_score_and_escalates_critical(
