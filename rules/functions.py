@@ -124,6 +124,23 @@ def _window(_env: Env, days: Any, windows: Any) -> int | None:
     return min(ahead) if ahead else None
 
 
+@function("periodo", 2, 2,
+          "el periodo de una fecha, como texto para «una_vez_por» o «escalamiento»: "
+          "periodo(hoy, 'dia') da 2026-12-04, 'semana' 2026-S49 (ISO), 'mes' 2026-12")
+def _period(_env: Env, value: Any, unit: Any) -> str | None:
+    day = value.date() if isinstance(value, datetime) else value
+    if not isinstance(day, date):
+        return None
+    if unit == "dia":
+        return day.isoformat()
+    if unit == "semana":
+        year, week, _weekday = day.isocalendar()
+        return f"{year}-S{week:02d}"
+    if unit == "mes":
+        return f"{day:%Y-%m}"
+    raise ValueError(f"periodo {unit!r} desconocido: usa 'dia', 'semana' o 'mes'")
+
+
 @function("horas_desde", 1, 1, "horas de reloj transcurridas desde un instante")
 def _hours_since(env: Env, value: Any) -> float | None:
     instant = _instant(value)

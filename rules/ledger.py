@@ -61,6 +61,12 @@ STATUS_ES = {PLANNED: "planificada", WAITING: "en espera (se reintentará)",
              APPROVED: "aprobada", QUEUED: "en cola", CANCELLED: "cancelada"}
 
 
+def escalation_key(escalation: str, action_type: str) -> str:
+    """M7: the key of one effect of an escalation («escalamiento: causa:cliente:periodo»),
+    the same whichever rule or trigger escalates: one task and one email per escalation."""
+    return ledger_key("m7", f"esc:{escalation}", action_type)
+
+
 def ledger_key(rule_id: str, dedupe: str, action_key: str) -> str:
     """The idempotency key of one action of one trigger instance of one rule."""
     key = f"{rule_id}|{dedupe}|{action_key}"

@@ -15,7 +15,7 @@ from rules.types import MapT, T, ValT
 from rules.values import Arg, ArgCompiler
 from rules.yamlsrc import LList, LMap
 
-ACTION_META_KEYS = ("id", "si")
+ACTION_META_KEYS = ("id", "si", "escalamiento")
 ACTION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -72,6 +72,11 @@ class ActionParser(PartParser):
             self.sink.add(item.line_of("id"), f'acción "{name}": "id" debe ser una palabra en '
                                               'minúsculas, p. ej. "incidencia"')
             action_id = None
+        shared = None
+        if "escalamiento" in item:
+            shared = self.key_template(item["escalamiento"], scope,
+                                       item.line_of("escalamiento"), f'acción "{name}": '
+                                                                     "escalamiento")
         when = None
         if "si" in item:
             when = self.compile(item["si"], scope, item.line_of("si"), f'acción "{name}": si')
@@ -102,4 +107,4 @@ class ActionParser(PartParser):
         if action.check is not None:
             action.check(args, CheckContext(self.sink, action_line, entity, self.config))
         return ActionSpec(action, action_id or str(index + 1), action_id, args, when,
-                          action_line)
+                          action_line, shared)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rules.config import RulesConfig
 from rules.expr import Compiled, ExprCompiler, StaticError
 from rules.problems import ProblemSink, one_of, suggest
-from rules.templates import is_single_expression
+from rules.templates import Template, is_single_expression
 from rules.types import T
 from rules.yamlsrc import LMap
 
@@ -32,6 +32,22 @@ class PartParser:
                                 '"America/Tijuana" o "America/Mexico_City"')
             return self.config.zone
         return str(value)
+
+    def key_template(self, raw: Any, scope: dict[str, T], line: int, what: str
+                     ) -> Compiled | Template | None:
+        """A key the rule computes per run («una_vez_por», «escalamiento»): one expression,
+        or a text with {{ }} parts."""
+        if not isinstance(raw, str):
+            self.sink.add(line, f'"{what}" es una expresión, p. ej. "ticket.id"')
+            return None
+        inner = is_single_expression(raw)
+        if inner is None and "{{" in raw:
+            try:
+                return Template(raw, scope)
+            except StaticError as exc:
+                self.sink.add(line, f"{what}: {exc.message}")
+                return None
+        return self.compile(inner or raw, scope, line, what)
 
     def compile(self, source: Any, scope: dict[str, T], line: int, what: str
                 ) -> Compiled | None:

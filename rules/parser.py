@@ -10,14 +10,14 @@ from typing import Any
 
 from rules.catalog import ENTITIES
 from rules.config import RulesConfig
-from rules.expr import Compiled, StaticError
+from rules.expr import Compiled
 from rules.parse_actions import ActionParser
 from rules.parse_common import PartParser
 from rules.parse_triggers import TriggerParser
 from rules.problems import ProblemSink, one_of, suggest
 from rules.spec import Rule, rule_scope
 from rules.spec_paths import relation_paths
-from rules.templates import Template, is_single_expression
+from rules.templates import Template
 from rules.types import T
 from rules.yamlsrc import LList, LMap
 
@@ -136,15 +136,4 @@ class RuleParser(PartParser):
         raw = data.get("una_vez_por")
         if raw is None:
             return None
-        line = data.line_of("una_vez_por")
-        if not isinstance(raw, str):
-            self.sink.add(line, '"una_vez_por" es una expresión, p. ej. "ticket.id"')
-            return None
-        inner = is_single_expression(raw)
-        if inner is None and "{{" in raw:
-            try:
-                return Template(raw, scope)
-            except StaticError as exc:
-                self.sink.add(line, f"una_vez_por: {exc.message}")
-                return None
-        return self.compile(inner or raw, scope, line, "una_vez_por")
+        return self.key_template(raw, scope, data.line_of("una_vez_por"), "una_vez_por")

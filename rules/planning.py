@@ -12,7 +12,7 @@ from typing import Any
 from core.errors import RemoteDataError
 from rules import ledger as L
 from rules.actions.base import ActionSkipped, PrepareContext, Prepared, to_json
-from rules.expr import EvalError
+from rules.expr import Compiled, EvalError
 from rules.runs import Match, RuleOutcome, RunPart, match_info, target_of
 from rules.spec import ActionSpec, Rule
 from rules.templates import TemplateRenderError
@@ -56,11 +56,17 @@ class Planner(RunPart):
         match.ctx["acciones"] = results
         steps: list[Step] = []
         added = False
+        mine = {r.id for r in existing.values()}  # this run's rows (a resumed run's)
         for spec in rule.actions:
             key = L.ledger_key(rule.id, match.dedupe, spec.key)
+            row = existing.get(key)
+            if row is None and spec.shared is not None:
+                key, row = self._escalation(spec, match.ctx, key)
             entry: dict[str, Any] = {"accion": spec.type.name, "clave": key}
             match.trace["acciones"].append(entry)
-            row = existing.get(key)
+            if row is not None and spec.shared is not None and row.id not in mine:
+                entry["nota"] = (f"ya escalado por la regla {row.rule_id} (M7: una vez por "
+                                 "causa, cliente y periodo)")
             if row is None or (row.status == L.APPROVED and "args" not in (row.payload or {})):
                 # not decided yet (an approved storm-guard hold records no arguments)
                 row = self._decide(plan, spec, key, entry, row)
@@ -76,6 +82,21 @@ class Planner(RunPart):
         if added:
             self.s.commit()  # the whole plan before the first effect is sent
         return steps
+
+    def _escalation(self, spec: ActionSpec, ctx: dict[str, Any], key: str
+                    ) -> tuple[str, ActionLedger | None]:
+        """An escalation's key and its row if any rule made it already. Only when its «si»
+        holds: an escalation a rule did not make must not keep another rule from it."""
+        assert spec.shared is not None
+        try:
+            if spec.when is not None and not spec.when.run(ctx):
+                return key, None
+            shared = (spec.shared.run(ctx) if isinstance(spec.shared, Compiled)
+                      else spec.shared.render(ctx))
+        except (EvalError, TemplateRenderError):
+            return key, None  # decided (and traced) as any other action
+        key = L.escalation_key(str(shared), spec.type.name)
+        return key, L.rows_by_key(self.s, [key]).get(key)
 
     def _decide(self, plan: Planning, spec: ActionSpec, key: str, entry: dict[str, Any],
                 parked: ActionLedger | None = None) -> ActionLedger | None:

@@ -103,6 +103,9 @@ class ActionSpec:
     args: dict[str, Arg]
     when: Compiled | None
     line: int
+    # M7's «escalamiento»: the cause, client and period an escalation is for; its effects
+    # are keyed by it alone, so another rule (or trigger) escalating the same finds them.
+    shared: Compiled | Template | None = None
 
 
 @dataclass
