@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -16,10 +18,17 @@ from connectors.clients import ActionRuntime
 from core.settings import Settings, load_settings
 from jobs.console import RichProgress, progress_bars, sync_table, write_env_file
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
+from jobs.demo_accounts import (
+    escalations_line,
+    first_scoring_line,
+    schedules_moment,
+    stage_accounts,
+)
+from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
 from sandbox.server import Sandbox, SandboxServer
-from store.db import Database
+from store.db import Database, utcnow
 from store.entities import load_mapping
 from store.models import (
     ActionLedger,
@@ -42,6 +51,11 @@ DEMO_PLAN = (("new_ticket",) * 10 + ("escalate",) * 3 + ("answer",) * 5 + ("work
 OTHER_TABLES: list[tuple[str, type[Base]]] = [
     ("incidencias Jira", Incident), ("encuestas", SurveyResponse), ("uso semanal", UsageMetric),
     ("cartas muertas", DeadLetter)]
+# The account situations staged after the morning (jobs/demo_accounts.py), in Spanish.
+STAGED_LABELS = {"usage_drop": "caídas de uso en la hoja", "overdue_invoice": "facturas vencidas",
+                 "nps": "respuestas NPS de detractores", "decision_maker": "cambios de decisor",
+                 "check_in": "check-ins registrados", "contract_due": "contratos por vencer",
+                 "new_client": "clientes nuevos sin AM", "skipped": "omitidas"}
 
 
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
@@ -85,15 +99,24 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
             simulator.act(action)
         console.print(f"Una mañana de trabajo simulada en las herramientas: "
                       f"{dict(simulator.done)}")
+        staged = stage_accounts(box, simulator, seed)
+        console.print("Y en las cuentas (Podio y la hoja de uso, como lo hace el personal): "
+                      + ", ".join(f"{n} {STAGED_LABELS.get(k, k)}" for k, n in staged.items())
+                      + ".")
         run_sync(settings, db, clients=sync_clients)
         rules = run_cycle(settings, db, runtime=runtime)
+        scoring = first_scoring_line(db, switched, rules.started_at)
+        if scoring:
+            console.print(scoring)
         _print_automations(console, settings, db, rules, server.url)
+        console.print(escalations_line(db, rules))
         # Read back what the automations wrote (recognised as our own: it fires nothing).
         after = run_sync(settings, db, clients=sync_clients)
         console.print(f"Sincronización tras las reglas: lo escrito por las automatizaciones "
                       f"ya estaba en el modelo; "
                       f"{sum(r.counts.updated for r in after.reports)} registros con cambios, "
                       f"{sum(r.api_calls for r in after.reports)} llamadas API.")
+        _run_schedules(console, settings, db, runtime, server.url)
         _print_model(console, settings, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
@@ -119,16 +142,39 @@ EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
 SHOWN_REFS = 4  # ids listed per automation; the rest are counted
 
 
+def _run_schedules(console: Console, settings: Settings, db: Database,
+                   runtime: ActionRuntime, url: str) -> None:
+    """One more cycle with the clock frozen at the next Monday 12:05 in Tijuana, so the
+    schedules (M2 and M13 at 9:00 on weekdays, M11 on Mondays at 12:00) show what they do."""
+    calendar = RulesConfig.from_settings(settings).calendar
+    moment = schedules_moment(utcnow(), lambda at: calendar.is_business_time(
+        at, "America/Tijuana"))
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Tijuana"))
+    console.rule(f"Los programas: el lunes {local:%d/%m/%Y} a las {local:%H:%M} (Tijuana)")
+    console.print("Las reglas programadas corren a su hora (M2 y M13 cada día hábil a las "
+                  "9:00, M11 los lunes a las 12:00 y el primer día hábil del mes). Para verlas "
+                  "sin esperar, este ciclo corre con el reloj de las reglas fijado en ese "
+                  "lunes: simula la hora de los programas (las herramientas no cambian).")
+    report = run_cycle(settings, db, now=moment, runtime=runtime)
+    _print_automations(console, settings, db, report, url,
+                       f"Automatizaciones: el ciclo del lunes {local:%d/%m} a las "
+                       f"{local:%H:%M}", only_fired=True)
+    console.print(escalations_line(db, report))
+
+
 def _print_automations(console: Console, settings: Settings, db: Database,
-                       report: CycleReport, url: str) -> None:
-    """Per automation (T1…T8…, one or more rules each, grouped by the id's prefix): what
-    fired in this cycle and what was written back, with the ids to look up in the sandbox."""
+                       report: CycleReport, url: str,
+                       title: str = "Automatizaciones: el ciclo tras la mañana simulada", *,
+                       only_fired: bool = False) -> None:
+    """Per automation (T1…T8, M1…, one or more rules each, grouped by the id's prefix):
+    what fired in this cycle and what was written back, with the ids to look up in the
+    sandbox; ``only_fired`` leaves out the automations that matched nothing."""
     from rules.api import list_rules
 
     with db.session() as s:
         rows = list(s.scalars(select(ActionLedger).where(
             ActionLedger.created_at >= report.started_at).order_by(ActionLedger.id)))
-    table = Table(title="Automatizaciones: el ciclo tras la mañana simulada")
+    table = Table(title=title)
     for column in ("automatización", "coinciden", "qué se escribió", "dónde mirar"):
         table.add_column(column)
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -141,6 +187,8 @@ def _print_automations(console: Console, settings: Settings, db: Database,
         mine = [r for r in rows if r.rule_id in rule_ids and r.status == "done"]
         names = " / ".join(name.split("·", 1)[-1].strip() for _r, name in rules)
         fired = sum(o.matched for o in outcomes)
+        if only_fired and not fired and not mine:
+            continue
         notes = [f"{sum(getattr(o, k) for o in outcomes)} {w}" for k, w in
                  (("held", "retenidos"), ("failed", "por reintentar"), ("dead", "muertos"))
                  if any(getattr(o, k) for o in outcomes)]
@@ -178,8 +226,9 @@ def _where(rows: list[ActionLedger]) -> str:
     for row in rows:
         args = (row.payload or {}).get("args") or {}
         ref = (row.external_ref if row.action.startswith("jira.crear")
-               else f"item {args['item_id']}" if "item_id" in args
-               else args.get("key") and f"Jira {args['key']}")
+               else f"item {args['item_id']}" if args.get("item_id")
+               else args.get("key") and f"Jira {args['key']}"
+               or row.action == "podio.tarea" and row.external_ref)  # a task on no item
         if ref and ref not in refs:
             refs.append(str(ref))
     shown = ", ".join(refs[:SHOWN_REFS])

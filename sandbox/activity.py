@@ -3,7 +3,9 @@
 Drives the emulated tools the way people do (through the tools' UI helpers, so revisions,
 changelogs and webhooks happen as in the real tools): users open tickets with only a title
 and their user, agents answer, escalate, hand off and close tickets, Support resolves Jira
-issues, users answer CSAT and NPS surveys. Used by `saeko-sync demo --serve`, the quota
+issues, users answer CSAT and NPS surveys; on the accounts side, cobranza marks invoices
+overdue or paid, AMs record decision makers, check-ins and contract dates, and the usage
+sheet shows a client's drop. Used by `saeko-sync demo --serve`, the quota
 benchmark and the chaos suite (bench/chaos.py), which replays a planned day: each
 ``act(action, target, **details)`` names what to act on instead of picking at random.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sandbox.world import _TITLES, JIRA_WORKFLOWS, podio_item_id
+from sandbox.google.a1 import format_range
+from sandbox.world import _FIRST, _LAST, _TITLES, JIRA_WORKFLOWS, podio_item_id
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -25,12 +29,22 @@ AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
 # days: ``work`` (an agent moves an open ticket along or re-prioritises it,
 # bench/quota_budget.py), ``nps`` (a Directivo answers the NPS survey), ``handoff`` (a ticket
 # sent to the AM: "Enviado a AM"), ``close`` (closed by hand: "Cerrado") and
-# ``new_client`` (a CSM records a new account, onboarding done, without AM), bench/chaos.py.
+# ``new_client`` (a CSM records a new account, onboarding done, without AM), bench/chaos.py;
+# the account situations of `saeko-sync demo` (jobs/demo_accounts.py): ``overdue_invoice``
+# (cobranza marks an unpaid invoice «Vencida», due in the past), ``pay_invoice`` (cobranza
+# records the payment), ``decision_maker`` (an AM records the client's new decision maker),
+# ``usage_drop`` (a client's recent weeks fall in the usage sheet, edited as a person does),
+# ``contract_due`` (a contract's end date set N days ahead, «Vigente») and ``check_in`` (an
+# AM logs a check-in in the app Seguimientos).
 ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work", "nps",
-           "handoff", "close", "new_client")
+           "handoff", "close", "new_client", "overdue_invoice", "pay_invoice",
+           "decision_maker", "usage_drop", "contract_due", "check_in")
 ANSWER_TEXT = "Hola, ya revisamos tu caso: sigue estos pasos en la plataforma."
 # Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
 WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
+# Who keeps the invoices in Podio: the seeded ones are the COO's (sandbox/podio/seed.py).
+COBRANZA = "coo@saeko.test"
+USAGE_COLUMNS = ("usuarios_activos", "inicios_sesion", "funciones_clave")  # what falls
 
 
 class StaffSimulator:
@@ -60,8 +74,17 @@ class StaffSimulator:
         reporter's email, else only the title and the user); answer ``text``, ``agent``
         (email), ``responsible`` (Podio profile id); csat ``score``, ``comment``, ``email``
         (needed for a ticket not in the world); nps ``score``, ``reason``; resolve_jira
-        ``resolution``; new_client ``name``, ``segment``, ``region``, ``csm`` (email);
-        any action ``agent``. Returns "<action>: <what happened>", or
+        ``resolution``; new_client ``name``, ``segment``, ``region``, ``csm`` (email).
+        Account actions take a Podio item id as ``target``: an invoice (overdue_invoice,
+        pay_invoice; or ``client``: one of that client's), a client (decision_maker,
+        usage_drop, check_in) or a contract (contract_due; or ``client``: its latest);
+        overdue_invoice ``days`` (overdue for, default 10-75); decision_maker ``name``;
+        usage_drop ``factor`` (what remains, default 0.5) and ``weeks`` (the latest N rows,
+        default 4); contract_due ``days`` (default 10-80) and ``status`` (default
+        «Vigente»); check_in ``kind`` («Check-in»), ``outcome`` («Realizado»), ``day``
+        (ISO date, default today), ``notes``; all of them ``by`` (who edits, an email:
+        default the client's AM, else its CSM; cobranza for invoices). Any action
+        ``agent``. Returns "<action>: <what happened>", or
         "<action>: skipped: <why>" when there was nothing to act on.
         """
         if action not in ACTIONS:
@@ -254,3 +277,149 @@ class StaffSimulator:
                                                 else "El soporte tarda demasiado"))
         return "nps " + google.submit_response(google.ids["nps"], {
             "score": score, "reason": reason, "email": user.email, "client": client.name})
+
+    # --- account management -------------------------------------------------------------
+
+    def _today(self) -> date:
+        return self.sandbox.clock.now().date()
+
+    def _client_item(self, target: int | str | None) -> int:
+        if target is not None:
+            return int(target)
+        clients = [i for i in self.podio.items("clientes")
+                   if self.podio.values(i).get("estatus") != "Baja"]
+        if not clients:
+            raise LookupError("no client")
+        return int(self.rng.choice(clients))
+
+    def _person(self, client: int, details: dict[str, Any], default: str | None = None
+                ) -> Any:
+        """Who edits a client's account: ``by``, else its AM, else its CSM (else
+        ``default``, else the COO), as a world staff member."""
+        staff = self.sandbox.world.staff
+        email = details.get("by") or default
+        if email is None:
+            values = self.podio.values(client)
+            profiles = [p for field in ("am", "csm") for p in values.get(field) or []]
+            person = next((s for p in profiles for s in staff if s.podio_profile_id == p), None)
+            email = person.email if person else COBRANZA
+        return next(s for s in staff if s.email == str(email))
+
+    def _of_client(self, app: str, client: int) -> list[int]:
+        """The items of ``app`` whose «cliente» is ``client``, ascending."""
+        return [i for i in self.podio.items(app) if self.podio.values(i).get("cliente")
+                == [client]]
+
+    def _invoice(self, target: int | str | None, details: dict[str, Any],
+                 wanted: Any) -> int:
+        if target is not None:
+            return int(target)
+        if details.get("client") is not None:
+            invoices = self._of_client("facturas", int(details["client"]))
+        else:
+            invoices = self.podio.items("facturas")
+        candidates = [i for i in invoices if wanted(self.podio.values(i))]
+        if not candidates:
+            raise LookupError("no such invoice")
+        return int(self.rng.choice(candidates))
+
+    def _overdue_invoice(self, target: int | str | None = None, **details: Any) -> str:
+        """Cobranza marks an unpaid invoice overdue: «vencimiento» ``days`` ago, «pagada»
+        empty, estatus «Vencida». The unpaid invoices (of ``client``) first; when all are
+        paid, the client's latest one (a payment that did not go through)."""
+        def unpaid(values: dict[str, Any]) -> bool:
+            return not values.get("pagada") and values.get("estatus") != "Vencida"
+        try:
+            item = self._invoice(target, details, unpaid)
+        except LookupError:
+            client = self._client_item(details.get("client"))
+            invoices = self._of_client("facturas", client)
+            if not invoices:
+                raise LookupError(f"client {client} has no invoice") from None
+            item = invoices[-1]
+        days = int(details["days"]) if "days" in details else self.rng.randint(10, 75)
+        due = self._today() - timedelta(days=days)
+        self.podio.update_item_as(str(details.get("by") or COBRANZA), item, {
+            "vencimiento": {"start_date": due.isoformat()}, "pagada": None,
+            "estatus": "Vencida"})
+        return f"invoice {item} overdue since {due.isoformat()}"
+
+    def _pay_invoice(self, target: int | str | None = None, **details: Any) -> str:
+        """Cobranza records the payment of an invoice (an overdue one unless ``target``):
+        «pagada» today, estatus «Pagada»."""
+        item = self._invoice(target, details, lambda v: v.get("estatus") == "Vencida"
+                             and not v.get("pagada"))
+        today = self._today().isoformat()
+        self.podio.update_item_as(str(details.get("by") or COBRANZA), item, {
+            "pagada": {"start_date": today}, "estatus": "Pagada"})
+        return f"invoice {item} paid on {today}"
+
+    def _decision_maker(self, target: int | str | None = None, **details: Any) -> str:
+        """The AM records the client's new decision maker (field «decisor»)."""
+        client = self._client_item(target)
+        old = self.podio.values(client).get("decisor")
+        name = str(details.get("name") or "")
+        while not name or name == old:
+            name = (f"{self.rng.choice(_FIRST)} {self.rng.choice(_LAST)} "
+                    f"{self.rng.choice(_LAST)}")
+        self.podio.update_item_as(self._person(client, details).email, client,
+                                  {"decisor": name})
+        return f"client {client}: decisor {old or '—'} -> {name}"
+
+    def _usage_drop(self, target: int | str | None = None, **details: Any) -> str:
+        """The client's latest ``weeks`` rows of the usage sheet fall to ``factor`` of what
+        they were (active users, logins, key features), typed into the sheet."""
+        google = self._google()
+        client = self._client_item(target)
+        factor = float(details.get("factor", 0.5))
+        weeks = int(details.get("weeks", 4))
+        sheet, tab = google.ids["usage"], google.usage_tab
+        rows = google.sheet_values(sheet, tab)
+        header = [str(h) for h in rows[0]]
+        key, week = header.index("cliente_id"), header.index("semana")
+        columns = [header.index(c) for c in USAGE_COLUMNS]
+        mine = sorted(((str(row[week]), n) for n, row in enumerate(rows) if n and row
+                       and str(row[key]) == str(client)), reverse=True)[:weeks]
+        if not mine:
+            raise LookupError(f"client {client} has no usage rows")
+        for _week, n in mine:
+            fallen = [max(1, int(float(rows[n][c]) * factor)) for c in columns]
+            google.set_cells(sheet, format_range(tab, n, n + 1, min(columns),
+                                                 max(columns) + 1), [fallen])
+        return (f"client {client}: usage x{factor:g} in {len(mine)} weeks since "
+                f"{min(w for w, _n in mine)[:10]}")
+
+    def _contract_due(self, target: int | str | None = None, **details: Any) -> str:
+        """The AM sets a contract's end («fin») ``days`` ahead, estatus ``status``."""
+        if target is not None:
+            contract = int(target)
+        elif details.get("client") is not None:
+            contracts = self._of_client("contratos", int(details["client"]))
+            if not contracts:
+                raise LookupError(f"client {details['client']} has no contract")
+            contract = contracts[-1]
+        else:
+            contract = int(self.rng.choice(self.podio.items("contratos")))
+        days = int(details["days"]) if "days" in details else self.rng.randint(10, 80)
+        ends = (self._today() + timedelta(days=days)).isoformat()
+        status = str(details.get("status") or "Vigente")
+        client = (self.podio.values(contract).get("cliente") or [None])[0]
+        who = (self._person(int(client), details) if client is not None
+               else self._person(contract, details, COBRANZA))
+        self.podio.update_item_as(who.email, contract, {"fin": {"start_date": ends},
+                                                        "estatus": status})
+        return f"contract {contract} ends {ends} ({status})"
+
+    def _check_in(self, target: int | str | None = None, **details: Any) -> str:
+        """The AM logs a follow-up in the app Seguimientos (a «Check-in», «Realizado»)."""
+        client = self._client_item(target)
+        person = self._person(client, details)
+        name = self.podio.values(client).get("nombre") or f"cliente {client}"
+        kind = str(details.get("kind") or "Check-in")
+        item = self.podio.create_item_as(person.email, "seguimientos", {
+            "titulo": f"{kind} con {name}", "cliente": [client],
+            "fecha": {"start_date": str(details.get("day") or self._today().isoformat())},
+            "tipo": kind, "resultado": str(details.get("outcome") or "Realizado"),
+            "am": [person.podio_profile_id],
+            "notas": str(details.get("notes") or "Revisión de uso y pendientes del ciclo.")})
+        return f"check-in {item} on client {client} by {person.email}"

@@ -1,0 +1,79 @@
+"""`saeko-sync demo` stages the account situations and shows what M1, M2, M5, M7 (and M11,
+M13 when their rules ship) did: in its output and in the store the demo leaves behind."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy import select
+
+from core.settings import PROJECT_ROOT
+from jobs.demo import run_demo
+from store.db import Database
+from store.models import ActionLedger
+
+COO_USER = 1001  # config/staff.yaml
+ROW = re.compile(r"│ ([MT]\d+) · [^│]*│ (\d+) registros")
+ESCALATIONS = re.compile(r"M7 · escalamientos a la COO en este ciclo \(de todas las reglas\): "
+                         r"(\d+) tareas y (\d+) correos; efectos por regla: ([^\n]*)")
+
+
+def _shipped(prefix: str) -> bool:
+    return any((PROJECT_ROOT / "config" / "rules").glob(f"{prefix}-*.yaml"))
+
+
+def _rows(text: str) -> dict[str, int]:
+    """Automation -> the records it matched, from one table (first row of each)."""
+    rows: dict[str, int] = {}
+    for automation, count in ROW.findall(text):
+        rows.setdefault(automation, int(count))
+    return rows
+
+
+def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=400, record=False, color_system=None)
+    run_demo(console, Console(file=io.StringIO()), clients=40, seed=7, folder=tmp_path,
+             keep=False)
+    text = out.getvalue()
+    morning, monday = text.split("Los programas: el lunes", 1)
+    assert "simula la hora de los programas" in monday
+
+    scored = re.search(r"M1 · primera calificación al activar las reglas: (\d+) clientes "
+                       r"calificados", morning)
+    assert scored and int(scored.group(1)) >= 40, morning
+
+    shown = _rows(morning)
+    assert shown["M1"] > 0 and shown["M5"] >= 2, shown
+    first = ESCALATIONS.search(morning)
+    assert first and int(first.group(1)) > 0 and "m1-salud-cliente" in first.group(3), morning
+
+    scheduled = _rows(monday)
+    assert scheduled["M2"] > 0, monday
+    for prefix in ("M11", "M13"):
+        if _shipped(prefix.lower()):
+            assert scheduled[prefix] > 0, monday
+    second = ESCALATIONS.search(monday)
+    assert second and "m2-renovacion-estancada" in second.group(3), monday
+
+    # What the output says is what the store holds: the effects were made in the tools.
+    db = Database(f"sqlite:///{tmp_path}/saeko-demo.db")
+    with db.session() as s:
+        done = list(s.scalars(select(ActionLedger).where(ActionLedger.status == "done")))
+
+    def effects(rule: str, action: str) -> list[ActionLedger]:
+        return [r for r in done if r.rule_id == rule and r.action == action]
+
+    assert any(((r.payload or {}).get("args") or {}).get("responsible_user_id") == COO_USER
+               for r in effects("m1-salud-cliente", "podio.tarea"))
+    assert len(effects("m5-asignacion-am", "podio.actualizar")) >= 2
+    assert effects("m2-recordatorio-renovacion", "podio.tarea")
+    assert effects("m2-renovacion-estancada", "gmail.enviar")
+    if _shipped("m11"):
+        assert effects("m11-cobranza-lunes", "podio.tarea") or effects(
+            "m11-cobranza-mensual", "podio.tarea")
+    if _shipped("m13"):
+        assert effects("m13-revision-uso", "podio.tarea")
