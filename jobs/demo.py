@@ -54,6 +54,7 @@ OTHER_TABLES: list[tuple[str, type[Base]]] = [
 # The account situations staged after the morning (jobs/demo_accounts.py), in Spanish.
 STAGED_LABELS = {"usage_drop": "caídas de uso en la hoja", "overdue_invoice": "facturas vencidas",
                  "nps": "respuestas NPS de detractores", "decision_maker": "cambios de decisor",
+                 "pay_invoice": "facturas pagadas",
                  "check_in": "check-ins registrados", "contract_due": "contratos por vencer",
                  "new_client": "clientes nuevos sin AM", "skipped": "omitidas"}
 

@@ -26,6 +26,7 @@ SCHEDULE_TIME = time(12, 5)  # after M11's 12:00; M2 and M13 ran at 9:00 the sam
 M1 = "m1-salud-cliente"
 # How many of each situation the demo stages (a few: enough to be seen in the tables).
 CRITICAL, DETRACTORS, OVERDUE, DECISION_MAKERS, CHECK_INS, DROPS = 2, 2, 3, 2, 2, 2
+PAYMENTS = 1  # a client with overdue invoices pays one
 CONTRACTS_DUE = ((20, "Vigente"), (22, "Vigente"), (50, "Vigente"))  # days ahead, status
 NEW_CLIENTS = (("Colegio Nuevo Horizonte", "Tijuana", "Estándar"),
                ("Instituto Nuevo Bajío", "Bajío", "TOP"))
@@ -36,8 +37,9 @@ def stage_accounts(box: Sandbox, simulator: StaffSimulator, seed: int) -> Counte
 
     Deterministic with ``seed``: clients that are healthy now fall into «Crítica» (usage
     drop, a 70-day overdue invoice and an NPS detractor: M1, and M7 to the COO); others get
-    a detractor, an overdue invoice, a new decision maker, a check-in or a usage drop; a
-    few contracts fall due (M2; the stalled ones M7); two new clients have no AM (M5)."""
+    a detractor, an overdue invoice, a new decision maker, a check-in or a usage drop; one
+    overdue invoice is paid; a few contracts fall due (M2; the stalled ones M7); two new
+    clients have no AM (M5)."""
     world = box.world
     podio: Any = box.tools["podio"]
     rng = random.Random(seed)
@@ -87,6 +89,10 @@ def stage_accounts(box: Sandbox, simulator: StaffSimulator, seed: int) -> Counte
     for client in rest[:DROPS]:
         act("usage_drop", item(client.key), factor=0.55)
     rest = rest[DROPS:]
+    morosos = {i.client_key for i in world.invoices if i.status == "Vencida"}
+    for client in [c for c in rest if c.key in morosos][:PAYMENTS]:
+        act("pay_invoice", client=item(client.key))
+        rest.remove(client)
     for (days, status), client in zip(CONTRACTS_DUE, rest, strict=False):
         act("contract_due", client=item(client.key), days=days, status=status)
     for name, region, segment in NEW_CLIENTS:
