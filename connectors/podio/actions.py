@@ -50,10 +50,11 @@ def find_task(client: PodioClient, marker: str) -> int | None:
     return None
 
 
-def create_task(client: PodioClient, *, item_id: int, text: str, description: str = "",
+def create_task(client: PodioClient, *, item_id: int | None, text: str, description: str = "",
                 responsible_user_id: int | None, due_on: datetime | date | None,
                 marker: str, labels: list[str] | None = None) -> int:
-    """Create a task on an item carrying ``marker``; returns the task id."""
+    """Create a task on an item (or, with ``item_id`` None, a task with no reference: it
+    shows in its responsible's own tasks) carrying ``marker``; returns the task id."""
     body: dict[str, Any] = {"text": text, "description": description, "private": False,
                             "external_id": marker, "labels": labels or ["saeko-sync"]}
     if responsible_user_id is not None:
@@ -63,7 +64,8 @@ def create_task(client: PodioClient, *, item_id: int, text: str, description: st
     elif isinstance(due_on, date):
         body["due_date"] = due_on.isoformat()
 
-    created = client.request("POST", f"/task/item/{item_id}/", json=body)
+    path = "/task/" if item_id is None else f"/task/item/{item_id}/"
+    created = client.request("POST", path, json=body)
     task = created[0] if isinstance(created, list) else created
     if not task or "task_id" not in task:
         raise RemoteDataError(f"Podio created a task without task_id: {created!r}")

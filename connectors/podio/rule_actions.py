@@ -200,8 +200,23 @@ UPDATE = ActionType(
 # --- podio.tarea -----------------------------------------------------------------------
 
 
+# podio.tarea's "item" when the rule does not give one (an explicit "item:" that comes out
+# empty still falls back to the rule's record, and is skipped if that is no Podio item).
+_RULE_ITEM = "(el de la regla)"
+
+
 def _prepare_task(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
-    entity, item_id, record = podio_item(values.get("item") or ctx.record)
+    item_id: int | None
+    item = values.get("item")
+    if item == _RULE_ITEM and ctx.entity not in PODIO_ENTITIES:
+        # No "item:" in a rule over something that is no Podio item (e.g. a digest per
+        # person of «personal»): a task with no reference, in the responsible's tasks.
+        item_id, target = None, (f"{ctx.entity}:{(ctx.record or {}).get('id')}"
+                                 if ctx.entity else "tarea")
+    else:
+        entity, item_id, record = podio_item(ctx.record if item == _RULE_ITEM
+                                             else item or ctx.record)
+        target = f"{entity}:{record.get('id')}"
     person = values.get("responsable")
     user_id = None
     if isinstance(person, dict) and person.get("_entity") == "personal":
@@ -217,15 +232,17 @@ def _prepare_task(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
                "description": values.get("descripcion") or "",
                "responsible_user_id": int(user_id), "due_on": to_json(due),
                "labels": values.get("etiquetas") or ["saeko-sync"]}
-    summary = (f"tarea en Podio item {item_id} para usuario {user_id}: "
+    where = "sin item" if item_id is None else f"en Podio item {item_id}"
+    summary = (f"tarea {where} para usuario {user_id}: "
                f"{short(values['texto'], 60)}" + (f" (vence {short(due)})" if due else ""))
-    return Prepared(payload, f"{entity}:{record.get('id')}", summary)
+    return Prepared(payload, target, summary)
 
 
 def _send_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
     from connectors.podio.actions import create_task
 
-    task_id = create_task(rt.client("podio"), item_id=int(payload["item_id"]),
+    item_id = payload.get("item_id")
+    task_id = create_task(rt.client("podio"), item_id=None if item_id is None else int(item_id),
                           text=payload["text"], description=payload["description"],
                           responsible_user_id=payload["responsible_user_id"],
                           due_on=from_json(payload["due_on"]), marker=marker,
@@ -242,8 +259,11 @@ def _find_task(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str 
 
 TASK = ActionType(
     "podio.tarea",
-    "Crea una tarea de Podio en un item, asignada a una persona, una sola vez.",
-    {"item": Param(RECORD, doc="el item de la tarea (por omisión, el de la regla)",
+    "Crea una tarea de Podio en un item (o sin item, si la regla no es de un item de "
+    "Podio), asignada a una persona, una sola vez.",
+    {"item": Param(RECORD, default=_RULE_ITEM,
+                   doc="el item de la tarea (por omisión, el de la regla; en una regla de "
+                       "algo que no es item de Podio, como personal, ninguno)",
                    entities=PODIO_ENTITIES),
      "texto": Param(TEXT, required=True), "descripcion": Param(TEXT),
      "responsable": Param(PERSON, required=True, doc="p. ej. ticket.am"),
