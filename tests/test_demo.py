@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from sqlalchemy import select
 
@@ -77,3 +79,21 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
             "m11-cobranza-mensual", "podio.tarea")
     if _shipped("m13"):
         assert effects("m13-revision-uso", "podio.tarea")
+
+
+def test_the_demo_runs_without_the_rules_that_are_not_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admin who removed (or has not yet got) M7, M11 and M13 still gets the whole demo."""
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "config" / "rules", rules,
+                    ignore=shutil.ignore_patterns("m7-*", "m11-*", "m13-*"))
+    monkeypatch.setenv("RULES_DIR", str(rules))
+    out = io.StringIO()
+    run_demo(Console(file=out, width=400, color_system=None), Console(file=io.StringIO()),
+             clients=20, seed=7, folder=tmp_path / "demo", keep=False)
+    text = out.getvalue()
+    morning, monday = text.split("Los programas: el lunes", 1)
+    assert _rows(morning)["M5"] >= 2
+    assert "M11" not in _rows(monday) and "M13" not in _rows(monday)
+    assert _rows(monday)["M2"] > 0
+    assert "Modelo normalizado" in monday  # the demo went on to its end
