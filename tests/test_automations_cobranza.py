@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from core.settings import PROJECT_ROOT
+from rules.actions import REGISTRY
+from rules.actions.base import ActionSkipped, PrepareContext
 from rules.calendar import BusinessCalendar
 from rules.functions import FUNCTIONS, Env
 from rules.ledger import marker_for
@@ -310,3 +312,23 @@ def test_a_digest_task_whose_answer_was_lost_is_found_not_made_twice(
     assert [status for status, _ref, _key in done] == ["done"]
     assert task["external_id"] == marker_for(done[0][2])
     assert len(_mails(desk, MARCO, "Cobranza del lunes")) == 1
+
+
+def test_where_a_podio_task_goes() -> None:
+    """podio.tarea without "item:" in a rule over «personal» makes a task with no item; an
+    explicit "item:" that comes out empty is still skipped (T8's survey without ticket), and
+    a rule over a Podio item still puts it on that item."""
+    task = REGISTRY["podio.tarea"]
+    person = {"_entity": "personal", "id": 2, "usuario_podio": MARCO_USER}
+    values = {name: p.default for name, p in task.params.items()}
+    values.update(texto="Cobranza", responsable=person)
+    digest = task.prepare(values, PrepareContext(None, person, "personal"))
+    assert digest.payload["item_id"] is None and digest.target == "personal:2"
+    survey = {"_entity": "encuesta", "id": 7, "_source": "forms", "id_origen": "r-1"}
+    with pytest.raises(ActionSkipped):
+        task.prepare({**values, "item": None}, PrepareContext(None, survey, "encuesta"))
+    ticket = {"_entity": "ticket", "id": 5, "_source": "podio", "id_origen": "123"}
+    on_item = task.prepare(values, PrepareContext(None, ticket, "ticket"))
+    assert on_item.payload["item_id"] == 123 and on_item.target == "ticket:5"
+    empty = task.prepare({**values, "item": None}, PrepareContext(None, ticket, "ticket"))
+    assert empty.payload["item_id"] == 123  # an empty "item:" falls back to the rule's item
