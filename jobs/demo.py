@@ -109,7 +109,8 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         scoring = first_scoring_line(db, switched, rules.started_at)
         if scoring:
             console.print(scoring)
-        _print_automations(console, settings, db, rules, server.url)
+        _print_automations(console, settings, db, rules, server.url,
+                           scheduled_note="con horario: ver el ciclo del lunes, abajo")
         console.print(escalations_line(db, rules))
         # Read back what the automations wrote (recognised as our own: it fires nothing).
         after = run_sync(settings, db, clients=sync_clients)
@@ -141,6 +142,7 @@ EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
                  "podio.comentario": "comentarios", "jira.crear": "incidencias creadas",
                  "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos"}
 SHOWN_REFS = 4  # ids listed per automation; the rest are counted
+SCHEDULE_TRIGGERS = ("programa:", "cada:")  # how a schedule trigger describes itself
 
 
 def _run_schedules(console: Console, settings: Settings, db: Database,
@@ -166,10 +168,11 @@ def _run_schedules(console: Console, settings: Settings, db: Database,
 def _print_automations(console: Console, settings: Settings, db: Database,
                        report: CycleReport, url: str,
                        title: str = "Automatizaciones: el ciclo tras la mañana simulada", *,
-                       only_fired: bool = False) -> None:
+                       only_fired: bool = False, scheduled_note: str | None = None) -> None:
     """Per automation (T1…T8, M1…, one or more rules each, grouped by the id's prefix):
     what fired in this cycle and what was written back, with the ids to look up in the
-    sandbox; ``only_fired`` leaves out the automations that matched nothing."""
+    sandbox; ``only_fired`` leaves out the automations that matched nothing, and
+    ``scheduled_note`` is shown for those that only run on a schedule and did nothing."""
     from rules.api import list_rules
 
     with db.session() as s:
@@ -179,9 +182,13 @@ def _print_automations(console: Console, settings: Settings, db: Database,
     for column in ("automatización", "coinciden", "qué se escribió", "dónde mirar"):
         table.add_column(column)
     groups: dict[str, list[tuple[str, str]]] = {}
+    scheduled: dict[str, bool] = {}
     for rule in list_rules(settings, db):
         if rule.enabled:
-            groups.setdefault(rule.id.split("-")[0].upper(), []).append((rule.id, rule.name))
+            group = rule.id.split("-")[0].upper()
+            groups.setdefault(group, []).append((rule.id, rule.name))
+            scheduled[group] = scheduled.get(group, True) and bool(rule.triggers) and all(
+                t.startswith(SCHEDULE_TRIGGERS) for t in rule.triggers)
     for automation, rules in sorted(groups.items(), key=lambda g: (len(g[0]), g[0])):
         rule_ids = [r for r, _name in rules]
         outcomes = [report.rules[r] for r in rule_ids if r in report.rules]
@@ -193,6 +200,9 @@ def _print_automations(console: Console, settings: Settings, db: Database,
         notes = [f"{sum(getattr(o, k) for o in outcomes)} {w}" for k, w in
                  (("held", "retenidos"), ("failed", "por reintentar"), ("dead", "muertos"))
                  if any(getattr(o, k) for o in outcomes)]
+        if scheduled_note and scheduled[automation] and not fired and not mine:
+            table.add_row(f"{automation} · {names}", f"— ({scheduled_note})", "—", "—")
+            continue
         table.add_row(f"{automation} · {names}", f"{fired} registros" +
                       (f" ({', '.join(notes)})" if notes else ""),
                       _written(mine), _where(mine))
