@@ -63,7 +63,6 @@ from chaos_trials import (
     run_kills,
     run_once,
     run_repeat,
-    switch_on,
 )
 from rich.table import Table
 from starlette.requests import ClientDisconnect
@@ -216,13 +215,12 @@ def run_all(options: Options, root: Path) -> tuple[list[Row], list[Trial]]:
     workspace = Workspace.create(root)
     world = build_world(clients=WORLD_CLIENTS, seed=WORLD_SEED, now=WORLD_NOW)
     plan = make_plan(world, quick=options.quick)
-    ctx = Context(plan, workspace, "", options.verbose)
+    ctx = Context(plan, workspace, options.verbose)
     console.print(f"plan: {len(plan)} steps, {sum(len(s.actions) for s in plan)} actions "
                   f"({'quick' if options.quick else 'full'}); workspace {root}")
     if options.verbose:
         for line in plan_lines(plan):
             console.print(line, markup=False, highlight=False)
-    ctx.switched_on = switch_on(workspace)
     base, (keeper, base_box, base_db) = run_baseline(ctx)
     console.print(f"baseline: {base.cycles} cycles in {base.seconds:.0f} s, "
                   f"{len(base.writes)} writes, ledger {dict(base.statuses)}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -176,19 +175,6 @@ class Cycles:
 
 def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder}/store.db"
-
-
-def copy_sqlite(source_url: str, folder: Path) -> str:
-    """A consistent copy of a SQLite store (the backup API, WAL included)."""
-    target = folder / "store.db"
-    src = sqlite3.connect(source_url.removeprefix("sqlite:///"))
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    return sqlite_url(folder)
 
 
 @contextmanager

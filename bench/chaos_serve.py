@@ -27,9 +27,9 @@ from chaos_cycles import (
     served_sandbox,
     sqlite_url,
 )
-from chaos_plan import WORLD_NOW, Player
+from chaos_plan import Player
 from chaos_state import count, unfinished
-from chaos_trials import Context, Trial, finish
+from chaos_trials import Context, Trial, finish, switch_on
 
 from sandbox.server import Sandbox
 from store.db import Database
@@ -189,9 +189,7 @@ def run_serve(ctx: Context, trial: Trial, url: str, folder: Path,
         db = Database(url)
         group: list[Replica] = []
         try:
-            # switched on as in chaos_trials.switch_on: the first cycle, with the rules,
-            # remembers what exists (schedules count their slots from it), fires nothing
-            Cycles(box, url, ctx.workspace, folder).run(WORLD_NOW)
+            switch_on(Cycles(box, url, ctx.workspace, folder))
             group = [Replica(box, url, ctx.workspace, folder, free_port(), f"replica-{n}",
                              ctx.end).start() for n in range(replicas)]
             register_hooks(box, group[0])

@@ -20,7 +20,6 @@ from chaos_cycles import (
     Cycles,
     Workspace,
     console,
-    copy_sqlite,
     served_sandbox,
     sqlite_url,
 )
@@ -63,11 +62,11 @@ class Trial:
 
 @dataclass
 class Context:
-    """What every trial shares: the plan, the workspace, the switched-on store."""
+    """What every trial shares: the plan and the workspace (each trial switches its own
+    store on, in its own sandbox: ``switch_on``)."""
 
     plan: list[Step]
     workspace: Workspace
-    switched_on: str  # URL of a SQLite store after the first sync with no rules
     verbose: bool = False
     log: Callable[[str], None] = console.print
 
@@ -76,17 +75,14 @@ class Context:
         return self.plan[-1].at
 
 
-def switch_on(workspace: Workspace) -> str:
-    """The world as it was when the automations were switched on: one `saeko-sync run`
-    (the first rule cycle of a store remembers what exists and fires nothing; schedules
-    count their slots from then on), kept as a store template."""
-    folder = workspace.folder("switched-on")
-    with served_sandbox() as box:
-        db_url = sqlite_url(folder)
-        result = Cycles(box, db_url, workspace, folder).run(WORLD_NOW)
-        if result.rc != 0:
-            raise SystemExit(f"the switch-on cycle failed (exit {result.rc}); see {result.log}")
-    return db_url
+def switch_on(cycles: Cycles) -> None:
+    """The world as it was when the automations were switched on: one `saeko-sync run` on
+    the trial's own empty store and sandbox (the first rule cycle of a store remembers what
+    exists and fires no event rule; schedules count their slots from then on; M1 scores
+    every client, in this sandbox, so that store and tools agree)."""
+    result = cycles.run(WORLD_NOW)
+    if result.rc != 0:
+        raise SystemExit(f"the switch-on cycle failed (exit {result.rc}); see {result.log}")
 
 
 def settle(cycles: Cycles, db: Database, now: datetime, trial: Trial,
@@ -122,12 +118,13 @@ def run_baseline(ctx: Context, name: str = "baseline") -> tuple[Trial, Any]:
     started = time.monotonic()
     trial = Trial("a", name)
     folder = ctx.workspace.folder(name)
-    url = copy_sqlite(ctx.switched_on, folder)
+    url = sqlite_url(folder)
     keeper = served_sandbox()
     box = keeper.__enter__()
     db = Database(url)
     try:
         cycles = Cycles(box, url, ctx.workspace, folder)
+        switch_on(cycles)
         player = Player(box)
         for number, step in enumerate(ctx.plan):
             player.play(step)
@@ -181,11 +178,12 @@ def run_faults(ctx: Context, rate: float, seed: int) -> Trial:
     started = time.monotonic()
     trial = Trial("b", f"faults {rate:.0%} seed {seed}")
     folder = ctx.workspace.folder(f"faults-{int(rate * 100)}-{seed}")
-    url = copy_sqlite(ctx.switched_on, folder)
+    url = sqlite_url(folder)
     with served_sandbox() as box:
         db = Database(url)
         try:
             cycles = Cycles(box, url, ctx.workspace, folder)
+            switch_on(cycles)
             player = Player(box)
             add_rate_faults(box, rate, seed)
             failed = 0
@@ -225,12 +223,13 @@ def run_kills(ctx: Context, points: list[KillPoint], number: int) -> Trial:
     started = time.monotonic()
     trial = Trial("c", f"kill -9 run #{number}")
     folder = ctx.workspace.folder(f"kills-{number}")
-    url = copy_sqlite(ctx.switched_on, folder)
+    url = sqlite_url(folder)
     by_cycle = {p.cycle: p for p in points}
     with served_sandbox() as box:
         db = Database(url)
         try:
             cycles = Cycles(box, url, ctx.workspace, folder)
+            switch_on(cycles)
             player = Player(box)
             for index, step in enumerate(ctx.plan):
                 player.play(step)
@@ -262,14 +261,16 @@ def run_once(ctx: Context) -> Trial:
     started = time.monotonic()
     trial = Trial("f", "one cycle after all changes", compare_ledger=False)
     folder = ctx.workspace.folder("once")
-    url = copy_sqlite(ctx.switched_on, folder)
+    url = sqlite_url(folder)
     with served_sandbox() as box:
         db = Database(url)
         try:
+            cycles = Cycles(box, url, ctx.workspace, folder)
+            switch_on(cycles)
             player = Player(box)
             for step in ctx.plan:
                 player.play(step)
-            settle(Cycles(box, url, ctx.workspace, folder), db, ctx.end, trial)
+            settle(cycles, db, ctx.end, trial)
             return finish(trial, box, db, started)
         finally:
             db.dispose()
