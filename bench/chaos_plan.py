@@ -150,6 +150,22 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
         stories.append([_act("new_client", None, "M5 (a second account in the same region)",
                              name="Instituto Sierra Azul", segment="Estándar",
                              region="Tijuana", csm="csm-2@saeko.test")])
+    # Account management (M1 signals; M1's task on entering risk, its COO escalation M7):
+    # a client's usage falls and an invoice of it goes 70 days overdue; another client
+    # gets a new decision maker; the AM of a third logs a check-in.
+    accounts = sorted(with_am - burbuja)
+    stories.append([_act("usage_drop", podio_item_id("clientes", accounts[0]),
+                         "M1: usage -50 % → score, band and reasons in Podio; AM task if it "
+                         "enters risk", factor=0.5),
+                    _act("overdue_invoice", None, "M1: 70 days overdue → score down; COO "
+                         "escalation if it enters Crítica", client=podio_item_id(
+                             "clientes", accounts[0]), days=70)])
+    stories.append([_act("decision_maker", podio_item_id("clientes", accounts[1]),
+                         "M1: a new decision maker → score and reasons", name="Lic. Andrea "
+                         "Montaño")])
+    if not quick:
+        stories.append([_act("check_in", podio_item_id("clientes", accounts[2]),
+                             "M1: a check-in → score up (no more «sin seguimiento»)")])
     directivos = [u for u in world.users if u.role == "Directivo"]
     burbuja_boss = next(u for u in directivos if school_client[u.school_key] in burbuja)
     stories.append([_act("nps", burbuja_boss.key, "T8 NPS: AM task + COO task + COO email",
