@@ -85,18 +85,23 @@ class Planner(RunPart):
 
     def _escalation(self, spec: ActionSpec, ctx: dict[str, Any], key: str
                     ) -> tuple[str, ActionLedger | None]:
-        """An escalation's key and its row if any rule made it already. Only when its «si»
-        holds: an escalation a rule did not make must not keep another rule from it."""
+        """An escalation's key and its row if any rule made it already (or this run, planned
+        before a crash: its «si» may not hold any more once the first effects are done). A
+        new one only when its «si» holds: an escalation a rule omitted must not keep another
+        rule from making it."""
         assert spec.shared is not None
         try:
-            if spec.when is not None and not spec.when.run(ctx):
-                return key, None
             shared = (spec.shared.run(ctx) if isinstance(spec.shared, Compiled)
                       else spec.shared.render(ctx))
+            escalation = L.escalation_key(str(shared), spec.type.name)
+            row = L.rows_by_key(self.s, [escalation]).get(escalation)
+            if row is not None:  # made (or on its way): resumed, or someone else's
+                return escalation, row
+            if spec.when is not None and not spec.when.run(ctx):
+                return key, None  # omitted under this run's own key
         except (EvalError, TemplateRenderError):
             return key, None  # decided (and traced) as any other action
-        key = L.escalation_key(str(shared), spec.type.name)
-        return key, L.rows_by_key(self.s, [key]).get(key)
+        return escalation, None
 
     def _decide(self, plan: Planning, spec: ActionSpec, key: str, entry: dict[str, Any],
                 parked: ActionLedger | None = None) -> ActionLedger | None:

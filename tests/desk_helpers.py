@@ -162,7 +162,9 @@ def open_desk(box: Sandbox, url: str, config: Path) -> Iterator[Desk]:
     env = {k.lower(): v for k, v in box.env().items()
            if k.startswith(("PODIO_", "JIRA_", "GOOGLE_"))}
     settings = load_settings(database_url=url, config_dir=config,
-                             podio_retry_base_seconds=0.01, **env)
+                             podio_retry_base_seconds=0.01, google_retry_base_seconds=0.01,
+                             google_max_retry_seconds=2.0,
+                             **env)
     runtime = ActionRuntime(settings)
     try:
         clients = long_lived_clients(runtime, configured_sources(settings))

@@ -299,3 +299,23 @@ def test_podio_down_while_the_score_changes_ends_with_the_latest_score(desk: Des
     desk.at("2026-11-19 13:20")
     desk.cycle()
     assert _state(desk) == state
+
+
+def test_an_escalation_left_unsent_is_sent_once_when_gmail_is_back(desk: Desk) -> None:
+    # The COO's email fails while the client enters «Crítica»; the next cycles no longer
+    # see the client entering (Podio shows «Crítica» by then), and still send it, once.
+    desk.at("2026-11-19 10:00")
+    _detractor(desk, 1, "Muy mal servicio")
+    desk.cycle()
+    _set_points(desk.settings.config_dir, "retro_negativa", [70, 60])
+    down = desk.sandbox.faults.add(kind="status", status=503, tool="google",
+                                   method="POST", path=r"/messages/send", count=1000)
+    desk.at("2026-11-19 11:00")
+    desk.cycle()
+    assert _client(desk)["banda-salud"] == "Crítica" and desk.messages_to(COO_EMAIL) == []
+    desk.sandbox.faults.remove(down)
+    for when in ("2026-11-19 11:40", "2026-11-19 12:20", "2026-11-19 13:00"):
+        desk.at(when)
+        desk.cycle()
+    (mail,) = desk.messages_to(COO_EMAIL)
+    assert "salud crítica" in mail["subject"]
