@@ -22,7 +22,6 @@ from rules import usage
 from rules.health import Health, HealthConfig, Reading, SignalConfig, score
 from store.models import (
     ActionLedger,
-    ChangeEvent,
     CheckIn,
     Client,
     Invoice,
@@ -183,19 +182,15 @@ def _overdue(session: Session, signal: SignalConfig, today: date,
 
 def _decision_maker(session: Session, signal: SignalConfig, today: date,
                     clients: dict[int, Any]) -> dict[int, Reading]:
-    rows = session.execute(select(ChangeEvent.entity_id, ChangeEvent.changes,
-                                  ChangeEvent.changed_at, ChangeEvent.seen_at).where(
-        ChangeEvent.entity == "cliente", ChangeEvent.kind == "updated",
-        ChangeEvent.seen_at >= _start(today, 400)).order_by(ChangeEvent.id))
-    out = {}
-    for cid, changes, changed_at, seen_at in rows:
-        change = (changes or {}).get("decision_maker")
-        if not isinstance(change, list) or len(change) != 2 or not change[0]:
-            continue  # a first value is not a change of decision maker
-        when = (changed_at or seen_at).date()
-        out[cid] = Reading(float((today - when).days),
-                           f"cambió el {when:%d/%m/%Y} ({change[0]} → {change[1] or '—'})")
-    return out
+    """Days since the decision maker changed: the client's «decisor-desde» in Podio (M1's
+    rule m1-decisor-desde writes it when it sees «decisor» change; kept in the tool, so a
+    new store reads the same)."""
+    rows = session.execute(select(Client.id, Client.decision_maker, Client.decision_maker_since)
+                           .where(Client.decision_maker_since.is_not(None),
+                                  Client.deleted_at.is_(None)))
+    return {cid: Reading(float((today - since).days),
+                         f"{name or 'el decisor nuevo'} desde el {since:%d/%m/%Y}")
+            for cid, name, since in rows if since is not None}
 
 
 def _check_in(session: Session, signal: SignalConfig, today: date,

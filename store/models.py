@@ -82,6 +82,7 @@ class Client(Synced, Base):
     health_score: Mapped[float | None] = mapped_column(Float)
     health_band: Mapped[str | None] = mapped_column(String(40))
     health_reasons: Mapped[str | None] = mapped_column(Text)
+    decision_maker_since: Mapped[date | None] = mapped_column(Date)
 
 
 class School(Synced, Base):

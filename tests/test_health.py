@@ -30,6 +30,7 @@ from tests.desk_helpers import COO_USER, Desk, open_desk, scenario_config, user_
 
 CONFIG = health.load(PROJECT_ROOT / "config")
 RULE = PROJECT_ROOT / "config" / "rules" / "m1-salud-cliente.yaml"
+DECISOR_RULE = PROJECT_ROOT / "config" / "rules" / "m1-decisor-desde.yaml"
 COO_EMAIL = "coo@saeko.test"
 COBRANZA = "csm-1@saeko.test"  # whoever edits invoices in Podio; any staff member
 
@@ -98,7 +99,8 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     config = scenario_config(tmp_path)
     for rule in (config / "rules").glob("*.yaml"):
         rule.unlink()
-    shutil.copy(RULE, config / "rules" / RULE.name)
+    for rule in (RULE, DECISOR_RULE):
+        shutil.copy(rule, config / "rules" / rule.name)
     with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
                                        config) as desk:
         yield desk
@@ -186,7 +188,9 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     desk.cycle()
     risky = _client(desk)
     assert risky["salud"] == base - 40 and risky["banda-salud"] == "En riesgo"
-    assert "-10 Cambio de decisor: cambió el 19/11/2026" in risky["motivos-salud"]
+    assert "-10 Cambio de decisor: Lic. Nuevo Director desde el 19/11/2026" \
+        in risky["motivos-salud"]
+    assert risky["decisor-desde"] is not None
     (task,) = desk.podio.tasks(item)
     assert task["responsible"]["user_id"] == _am_user(desk)
     assert task["text"].startswith("Cliente en riesgo: ")

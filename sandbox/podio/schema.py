@@ -201,6 +201,7 @@ def build_apps() -> dict[str, AppDef]:
             text("decisor", "Decisor"), money("mrr", "MRR"), number("salud", "Salud", 0),
             category("banda-salud", "Banda de salud", ["Sana", "Atención", "En riesgo", "Crítica"]),
             text("motivos-salud", "Motivos de salud", "plain_long"),
+            date("decisor-desde", "Decisor desde"),
         ]),
         AppDef("escuelas", "Escuelas", "Escuela", "37.png", [
             text("nombre", "Nombre"), app_ref("cliente", "Cliente", "clientes"),
