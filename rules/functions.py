@@ -293,6 +293,21 @@ def _health(env: Env, client_id: Any) -> dict[str, Any] | None:
     return None if found is None else health_record(found)
 
 
+@function("primera_retro_negativa", 3, 3,
+          "M7: la primera respuesta negativa de la semana de un cliente (CSAT de umbral_csat "
+          "o menos, NPS de umbral_nps o menos), por hora de respuesta: .tipo, .calificacion, "
+          ".escala, .comentario, .email, .fecha, .ticket (título), .texto (todo eso en una frase); "
+          "vacío si no hay: "
+          "primera_retro_negativa(cliente.id, 2, 6)")
+def _first_negative(env: Env, client_id: Any, csat_max: Any, nps_max: Any
+                    ) -> dict[str, Any] | None:
+    if client_id is None:
+        return None
+    return health_store.first_negative_answer(_store(env, "primera_retro_negativa"),
+                                              int(client_id), env.today, float(csat_max),
+                                              float(nps_max))
+
+
 def health_record(value: health.Health) -> dict[str, Any]:
     """A score as rules read it."""
     return {"puntaje": value.score, "banda": value.band, "motivos": value.text,

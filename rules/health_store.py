@@ -246,3 +246,32 @@ def history(session: Session, client_id: int, limit: int = 10) -> list[tuple[Any
         if len(out) >= limit:
             break
     return out
+
+
+def first_negative_answer(session: Session, client_id: int, today: date, csat_max: float,
+                          nps_max: float) -> dict[str, Any] | None:
+    """M7: the client's first negative CSAT or NPS answer of the ISO week of ``today``, by
+    answer time — what a «retroalimentación negativa» escalation quotes, the same whichever
+    answer's rule escalated first (and however the cycles fell)."""
+    monday = today - timedelta(days=today.weekday())
+    rows = session.execute(select(
+        SurveyResponse.kind, SurveyResponse.score, SurveyResponse.comment,
+        SurveyResponse.email, SurveyResponse.submitted_at, Ticket.title)
+        .outerjoin(Ticket, SurveyResponse.ticket_id == Ticket.id)
+        .outerjoin(Client, Ticket.client_id == Client.id)
+        .where(SurveyResponse.deleted_at.is_(None),
+               SurveyResponse.submitted_at >= _start(monday, 1),
+               (SurveyResponse.client_id == client_id) | (Ticket.client_id == client_id))
+        .order_by(SurveyResponse.submitted_at, SurveyResponse.id))
+    for kind, value, comment, email, at, title in rows:
+        limit = nps_max if kind == "nps" else csat_max
+        if value is None or value > limit or at is None:
+            continue
+        scale = 10 if kind == "nps" else 5
+        about = f", del ticket «{title}»" if title else ""
+        text = (f"Primera respuesta negativa de la semana: {kind.upper()} {value:g}/{scale} de "
+                f"{email or 'un usuario'} el {at:%d/%m/%Y %H:%M} UTC{about}.\n"
+                f"Comentario: «{comment or '(sin comentario)'}»")
+        return {"tipo": kind, "calificacion": value, "escala": scale, "comentario": comment,
+                "email": email, "fecha": at, "ticket": title, "texto": text}
+    return None

@@ -262,13 +262,18 @@ def test_t8_negative_csat_gives_the_desk_lead_a_task_due_next_business_day(desk:
 
 def test_t8_burbuja_client_is_escalated_to_the_coo(desk: Desk) -> None:
     tasks = desk.podio.tasks(desk.seen["t1_later"])  # rated 1, Academia Aurora (burbuja)
-    by_user = {t["responsible"]["user_id"]: t for t in tasks}
-    assert set(by_user) == {LEAD_USER, COO_USER}
-    assert by_user[COO_USER]["text"].startswith("Escalamiento: cliente burbuja con CSAT 1/5")
-    assert all(_due(t) == "2026-11-26" for t in tasks)
+    assert [t["responsible"]["user_id"] for t in tasks] == [LEAD_USER]
+    assert _due(tasks[0]) == "2026-11-26"
+    # M7: the escalation is the client's (one per client and week), on the client
+    coo = [t for t in desk.podio.tasks(podio_item_id("clientes", 2))
+           if t["responsible"]["user_id"] == COO_USER]
+    assert [t["text"] for t in coo] == [
+        "Escalamiento: retroalimentación negativa de Academia Aurora (cliente burbuja)"]
+    assert "Primera respuesta negativa de la semana: CSAT 1/5" in coo[0]["description"]
+    assert _due(coo[0]) == "2026-11-26"
     mails = desk.messages_to("coo@saeko.test")
     assert [m["subject"] for m in mails] == [
-        "Escalamiento: CSAT 1/5 de Academia Aurora (burbuja)"]
+        "Escalamiento: retroalimentación negativa de Academia Aurora (burbuja)"]
     assert "Tardaron demasiado en responder" in mails[0]["text"]
 
 

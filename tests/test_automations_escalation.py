@@ -118,7 +118,9 @@ def test_a_csat_and_an_nps_of_one_client_in_a_week_escalate_once(desk: Desk) -> 
         "score": 1, "comment": "Nadie me ayudó", "ticket": str(ticket), "email": user.email})
     desk.cycle()
     tasks, mails = _coo(desk)
-    assert len(tasks) == 1 and len(mails) == 1 and "CSAT 1/5" in mails[0]["subject"]
+    assert len(tasks) == 1 and len(mails) == 1
+    assert "retroalimentación negativa de Academia Aurora" in mails[0]["subject"]
+    assert "Primera respuesta negativa de la semana: CSAT 1/5" in mails[0]["text"]
 
     director = user_of(world, BURBUJA, "Directivo")
     desk.at("2026-11-20 10:00")
@@ -158,3 +160,30 @@ def test_a_ticket_without_answer_after_eight_business_hours_escalates_once(
     desk.at("2026-11-20 12:00")
     desk.cycle()
     assert _state(desk) == state
+
+
+def test_the_escalation_quotes_the_weeks_first_answer_whichever_rule_runs_first(
+        desk: Desk) -> None:
+    # Chaos (f) in small: an NPS answer at 10:00 and a CSAT answer at 10:30 seen by one
+    # cycle; the CSAT rule runs first, and the escalation still quotes the NPS answer, as
+    # a cycle after each answer would.
+    world = desk.sandbox.world
+    director = user_of(world, BURBUJA, "Directivo")
+    desk.at("2026-11-19 09:30")
+    ticket = desk.new_ticket("Duda de reinscripción", escuela=[_school_item(desk)],
+                             estatus="Cerrado")
+    desk.cycle()
+    desk.at("2026-11-19 10:00")
+    desk.google.submit_response(desk.google.ids["nps"], {
+        "score": 4, "reason": "Mal soporte", "email": director.email,
+        "client": next(c for c in world.clients if c.key == BURBUJA).name})
+    desk.at("2026-11-19 10:30")
+    desk.google.submit_response(desk.google.ids["csat"], {
+        "score": 1, "comment": "Nadie me ayudó", "ticket": str(ticket),
+        "email": user_of(world, BURBUJA).email})
+    desk.at("2026-11-19 11:00")
+    desk.cycle()
+    tasks, mails = _coo(desk)
+    assert len(tasks) == 1 and len(mails) == 1
+    assert "Primera respuesta negativa de la semana: NPS 4/10" in tasks[0]["description"]
+    assert "«Mal soporte»" in mails[0]["text"]
