@@ -193,7 +193,7 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     assert risky["decisor-desde"] is not None
     (task,) = desk.podio.tasks(item)
     assert task["responsible"]["user_id"] == _am_user(desk)
-    assert task["text"].startswith("Cliente en riesgo: ")
+    assert task["text"] == "Cliente en riesgo: Centro Educativo Mirador"
     assert "Facturas vencidas" in task["description"]
     assert "Identificar la causa raíz" in task["description"]
     assert "antes: Atención" in task["description"]
