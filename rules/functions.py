@@ -125,10 +125,11 @@ def _window(_env: Env, days: Any, windows: Any) -> int | None:
 
 
 @function("periodo", 2, 2,
-          "el periodo de una fecha, como texto para «una_vez_por» o «escalamiento»: "
-          "periodo(hoy, 'dia') da 2026-12-04, 'semana' 2026-S49 (ISO), 'mes' 2026-12")
-def _period(_env: Env, value: Any, unit: Any) -> str | None:
-    day = value.date() if isinstance(value, datetime) else value
+          "el periodo de una fecha (un instante: su día en la zona de la regla), como texto "
+          "para «una_vez_por» o «escalamiento»: periodo(hoy, 'dia') da 2026-12-04, "
+          "'semana' 2026-S49 (ISO, de lunes a domingo), 'mes' 2026-12")
+def _period(env: Env, value: Any, unit: Any) -> str | None:
+    day = env.calendar.local_date(value, env.zone) if isinstance(value, datetime) else value
     if not isinstance(day, date):
         return None
     if unit == "dia":

@@ -156,15 +156,6 @@ def _is_first_business_day(env: Env, value: Any = None) -> bool:
     return _day(env, value) == _first_business_day(env, value)
 
 
-@function("semana", 0, 1,
-          "la semana de una fecha (hoy si falta) como texto «2026-S48» (ISO: de lunes a "
-          "domingo), para avisar una vez por semana: una_vez_por: \"{{ cliente.id }}:"
-          "{{ semana(disparador.momento) }}\"")
-def _week(env: Env, value: Any = None) -> str:
-    year, week, _weekday = _day(env, value).isocalendar()
-    return f"{year}-S{week:02d}"
-
-
 # --- M13: usage -------------------------------------------------------------------------
 
 

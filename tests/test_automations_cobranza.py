@@ -87,8 +87,10 @@ def test_the_first_business_day_of_the_month(day: date) -> None:
     # A slot as the engine holds it (naive UTC: 12:00 in Tijuana is 20:00) is read as its
     # local day.
     assert FUNCTIONS["es_primer_dia_habil"].fn(env, datetime.combine(first, time(20, 0)))
-    assert FUNCTIONS["semana"].fn(env, date(2026, 11, 23)) == "2026-S48"
-    assert FUNCTIONS["semana"].fn(env, date(2027, 1, 3)) == "2026-S53"
+    assert FUNCTIONS["periodo"].fn(env, date(2026, 11, 23), "semana") == "2026-S48"
+    assert FUNCTIONS["periodo"].fn(env, date(2027, 1, 3), "semana") == "2026-S53"
+    # Sunday 23:00 in Tijuana is Monday 07:00 UTC: still the week that ends that Sunday.
+    assert FUNCTIONS["periodo"].fn(env, datetime(2026, 11, 30, 7, 0), "semana") == "2026-S48"
 
 
 def _invoice(desk: Desk, client: int, folio: str, amount: int, due: date,
