@@ -56,7 +56,9 @@ STAGED_LABELS = {"usage_drop": "caídas de uso en la hoja", "overdue_invoice": "
                  "nps": "respuestas NPS de detractores", "decision_maker": "cambios de decisor",
                  "pay_invoice": "facturas pagadas",
                  "check_in": "check-ins registrados", "contract_due": "contratos por vencer",
-                 "new_client": "clientes nuevos sin AM", "skipped": "omitidas"}
+                 "new_client": "clientes nuevos sin AM",
+                 "critical_ticket": "tickets críticos de clientes TOP o burbuja",
+                 "skipped": "omitidas"}
 
 
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,

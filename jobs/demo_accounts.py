@@ -39,7 +39,7 @@ def stage_accounts(box: Sandbox, simulator: StaffSimulator, seed: int) -> Counte
     drop, a 70-day overdue invoice and an NPS detractor: M1, and M7 to the COO); others get
     a detractor, an overdue invoice, a new decision maker, a check-in or a usage drop; one
     overdue invoice is paid; a few contracts fall due (M2; the stalled ones M7); two new
-    clients have no AM (M5)."""
+    clients have no AM (M5); a ticket of a TOP or burbuja client turns «Crítica» (M7)."""
     world = box.world
     podio: Any = box.tools["podio"]
     rng = random.Random(seed)
@@ -97,7 +97,16 @@ def stage_accounts(box: Sandbox, simulator: StaffSimulator, seed: int) -> Counte
         act("contract_due", client=item(client.key), days=days, status=status)
     for name, region, segment in NEW_CLIENTS:
         act("new_client", name=name, region=region, segment=segment)
-    return done
+    # M7: an agent raises a ticket of a TOP or burbuja client to «Crítica».
+    special = [c for c in world.clients if (c.segment == "TOP" or c.burbuja)
+               and c.status != "Baja"]
+    for client in special:
+        before = done["critical_ticket"]
+        act("critical_ticket", client=item(client.key))
+        if done["critical_ticket"] > before:
+            break
+        done["skipped"] -= 1  # that client had no open ticket: try the next
+    return +done  # without the zero counts
 
 
 def schedules_moment(after: datetime,

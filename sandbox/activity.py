@@ -34,11 +34,12 @@ AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
 # (cobranza marks an unpaid invoice «Vencida», due in the past), ``pay_invoice`` (cobranza
 # records the payment), ``decision_maker`` (an AM records the client's new decision maker),
 # ``usage_drop`` (a client's recent weeks fall in the usage sheet, edited as a person does),
-# ``contract_due`` (a contract's end date set N days ahead, «Vigente») and ``check_in`` (an
-# AM logs a check-in in the app Seguimientos).
+# ``contract_due`` (a contract's end date set N days ahead, «Vigente»), ``check_in`` (an
+# AM logs a check-in in the app Seguimientos) and ``critical_ticket`` (an agent raises an
+# open ticket of a client to priority «Crítica»).
 ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work", "nps",
            "handoff", "close", "new_client", "overdue_invoice", "pay_invoice",
-           "decision_maker", "usage_drop", "contract_due", "check_in")
+           "decision_maker", "usage_drop", "contract_due", "check_in", "critical_ticket")
 ANSWER_TEXT = "Hola, ya revisamos tu caso: sigue estos pasos en la plataforma."
 # Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
 WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
@@ -197,6 +198,29 @@ class StaffSimulator:
             fields = {"prioridad": self.rng.choice(["Media", "Alta"])}
         self.podio.update_item_as(self._agent(details), item, fields)
         return f"ticket {item}: {fields}"
+
+    def _critical_ticket(self, target: int | None = None, **details: Any) -> str:
+        """An agent raises a ticket to priority «Crítica»: ``target``, else an open ticket of
+        the client ``client`` (a Podio item id), else any open ticket."""
+        if target is not None:
+            item = int(target)
+        else:
+            client = details.get("client")
+            tickets = [i for i in self.podio.items("tickets")
+                       if self.podio.values(i).get("estatus") not in ("Cerrado", "Por validar")
+                       and (client is None or self._client_of_ticket(i) == int(client))]
+            if not tickets:
+                raise LookupError("no open ticket" + (f" of client {client}" if client else ""))
+            item = int(self.rng.choice(sorted(tickets)))
+        self.podio.update_item_as(self._agent(details), item, {"prioridad": "Crítica"})
+        return f"ticket {item}: prioridad Crítica"
+
+    def _client_of_ticket(self, item: int) -> int | None:
+        schools = self.podio.values(item).get("escuela") or []
+        if not schools:
+            return None
+        clients = self.podio.values(int(schools[0])).get("cliente") or []
+        return int(clients[0]) if clients else None
 
     def _resolve_jira(self, target: str | None = None, **details: Any) -> str:
         jira: Any = self.sandbox.tools.get("jira")

@@ -147,3 +147,17 @@ def test_step_draws_only_the_desk_actions(sandbox: Sandbox) -> None:
         simulator.step()
     assert set(simulator.done) <= {"new_ticket", "answer", "escalate", "resolve_jira", "csat",
                                    "skipped"}
+
+
+def test_critical_ticket_raises_an_open_ticket_of_the_client(sandbox: Sandbox) -> None:
+    podio: Any = sandbox.tools["podio"]
+    burbuja = next(c for c in sandbox.world.clients if c.burbuja)
+    client = podio_item_id("clientes", burbuja.key)
+    outcome = StaffSimulator(sandbox).act("critical_ticket", client=client)
+    item = int(outcome.split()[2].rstrip(":"))
+    values = podio.values(item)
+    assert values["prioridad"] == "Crítica" and values["estatus"] != "Cerrado"
+    school = podio.values(int(values["escuela"][0]))
+    assert school["cliente"] == [client]
+    agents = {s.podio_user_id for s in sandbox.world.staff if s.role == "agent"}
+    assert _last_editor(sandbox, item) in agents  # an agent of the desk did it
