@@ -22,11 +22,11 @@ from connectors.clients import ActionRuntime
 from core.settings import PROJECT_ROOT, Settings, load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.engine import CycleReport, run_cycle
-from sandbox.server import Sandbox
-from sandbox.world import podio_item_id
+from sandbox.server import Sandbox, SandboxServer
+from sandbox.world import build_world, podio_item_id
 from store.db import Database
 from store.models import ActionLedger, ChangeEvent, Ticket
-from tests.conftest import _PG_SKIP, _postgres_schema
+from tests.conftest import _PG_SKIP, WORLD_NOW, _postgres_schema
 
 TIJUANA = ZoneInfo("America/Tijuana")
 AGENT = "agente-2@saeko.test"  # Karla Nava, a support agent
@@ -130,6 +130,29 @@ def scenario_config(tmp: Path) -> Path:
     for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("t[1-8]-*.yaml")):
         shutil.copy(rule, config / "rules" / rule.name)
     return config
+
+
+def rules_config(tmp: Path, *patterns: str) -> Path:
+    """A scenario's config folder with only the shipped rules matching ``patterns``
+    (``"m11-*.yaml"``, a file name…)."""
+    config = scenario_config(tmp)
+    for rule in (config / "rules").glob("*.yaml"):
+        rule.unlink()
+    for pattern in patterns:
+        for rule in sorted((PROJECT_ROOT / "config" / "rules").glob(pattern)):
+            shutil.copy(rule, config / "rules" / rule.name)
+    return config
+
+
+@contextmanager
+def account_desk(tmp: Path, *patterns: str, kind: str = "sqlite") -> Iterator[Desk]:
+    """The small world of the account-management tests (6 clients, seed 11) served, and a
+    store of ``kind`` switched on with only the shipped rules matching ``patterns``."""
+    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
+    box.clock.freeze(WORLD_NOW)
+    with store(kind, tmp) as url, SandboxServer(box), \
+            open_desk(box, url, rules_config(tmp, *patterns)) as desk:
+        yield desk
 
 
 def stores() -> list[Any]:

@@ -7,7 +7,6 @@ downtime a missed slot is caught up once; a holiday Monday sends nothing."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
@@ -22,11 +21,9 @@ from rules.actions.base import ActionSkipped, PrepareContext
 from rules.calendar import BusinessCalendar
 from rules.functions import FUNCTIONS, Env
 from rules.ledger import marker_for
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
+from sandbox.world import podio_item_id
 from store.models import ActionLedger
-from tests.conftest import WORLD_NOW
-from tests.desk_helpers import Desk, open_desk, scenario_config, store, stores
+from tests.desk_helpers import Desk, account_desk, stores
 
 EDITOR = "coo@saeko.test"  # administration records invoices and payments in Podio
 # The AMs of config/staff.yaml and their Podio users.
@@ -40,31 +37,16 @@ BRISAS = [("F-202608-00006", date(2026, 8, 15)), ("F-202610-00006", date(2026, 1
 WEEKLY, MONTHLY = "Cobranza: ", "Recordatorio mensual de cobranza: "
 
 
-def _config(tmp: Path) -> Path:
-    config = scenario_config(tmp)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("m11-*.yaml")):
-        shutil.copy(rule, config / "rules" / rule.name)
-    return config
-
-
 @pytest.fixture(params=stores())
 def office(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     """The sandbox and a store switched on with the shipped M11 rules only."""
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    with store(request.param, tmp_path) as url, SandboxServer(box), \
-            open_desk(box, url, _config(tmp_path)) as desk:
+    with account_desk(tmp_path, "m11-*.yaml", kind=request.param) as desk:
         yield desk
 
 
 @pytest.fixture
 def sqlite_office(tmp_path: Path) -> Iterator[Desk]:
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    with store("sqlite", tmp_path) as url, SandboxServer(box), \
-            open_desk(box, url, _config(tmp_path)) as desk:
+    with account_desk(tmp_path, "m11-*.yaml") as desk:
         yield desk
 
 

@@ -7,7 +7,6 @@ the cycles changes nothing."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from core.settings import PROJECT_ROOT
 from rules import api
 from rules.calendar import BusinessCalendar
 from rules.functions import FUNCTIONS, Env
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
+from sandbox.world import podio_item_id
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import COO_USER, Desk, open_desk, scenario_config, user_of
+from tests.desk_helpers import COO_USER, Desk, account_desk, user_of
 
 COO_EMAIL = "coo@saeko.test"
 BURBUJA = 2  # Academia Aurora, a burbuja client
@@ -31,15 +29,7 @@ CALENDAR = BusinessCalendar.load(PROJECT_ROOT / "config")
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    config = scenario_config(tmp_path)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for name in RULES:
-        shutil.copy(PROJECT_ROOT / "config" / "rules" / name, config / "rules" / name)
-    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
-                                       config) as desk:
+    with account_desk(tmp_path, *RULES) as desk:
         yield desk
 
 

@@ -7,7 +7,6 @@ a week missed while down is caught up once; a client that recovers stops."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,11 +18,10 @@ from sqlalchemy import select
 
 from core.settings import PROJECT_ROOT
 from rules import usage
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
+from sandbox.world import podio_item_id
 from store.models import ActionLedger
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import Desk, open_desk, scenario_config, store, stores
+from tests.desk_helpers import Desk, account_desk, stores
 
 RULE = PROJECT_ROOT / "config" / "rules" / "m13-revision-uso.yaml"
 THRESHOLD = yaml.safe_load(RULE.read_text(encoding="utf-8"))["datos"]["caida_minima"]
@@ -38,22 +36,10 @@ ADRIANA = "am-bajio@saeko.test"
 STEP = "Llamada de recuperación con el usuario clave"
 
 
-def _config(tmp: Path) -> Path:
-    config = scenario_config(tmp)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("m13-*.yaml")):
-        shutil.copy(rule, config / "rules" / rule.name)
-    return config
-
-
 @pytest.fixture(params=stores())
 def office(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     """The sandbox and a store switched on with the shipped M13 rules only."""
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    with store(request.param, tmp_path) as url, SandboxServer(box), \
-            open_desk(box, url, _config(tmp_path)) as desk:
+    with account_desk(tmp_path, "m13-*.yaml", kind=request.param) as desk:
         yield desk
 
 

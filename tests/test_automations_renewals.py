@@ -7,7 +7,6 @@ COO once per window. Re-running the cycles changes nothing."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,10 +17,9 @@ import pytest
 from core.settings import PROJECT_ROOT
 from rules.calendar import BusinessCalendar
 from rules.functions import FUNCTIONS
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
+from sandbox.world import podio_item_id
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import COO_USER, Desk, open_desk, scenario_config
+from tests.desk_helpers import COO_USER, Desk, account_desk
 
 CONTRACT = 2  # the world's contract of client 2 (Academia…, AM am-tecate, a burbuja client)
 AM_EMAIL = "am-tecate@saeko.test"
@@ -34,15 +32,7 @@ CHECKLIST_STEP = "Preparar propuesta y validaciones internas."
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     """The sandbox and a store switched on with the shipped M2 rules only."""
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    config = scenario_config(tmp_path)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("m2-*.yaml")):
-        shutil.copy(rule, config / "rules" / rule.name)
-    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
-                                       config) as desk:
+    with account_desk(tmp_path, "m2-*.yaml") as desk:
         yield desk
 
 

@@ -9,7 +9,6 @@ cycles changes nothing; Podio down while the score changes ends with the latest 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,10 +22,8 @@ from core.errors import ConfigError
 from core.settings import PROJECT_ROOT, load_settings
 from rules import api, health
 from rules.health import Level, Reading, SignalConfig
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
-from tests.conftest import WORLD_NOW
-from tests.desk_helpers import COO_USER, Desk, open_desk, scenario_config, user_of
+from sandbox.world import podio_item_id
+from tests.desk_helpers import COO_USER, Desk, account_desk, scenario_config, user_of
 
 CONFIG = health.load(PROJECT_ROOT / "config")
 RULE = PROJECT_ROOT / "config" / "rules" / "m1-salud-cliente.yaml"
@@ -94,15 +91,7 @@ def test_a_broken_salud_yaml_points_to_its_line(tmp_path: Path) -> None:
 def desk(tmp_path: Path) -> Iterator[Desk]:
     """The sandbox and a store switched on with the shipped M1 rule only (the switch-on
     cycle already scores every client)."""
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    config = scenario_config(tmp_path)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for rule in (RULE, DECISOR_RULE):
-        shutil.copy(rule, config / "rules" / rule.name)
-    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
-                                       config) as desk:
+    with account_desk(tmp_path, RULE.name, DECISOR_RULE.name) as desk:
         yield desk
 
 
