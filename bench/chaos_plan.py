@@ -31,6 +31,7 @@ WORLD_NOW = datetime(2026, 11, 18, 20, 0, 0)  # as tests/conftest.py: Wednesday 
 WORLD_CLIENTS, WORLD_SEED = 6, 11
 TIJUANA = ZoneInfo("America/Tijuana")
 DAY_START = datetime(2026, 11, 19, 9, 0, tzinfo=TIJUANA)  # the planned day: Thursday
+OVERNIGHT_LEAD = timedelta(hours=1)  # the accounts' overnight data comes in at 08:00
 FULL_STEP = timedelta(minutes=6)
 QUICK_STEP = timedelta(minutes=30)
 PLAN_SEED = 20261119
@@ -154,12 +155,6 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
     # a client's usage falls and an invoice of it goes 70 days overdue; another client
     # gets a new decision maker; the AM of a third logs a check-in.
     accounts = sorted(with_am - burbuja)
-    stories.append([_act("usage_drop", podio_item_id("clientes", accounts[0]),
-                         "M1: usage -50 % → score, band and reasons in Podio; AM task if it "
-                         "enters risk", factor=0.5),
-                    _act("overdue_invoice", None, "M1: 70 days overdue → score down; COO "
-                         "escalation if it enters Crítica", client=podio_item_id(
-                             "clientes", accounts[0]), days=70)])
     stories.append([_act("decision_maker", podio_item_id("clientes", accounts[1]),
                          "M1: a new decision maker → score and reasons", name="Lic. Andrea "
                          "Montaño")])
@@ -179,13 +174,26 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
     return stories
 
 
+def _overnight(world: World) -> tuple[Action, ...]:
+    """What the accounts' data brings before the day starts (the weekly usage sheet, the
+    invoices that fell due): one step at 08:00, before the schedules' 9:00 slots, so that
+    they see the same data whether cycles run every step or once at the end."""
+    client = podio_item_id("clientes", sorted(c.key for c in world.clients
+                                              if c.am and not c.burbuja)[0])
+    return (_act("usage_drop", client, "M1: usage -50 % → score, band and reasons in Podio; "
+                 "AM task; M13 preventive task + AM digest at 9:00", factor=0.5),
+            _act("overdue_invoice", None, "M1: 70 days overdue → score down; COO escalation "
+                 "(M7) when it enters Crítica", client=client, days=70))
+
+
 def make_plan(world: World, *, quick: bool, seed: int = PLAN_SEED) -> list[Step]:
-    """The day: stories interleaved at random (seeded), one action per step (full) or up to
-    two per step (quick); a story's next action always comes in a later step."""
+    """The day: the accounts' overnight data, then stories interleaved at random (seeded),
+    one action per step (full) or up to two per step (quick); a story's next action always
+    comes in a later step."""
     rng = random.Random(seed)
     stories = _stories(world, rng, quick)
     per_step, gap = (2, QUICK_STEP) if quick else (1, FULL_STEP)
-    steps: list[Step] = []
+    steps: list[Step] = [Step(_utc(DAY_START - OVERNIGHT_LEAD), _overnight(world))]
     at = _utc(DAY_START)
     for _ in range(1000):  # bounded: every round takes at least one action
         if not any(stories):

@@ -12,17 +12,20 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from core.errors import ConfigError
 from core.settings import PROJECT_ROOT, load_settings
 from rules import api, health
 from rules.health import Level, Reading, SignalConfig
 from sandbox.world import podio_item_id
+from store.models import Client
 from tests.desk_helpers import COO_USER, Desk, account_desk, scenario_config, user_of
 
 CONFIG = health.load(PROJECT_ROOT / "config")
@@ -179,7 +182,11 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     assert risky["salud"] == base - 40 and risky["banda-salud"] == "En riesgo"
     assert "-10 Cambio de decisor: Lic. Nuevo Director desde el 19/11/2026" \
         in risky["motivos-salud"]
-    assert risky["decisor-desde"] is not None
+    assert risky["decisor-desde"] == {"start": "2026-11-19"}  # a date, no time
+    with desk.db.session() as s:
+        since = s.scalar(select(Client.decision_maker_since).where(
+            Client.source_id == str(item)))
+    assert since == date(2026, 11, 19)  # the model holds the day, as the sync reads it
     (task,) = desk.podio.tasks(item)
     assert task["responsible"]["user_id"] == _am_user(desk)
     assert task["text"] == "Cliente en riesgo: Centro Educativo Mirador"

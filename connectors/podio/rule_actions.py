@@ -137,9 +137,11 @@ def _prepare_update(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
 
 def _coerce(column: Any, value: Any) -> Any:
     """A JSON value of ``payload.columns`` as the model column holds it."""
+    python_type = getattr(column.type, "python_type", None)
+    if isinstance(value, datetime) and python_type is date:
+        return value.date()  # an instant written to a date field keeps its day
     if value is None or not isinstance(value, str):
         return value
-    python_type = getattr(column.type, "python_type", None)
     if python_type is datetime:
         moment = datetime.fromisoformat(value)
         return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
