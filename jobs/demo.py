@@ -51,14 +51,25 @@ DEMO_PLAN = (("new_ticket",) * 10 + ("escalate",) * 3 + ("answer",) * 5 + ("work
 OTHER_TABLES: list[tuple[str, type[Base]]] = [
     ("incidencias Jira", Incident), ("encuestas", SurveyResponse), ("uso semanal", UsageMetric),
     ("cartas muertas", DeadLetter)]
-# The account situations staged after the morning (jobs/demo_accounts.py), in Spanish.
-STAGED_LABELS = {"usage_drop": "caídas de uso en la hoja", "overdue_invoice": "facturas vencidas",
-                 "nps": "respuestas NPS de detractores", "decision_maker": "cambios de decisor",
-                 "pay_invoice": "facturas pagadas",
-                 "check_in": "check-ins registrados", "contract_due": "contratos por vencer",
-                 "new_client": "clientes nuevos sin AM",
-                 "critical_ticket": "tickets críticos de clientes TOP o burbuja",
-                 "skipped": "omitidas"}
+# The account situations staged after the morning (jobs/demo_accounts.py), in Spanish:
+# (one, several).
+STAGED_LABELS = {
+    "usage_drop": ("caída de uso en la hoja", "caídas de uso en la hoja"),
+    "overdue_invoice": ("factura vencida", "facturas vencidas"),
+    "nps": ("respuesta NPS de detractor", "respuestas NPS de detractores"),
+    "decision_maker": ("cambio de decisor", "cambios de decisor"),
+    "pay_invoice": ("factura pagada", "facturas pagadas"),
+    "check_in": ("check-in registrado", "check-ins registrados"),
+    "contract_due": ("contrato por vencer", "contratos por vencer"),
+    "new_client": ("cliente nuevo sin AM", "clientes nuevos sin AM"),
+    "critical_ticket": ("ticket crítico de un cliente TOP o burbuja",
+                        "tickets críticos de clientes TOP o burbuja"),
+    "skipped": ("omitida", "omitidas")}
+
+
+def _staged(kind: str, count: int) -> str:
+    one, several = STAGED_LABELS.get(kind, (kind, kind))
+    return f"{count} {one if count == 1 else several}"
 
 
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
@@ -104,7 +115,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"{dict(simulator.done)}")
         staged = stage_accounts(box, simulator, seed)
         console.print("Y en las cuentas (Podio y la hoja de uso, como lo hace el personal): "
-                      + ", ".join(f"{n} {STAGED_LABELS.get(k, k)}" for k, n in staged.items())
+                      + ", ".join(_staged(k, n) for k, n in staged.items())
                       + ".")
         run_sync(settings, db, clients=sync_clients)
         rules = run_cycle(settings, db, runtime=runtime)
