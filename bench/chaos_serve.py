@@ -190,12 +190,18 @@ def run_serve(ctx: Context, trial: Trial, url: str, folder: Path,
         group: list[Replica] = []
         try:
             switch_on(Cycles(box, url, ctx.workspace, folder))
+            player = Player(box)
+            # The replicas' rules run at the day's end from their first cycle, so their
+            # schedules fire at once: the accounts' overnight data (plan step 0, before the
+            # 9:00 slots in the run trials) comes in before the service starts.
+            player.play(ctx.plan[0])
             group = [Replica(box, url, ctx.workspace, folder, free_port(), f"replica-{n}",
                              ctx.end).start() for n in range(replicas)]
             register_hooks(box, group[0])
-            player = Player(box)
             fault = None
             for index, step in enumerate(ctx.plan):
+                if index == 0:
+                    continue  # played before the replicas started
                 if index in kill_at and group[0].alive and fault is None:
                     kill = kill_at[index]
                     fault = serve_kill_fault(box, group[0], kill.when, kill.skip, kill.method)

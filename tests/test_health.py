@@ -190,9 +190,8 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     (task,) = desk.podio.tasks(item)
     assert task["responsible"]["user_id"] == _am_user(desk)
     assert task["text"] == "Cliente en riesgo: Centro Educativo Mirador"
-    assert "Facturas vencidas" in task["description"]
+    assert "«Motivos de salud»" in task["description"]  # the reasons, live, on the client
     assert "Identificar la causa raíz" in task["description"]
-    assert "antes: Atención" in task["description"]
 
     # Nothing new: the same state, however often the cycles run.
     before = _state(desk)
@@ -218,7 +217,7 @@ def test_signals_move_the_score_the_band_one_task_and_the_recovery(desk: Desk) -
     assert recovered["banda-salud"] == "Atención" and recovered["salud"] == base - 25
     (comment,) = desk.podio.comments(item)
     assert comment["value"].startswith("Salud recuperada (M1): ")
-    assert "«En riesgo»" in comment["value"] and "«Atención»" in comment["value"]
+    assert "salió de la zona de riesgo" in comment["value"]
     assert desk.messages_to(COO_EMAIL) == []
 
     # The AM asks why, in the terminal.
@@ -270,7 +269,7 @@ def test_a_weight_changed_in_config_changes_the_score_and_escalates_critical(
     assert coo_task["text"].startswith("Escalamiento: ") and "salud crítica" in coo_task["text"]
     (mail,) = desk.messages_to(COO_EMAIL)
     assert "salud crítica" in mail["subject"]
-    assert "-60 Retroalimentación negativa" in mail["text"]
+    assert "«Motivos de salud»" in mail["text"] and "Centro Educativo Mirador" in mail["text"]
 
     # Re-running changes nothing.
     state = _state(desk)
