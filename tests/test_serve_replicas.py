@@ -155,11 +155,16 @@ def test_killing_the_rules_lease_holder_hands_the_rules_over(sandbox: Sandbox, s
         wait_for(lambda: (runs := job_runs(db, "sync")) and all(r.finished_at for r in runs),
                  timeout=60)
         with tables_locked(db, "action_ledger"):
-            holder = wait_for(lambda: rules_lease_holder(db), timeout=20)
+            # the lease is taken before the run's row is written: wait for both
+            found = wait_for(lambda: (
+                (held := rules_lease_holder(db)) and (rows := [
+                    r for r in job_runs(db, "rules") if r.status == "running"])
+                and (held, rows)), timeout=20)
+            assert isinstance(found, tuple)
+            holder, running = found
             assert isinstance(holder, int) and holder in replicas
             victim = replicas.pop(holder)
             [survivor] = replicas.values()
-            running = [r for r in job_runs(db, "rules") if r.status == "running"]
             assert [r.holder.rsplit("-", 1)[1] for r in running] == [str(victim.pid)]
             killed_at = utcnow()
             victim.send_signal(signal.SIGKILL)
