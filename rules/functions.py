@@ -124,14 +124,28 @@ def _window(_env: Env, days: Any, windows: Any) -> int | None:
     return min(ahead) if ahead else None
 
 
+def local_day(env: Env, value: Any) -> date:
+    """A rule value as a day: an instant (naive UTC) is its day in the rule's zone; None is
+    today; an ISO text its date."""
+    if value is None:
+        return env.today
+    if isinstance(value, datetime):
+        return env.calendar.local_date(value, env.zone)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    raise ValueError(f"se esperaba una fecha, no {value!r}")
+
+
 @function("periodo", 2, 2,
           "el periodo de una fecha (un instante: su día en la zona de la regla), como texto "
           "para «una_vez_por» o «escalamiento»: periodo(hoy, 'dia') da 2026-12-04, "
           "'semana' 2026-S49 (ISO, de lunes a domingo), 'mes' 2026-12")
 def _period(env: Env, value: Any, unit: Any) -> str | None:
-    day = env.calendar.local_date(value, env.zone) if isinstance(value, datetime) else value
-    if not isinstance(day, date):
+    if not isinstance(value, date):
         return None
+    day = local_day(env, value)
     if unit == "dia":
         return day.isoformat()
     if unit == "semana":
@@ -264,7 +278,7 @@ def _prefilled_link(_env: Env, url: Any, *pairs: Any) -> str:
           "ponderada (pesos por segmento); en empate, el que recibió una cuenta hace más "
           "tiempo; vacío si nadie tiene capacidad: asignar_am(cliente.id, datos.pesos)")
 def _assign_am(env: Env, client_id: Any, weights: Any = None) -> dict[str, Any] | None:
-    return assignment_store.decide(_store(env, "asignar_am"), env.memo, client_id,
+    return assignment_store.decide(store_session(env, "asignar_am"), env.memo, client_id,
                                    _weights(weights)).am
 
 
@@ -273,7 +287,7 @@ def _assign_am(env: Env, client_id: Any, weights: Any = None) -> dict[str, Any] 
           "AM; un texto para la traza, el comentario o el correo: "
           "motivo_asignacion(cliente.id, datos.pesos)")
 def _assignment_reason(env: Env, client_id: Any, weights: Any = None) -> str:
-    return assignment_store.decide(_store(env, "motivo_asignacion"), env.memo, client_id,
+    return assignment_store.decide(store_session(env, "motivo_asignacion"), env.memo, client_id,
                                    _weights(weights)).text
 
 
@@ -289,7 +303,7 @@ def _health(env: Env, client_id: Any) -> dict[str, Any] | None:
     key = f"salud:{env.today.isoformat()}"
     if key not in env.memo:
         config = health.load(env.config_dir)
-        env.memo[key] = health_store.scores(_store(env, "salud"), config, env.today)
+        env.memo[key] = health_store.scores(store_session(env, "salud"), config, env.today)
     found = env.memo[key].get(int(client_id))
     return None if found is None else health_record(found)
 
@@ -304,7 +318,7 @@ def _first_negative(env: Env, client_id: Any, csat_max: Any, nps_max: Any
                     ) -> dict[str, Any] | None:
     if client_id is None:
         return None
-    return health_store.first_negative_answer(_store(env, "primera_retro_negativa"),
+    return health_store.first_negative_answer(store_session(env, "primera_retro_negativa"),
                                               int(client_id), env.today, float(csat_max),
                                               float(nps_max))
 
@@ -315,7 +329,9 @@ def health_record(value: health.Health) -> dict[str, Any]:
             "huella": value.fingerprint}
 
 
-def _store(env: Env, name: str) -> Session:
+def store_session(env: Env, name: str) -> Session:
+    """The cycle's store session for a function that reads other records (``name`` for the
+    message when there is none, e.g. in a template preview)."""
     if env.session is None:
         raise ValueError(f"{name} lee las cargas de la base: solo funciona en un ciclo de "
                          "reglas")

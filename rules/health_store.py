@@ -29,7 +29,9 @@ from store.models import (
     Ticket,
 )
 
-PAID_OR_VOID = ("Pagada", "Cancelada")
+# Estatus of an invoice that is not owed (Podio's Facturas has Pagada, Pendiente, Vencida;
+# a cancellation option, if the app gains one, is spelled one of these).
+NOT_OWED = ("Pagada", "Cancelada", "Cancelado")
 NO_SCORE_STATUSES = ("Baja",)
 DONE_CHECK_IN = "Realizado"  # a rescheduled or cancelled follow-up does not count
 
@@ -71,9 +73,7 @@ def _usage(session: Session, signal: SignalConfig, today: date,
         if change is None:
             out[cid] = Reading(None, f"sin semanas suficientes para comparar ({trend.weeks})")
             continue
-        out[cid] = Reading(round(change * 100, 1), (
-            f"{trend.recent:.0f} usuarios activos por semana en las últimas {recent} semanas "
-            f"contra {trend.baseline:.0f} en las {earlier} anteriores ({change * 100:+.0f} %)"))
+        out[cid] = Reading(round(change * 100, 1), trend.describe())
     return out
 
 
@@ -147,8 +147,7 @@ def _feedback(session: Session, signal: SignalConfig, today: date,
         SurveyResponse.submitted_at >= _start(today, window)))
     bad: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     for cid, kind, value, at in rows:
-        limit = nps_max if kind == "nps" else csat_max
-        if cid is not None and at is not None and value is not None and value <= limit:
+        if cid is not None and at is not None and is_negative(kind, value, csat_max, nps_max):
             bad[cid].append((at, f"{kind.upper()} {value:g}"))
     out = {}
     for cid, answers in bad.items():
@@ -159,12 +158,24 @@ def _feedback(session: Session, signal: SignalConfig, today: date,
     return out
 
 
+def overdue_at(cutoff: date) -> tuple[Any, ...]:
+    """The invoices owed and overdue at ``cutoff`` (M1's signal, M11's digests): due before
+    it, no payment date, not paid nor cancelled."""
+    return (Invoice.deleted_at.is_(None), Invoice.due_on.is_not(None), Invoice.due_on < cutoff,
+            Invoice.paid_on.is_(None),
+            Invoice.status.is_(None) | Invoice.status.not_in(NOT_OWED))
+
+
+def is_negative(kind: str | None, value: float | None, csat_max: float, nps_max: float
+                ) -> bool:
+    """A negative answer: an NPS of ``nps_max`` or less, any other (CSAT) of ``csat_max``."""
+    return value is not None and value <= (nps_max if kind == "nps" else csat_max)
+
+
 def _overdue(session: Session, signal: SignalConfig, today: date,
              clients: dict[int, Any]) -> dict[int, Reading]:
     rows = session.execute(select(Invoice.client_id, Invoice.due_on, Invoice.amount).where(
-        Invoice.client_id.is_not(None), Invoice.deleted_at.is_(None),
-        Invoice.paid_on.is_(None), Invoice.due_on < today,
-        Invoice.status.is_(None) | Invoice.status.not_in(PAID_OR_VOID)))
+        Invoice.client_id.is_not(None), *overdue_at(today)))
     unpaid: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
     for cid, due, amount in rows:
         if cid is None or due is None:
@@ -264,8 +275,7 @@ def first_negative_answer(session: Session, client_id: int, today: date, csat_ma
                (SurveyResponse.client_id == client_id) | (Ticket.client_id == client_id))
         .order_by(SurveyResponse.submitted_at, SurveyResponse.id))
     for kind, value, comment, email, at, title in rows:
-        limit = nps_max if kind == "nps" else csat_max
-        if value is None or value > limit or at is None:
+        if at is None or not is_negative(kind, value, csat_max, nps_max):
             continue
         scale = 10 if kind == "nps" else 5
         about = f", del ticket «{title}»" if title else ""

@@ -18,46 +18,25 @@ so a digest rule over all of «personal» costs the same as over one person.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import usage
+from rules import health_store, usage
 from rules.data import Loader, Record
-from rules.functions import Env, function
+from rules.functions import Env, function, local_day, store_session
 from store.models import Client, Invoice
 
-# Estatus of an invoice that is not owed (Podio's Facturas has Pagada, Pendiente, Vencida;
-# a cancellation option, if the app gains one, is spelled one of these).
-NOT_OWED = ("Pagada", "Cancelada", "Cancelado")
 NOT_REVIEWED = ("Baja",)
 _MEMO = "portfolio"
-
-
-def _session(env: Env, name: str) -> Session:
-    if env.session is None:
-        raise ValueError(f"{name} lee la base de datos: solo funciona en un ciclo de reglas")
-    return env.session
 
 
 def _memo(env: Env) -> dict[Any, Any]:
     memo: dict[Any, Any] = env.memo.setdefault(_MEMO, {})
     return memo
-
-
-def _day(env: Env, value: Any) -> date:
-    if value is None:
-        return env.today
-    if isinstance(value, datetime):
-        return env.calendar.local_date(value, env.zone)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        return date.fromisoformat(value[:10])
-    raise ValueError(f"se esperaba una fecha, no {value!r}")
 
 
 def _person(value: Any) -> int | None:
@@ -90,10 +69,8 @@ def overdue_by_am(session: Session, memo: dict[Any, Any], cutoff: date
         rows = session.execute(
             select(Invoice.id, Client.am_id)
             .join(Client, Client.id == Invoice.client_id)
-            .where(Invoice.deleted_at.is_(None), Client.deleted_at.is_(None),
-                   Client.am_id.is_not(None), Invoice.due_on.is_not(None),
-                   Invoice.due_on < cutoff, Invoice.paid_on.is_(None),
-                   (Invoice.status.is_(None)) | (Invoice.status.not_in(NOT_OWED)))).all()
+            .where(Client.deleted_at.is_(None), Client.am_id.is_not(None),
+                   *health_store.overdue_at(cutoff))).all()
         records = Loader(session).load("factura", [r.id for r in rows], {"cliente": {}}) \
             if rows else {}
         by_am: dict[int, list[Record]] = {}
@@ -117,9 +94,9 @@ def _overdue_invoices(env: Env, person: Any, cutoff: Any = None) -> list[Record]
     am_id = _person(person)
     if am_id is None:
         return []
-    day = _day(env, cutoff)
+    day = local_day(env, cutoff)
     return [{**record, "dias_de_atraso": (day - record["vencimiento"]).days}
-            for record in overdue_by_am(_session(env, "facturas_vencidas"), _memo(env),
+            for record in overdue_by_am(store_session(env, "facturas_vencidas"), _memo(env),
                                         day).get(am_id, [])]
 
 
@@ -141,7 +118,7 @@ def _sum(_env: Env, records: Any, name: Any) -> float:
           "el primer día hábil del mes de una fecha (hoy si falta), según config/calendar.yaml: "
           "primer_dia_habil(hoy)")
 def _first_business_day(env: Env, value: Any = None) -> date:
-    day = _day(env, value).replace(day=1)
+    day = local_day(env, value).replace(day=1)
     for _ in range(31):
         if env.calendar.is_business_day(day, env.zone):
             return day
@@ -153,7 +130,7 @@ def _first_business_day(env: Env, value: Any = None) -> date:
           "verdadero si la fecha (hoy si falta) es el primer día hábil de su mes: "
           "es_primer_dia_habil(disparador.momento)")
 def _is_first_business_day(env: Env, value: Any = None) -> bool:
-    return _day(env, value) == _first_business_day(env, value)
+    return local_day(env, value) == _first_business_day(env, value)
 
 
 # --- M13: usage -------------------------------------------------------------------------
@@ -163,7 +140,7 @@ def _trends(env: Env, name: str) -> dict[int, usage.Trend]:
     memo = _memo(env)
     key = ("trends", env.today.isoformat())
     if key not in memo:
-        memo[key] = usage.trends(_session(env, name), env.today)
+        memo[key] = usage.trends(store_session(env, name), env.today)
     result: dict[int, usage.Trend] = memo[key]
     return result
 
@@ -205,7 +182,7 @@ def _clients_with_usage_drop(env: Env, person: Any, threshold: Any) -> list[Reco
     trends = _trends(env, "clientes_con_baja_de_uso")
     memo = _memo(env)
     key = ("clients", env.today.isoformat())
-    session = _session(env, "clientes_con_baja_de_uso")
+    session = store_session(env, "clientes_con_baja_de_uso")
     if key not in memo:
         memo[key] = {r.id: r for r in session.execute(
             select(Client.id, Client.am_id, Client.csm_id, Client.status)

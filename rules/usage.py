@@ -29,6 +29,8 @@ class Trend:
     recent: float | None
     baseline: float | None
     weeks: int
+    recent_weeks: int = RECENT_WEEKS
+    baseline_weeks: int = BASELINE_WEEKS
 
     @property
     def change(self) -> float | None:
@@ -37,13 +39,13 @@ class Trend:
         return self.recent / self.baseline - 1.0
 
     def describe(self) -> str:
-        """'uso: 120 usuarios activos por semana en las últimas 4 semanas contra 200 en las
-        8 anteriores (-40 %)', in Spanish."""
+        """'120 usuarios activos por semana en las últimas 4 semanas contra 200 en las 8
+        anteriores (-40 %)', in Spanish."""
         if self.change is None:
-            return f"uso: no hay semanas suficientes para comparar ({self.weeks} semanas)"
-        return (f"uso: {self.recent:.0f} usuarios activos por semana en las últimas "
-                f"{RECENT_WEEKS} semanas contra {self.baseline:.0f} en las "
-                f"{BASELINE_WEEKS} anteriores ({self.change * 100:+.0f} %)")
+            return f"no hay semanas suficientes para comparar ({self.weeks} semanas)"
+        return (f"{self.recent:.0f} usuarios activos por semana en las últimas "
+                f"{self.recent_weeks} semanas contra {self.baseline:.0f} en las "
+                f"{self.baseline_weeks} anteriores ({self.change * 100:+.0f} %)")
 
 
 def trend(weeks: Iterable[tuple[date, float]], today: date, recent_weeks: int = RECENT_WEEKS,
@@ -53,10 +55,11 @@ def trend(weeks: Iterable[tuple[date, float]], today: date, recent_weeks: int = 
                       if value is not None and start + timedelta(days=7) <= today)
     values = [value for _start, value in complete]
     if len(values) < recent_weeks + max(1, baseline_weeks // 2):
-        return Trend(None, None, len(values))
+        return Trend(None, None, len(values), recent_weeks, baseline_weeks)
     recent = values[-recent_weeks:]
     baseline = values[-recent_weeks - baseline_weeks:-recent_weeks]
-    return Trend(sum(recent) / len(recent), sum(baseline) / len(baseline), len(values))
+    return Trend(sum(recent) / len(recent), sum(baseline) / len(baseline), len(values),
+                 recent_weeks, baseline_weeks)
 
 
 def trends(session: Session, today: date, client_ids: Iterable[int] | None = None,
@@ -85,4 +88,4 @@ def as_record(value: Trend | None) -> Mapping[str, Any] | None:
     change = value.change
     return {"reciente": value.recent, "anterior": value.baseline,
             "cambio": None if change is None else round(change * 100, 1),
-            "semanas": value.weeks, "texto": value.describe()}
+            "semanas": value.weeks, "texto": f"uso: {value.describe()}"}
