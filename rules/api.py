@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,17 +42,31 @@ DEFAULT_TRACE_LIMIT = 10
 def validate(settings: Settings, path: Path | None = None) -> list[Problem]:
     """Every mistake in the rule files under ``path`` (default: the rules folder)."""
     config = RulesConfig.from_settings(settings)
-    return validate_path(path or config.rules_dir, config) + _health_problems(settings)
+    return (validate_path(path or config.rules_dir, config) + _health_problems(settings)
+            + _meetings_problems(settings))
 
 
 def _health_problems(settings: Settings) -> list[Problem]:
     """M1's config/salud.yaml, checked with the rules that read it (``salud(...)``)."""
     from rules import health
 
-    if not (Path(settings.config_dir) / health.CONFIG_FILE).is_file():
+    return _config_problems(settings, health.CONFIG_FILE, health.load)
+
+
+def _meetings_problems(settings: Settings) -> list[Problem]:
+    """M8's config/reuniones.yaml, checked with the rules that read it (``reunion(...)``)."""
+    from rules import meetings
+
+    return _config_problems(settings, meetings.CONFIG_FILE, meetings.load)
+
+
+def _config_problems(settings: Settings, name: str, load: Callable[[Path], object]
+                     ) -> list[Problem]:
+    """The problems of one admin YAML file beside the rules (none when it is missing)."""
+    if not (Path(settings.config_dir) / name).is_file():
         return []
     try:
-        health.load(settings.config_dir)
+        load(settings.config_dir)
     except ConfigError as exc:
         problems = []
         for line in str(exc).splitlines():

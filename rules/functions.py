@@ -344,3 +344,4 @@ def _weights(weights: Any) -> dict[str, float] | None:
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
 from rules import portfolio  # noqa: E402,F401  (registers M11/M13's functions)
+from rules import meetings  # noqa: E402,F401  (registers M8's reunion function)

@@ -274,3 +274,36 @@ def find_event(client: GoogleClient, marker: str, calendar_id: str | None = None
             return None
         raise
     return str(found["id"])
+
+
+def read_event(client: GoogleClient, event_id: str, calendar_id: str | None = None
+               ) -> dict[str, Any] | None:
+    """The event with this id as Calendar shows it (a deleted one has status «cancelled»),
+    or None when the calendar never had it."""
+    calendar = calendar_id or client.settings.google_calendar_id
+    events = client.service("calendar").events()
+    try:
+        found = client.execute(events.get(calendarId=calendar, eventId=event_id),
+                               use="calendar", what="Calendar read event")
+    except RemoteDataError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+def cancel_event(client: GoogleClient, event_id: str, calendar_id: str | None = None) -> bool:
+    """Cancel an event with ``events.delete`` (``sendUpdates=all``: the attendees get the
+    cancellation); True when cancelled now, False when it was already cancelled (Calendar
+    answers 410) or never existed (404). Safe to repeat."""
+    calendar = calendar_id or client.settings.google_calendar_id
+    events = client.service("calendar").events()
+    try:
+        client.execute(events.delete(calendarId=calendar, eventId=event_id, sendUpdates="all"),
+                       use="calendar", what=f"Calendar cancel event {event_id}")
+    except RemoteDataError as exc:
+        if exc.status in (404, 410):
+            return False
+        raise
+    log.info("google.calendar.cancelled", event_id=event_id)
+    return True

@@ -134,3 +134,8 @@ ACTIONS = [
                {"pestana": Param(TEXT, required=True), "filas": Param(VALUE, required=True)},
                _prepare_table, _send_table, None),
 ]
+
+# M8: calendario.reunion (connectors/google/meeting_actions.py).
+from connectors.google.meeting_actions import ACTIONS as _MEETING_ACTIONS  # noqa: E402
+
+ACTIONS += _MEETING_ACTIONS

@@ -1,5 +1,9 @@
-"""Calendar API v3: events insert / get / list / patch (reference §6), with attendees,
-recurrence, Meet conference data, extended properties and client-supplied ids."""
+"""Calendar API v3: events insert / get / list / patch / delete (reference §6), with
+attendees, recurrence, Meet conference data, extended properties and client-supplied ids.
+
+A deleted event stays, ``status: "cancelled"``: ``get`` still returns it, ``list`` shows it
+only with ``showDeleted`` or a sync token, its id stays taken (insert answers 409), a second
+delete answers 410 ``deleted``, and a patch with ``status: "confirmed"`` restores it."""
 
 from __future__ import annotations
 
@@ -74,6 +78,7 @@ class CalendarApi:
         router.add(API, "calendar.events.get", self.get, QUOTA)
         router.add(API, "calendar.events.list", self.list, QUOTA)
         router.add(API, "calendar.events.patch", self.patch, QUOTA)
+        router.add(API, "calendar.events.delete", self.delete, QUOTA)
 
     def _calendar(self, call: Call) -> tuple[str, dict[str, dict[str, Any]]]:
         calendar_id = call.params["calendarId"]
@@ -206,6 +211,18 @@ class CalendarApi:
         self._touch(draft)
         events[draft["id"]] = draft
         return _public(draft)
+
+    def delete(self, call: Call) -> None:
+        """events.delete: 204 with no body; the event becomes ``cancelled`` (attendees are
+        told with ``sendUpdates``). Deleting it again answers 410 ``deleted``."""
+        _, events = self._calendar(call)
+        current = events.get(call.params["eventId"])
+        if current is None:
+            raise not_found("Not Found")
+        if current.get("status") == "cancelled":
+            raise GoogleApiError(410, "Resource has been deleted", reason="deleted")
+        current["status"] = "cancelled"
+        self._touch(current)
 
     def list(self, call: Call) -> dict[str, Any]:
         calendar_id, events = self._calendar(call)

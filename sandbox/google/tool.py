@@ -204,6 +204,8 @@ class GoogleTool:
                 result = endpoint.handler(call)
         except GoogleApiError as exc:
             return JSONResponse(exc.body(api), status_code=exc.code, headers=exc.headers)
+        if result is None:  # e.g. events.delete: 204 No Content, empty body
+            return Response(status_code=204)
         return JSONResponse(result)
 
     async def _call(self, request: Request, raw_path: str) -> tuple[Call, Endpoint]:
