@@ -268,6 +268,29 @@ def salud(
                           highlight=False)
 
 
+@app.command()
+def reuniones(
+    mes: Annotated[str | None, typer.Option(
+        help="Mes del KPI, AAAA-MM (por omisión, el mes en curso)")] = None,
+) -> None:
+    """Check-ins por AM (M8): planeados y realizados en el mes, y las próximas reuniones."""
+    from datetime import date
+
+    from jobs.meetings_report import render
+
+    settings = _settings()
+    today = settings_today(settings)
+    try:
+        month = date.fromisoformat(f"{mes}-01") if mes else today.replace(day=1)
+    except ValueError:
+        err_console.print(f"«{mes}» no es un mes: escríbelo como AAAA-MM, p. ej. 2026-12.")
+        raise typer.Exit(1) from None
+    db = Database(settings.database_url)
+    with db.session() as s:
+        for table in render(s, settings, month):
+            console.print(table)
+
+
 def settings_today(settings: Settings) -> Any:
     """Today in the deployment's time zone, as the rules see it (RULES_FROZEN_NOW too)."""
     from datetime import UTC, datetime

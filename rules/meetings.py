@@ -256,7 +256,7 @@ class Planner:
         monday = today - timedelta(days=today.weekday())
         clock = (datetime.combine(today, _clock(spec.hora))
                  + timedelta(minutes=offset * spec.duracion_minutos)).time()
-        for week in range(0, 9 * spec.cada_semanas):
+        for week in range(-1, 9 * spec.cada_semanas):  # -1: one a holiday moved here
             start_of_week = monday + timedelta(weeks=week)
             if ((start_of_week - WEEK_ANCHOR).days // 7) % spec.cada_semanas:
                 continue
@@ -349,8 +349,8 @@ class Planner:
             start, after, label = self._period(today, months)
             mine = [r for r in rows if r.client_id == client.id and r.status == CONFIRMED
                     and r.starts_at is not None]
-            if any(r.starts_at <= self.now and (r.raw or {}).get("periodo") == label
-                   for r in mine):
+            if any((r.starts_at or datetime.max) <= self.now
+                   and (r.raw or {}).get("periodo") == label for r in mine):
                 start, after, label = self._period(after, months)  # this one happened
             key = f"{CHECK_IN}:{client.id}:{label}"
             kept = self.by_event.get(event_id(key))
@@ -364,6 +364,7 @@ class Planner:
         for r in future:  # slots of events that stay (or wait to be moved)
             if r.staff_id is not None and r.starts_at is not None:
                 taken.setdefault(r.staff_id, set()).add(r.starts_at)
+        length = timedelta(minutes=spec.duracion_minutos)
         for client, am_id, start, label in todo:
             am = active_am[am_id]
             busy = taken.setdefault(am_id, set())
@@ -374,7 +375,8 @@ class Planner:
                                                      months)[0]):
                 p_start, p_after, p_label = self._period(period_start, months)
                 slot = next((s for s in self._slots(p_start, p_after, earliest)
-                             if s not in busy and s > self.now), None)
+                             if s not in busy and s > self.now
+                             and not self._occupied(am, s, s + length)), None)
                 if slot is not None:
                     label = p_label
                     break
@@ -393,6 +395,33 @@ class Planner:
                 continue
             out[client.id] = self._series(CHECK_IN, want, mine)
         return out
+
+    def _occupied(self, am: Staff, start: datetime, end: datetime) -> bool:
+        """Whether the AM has another meeting then: an event saeko-sync keeps that invites
+        them, or the weekly slot of a series they attend (every week, holidays aside)."""
+        email = am.email.lower()
+        for kind, rows in self.rows.items():
+            for r in rows:
+                if (kind != CHECK_IN and r.status == CONFIRMED and r.starts_at is not None
+                        and r.ends_at is not None and r.starts_at < end and start < r.ends_at
+                        and email in ((r.raw or {}).get("invitados") or ())):
+                    return True
+        ams = self._active("am")
+        for kind, spec in self.config.reuniones.items():
+            if kind == "uno-a-uno":
+                offset = next((n for n, p in enumerate(ams) if p.id == am.id), None)
+            else:
+                offset = 0 if am.role in spec.asistentes else None
+            if offset is None:
+                continue
+            local = start.replace(tzinfo=UTC).astimezone(ZoneInfo(self.zone))
+            if local.weekday() != DAYS[spec.dia]:
+                continue
+            begins = _utc(local.date(), _clock(spec.hora), self.zone) \
+                + timedelta(minutes=offset * spec.duracion_minutos)
+            if begins < end and start < begins + timedelta(minutes=spec.duracion_minutos):
+                return True
+        return False
 
     def _check_in(self, key: str, label: str, start: datetime, am: Staff, client: Client,
                   contacts: dict[int, list[str]]) -> Occurrence:
@@ -415,9 +444,11 @@ class Planner:
                 .where(Contact.deleted_at.is_(None), Contact.role.in_(roles),
                        Contact.email.is_not(None), School.client_id.is_not(None))
                 .order_by(Contact.id)):
+            if client_id is None or not email:
+                continue
             found = out.setdefault(int(client_id), [])
-            if email.lower() not in found:
-                found.append(email.lower())
+            if str(email).lower() not in found:
+                found.append(str(email).lower())
         return out
 
 
@@ -496,7 +527,7 @@ def check_in_counts(session: Session, month: date, zone: str, now: datetime
             CheckIn.deleted_at.is_(None), CheckIn.kind == DONE_KIND,
             (CheckIn.outcome == DONE_OUTCOMES[0]) | CheckIn.outcome.is_(None),
             CheckIn.happened_at >= start, CheckIn.happened_at < end)))
-    names = dict(session.execute(select(Staff.id, Staff.name)).tuples().all())
+    names = {int(i): str(n) for i, n in session.execute(select(Staff.id, Staff.name))}
     counts: dict[int, list[int]] = {}
     for staff_id, client_id, starts_at in planned:
         if staff_id is None:
@@ -504,7 +535,7 @@ def check_in_counts(session: Session, month: date, zone: str, now: datetime
         each = counts.setdefault(int(staff_id), [0, 0, 0])
         each[0] += 1
         each[1] += client_id in done_clients
-        each[2] += starts_at > now
+        each[2] += starts_at is not None and starts_at > now
     for am_id, in session.execute(select(Staff.id).where(Staff.role == "am",
                                                           Staff.active.is_(True))):
         counts.setdefault(int(am_id), [0, 0, 0])
