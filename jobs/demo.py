@@ -21,6 +21,7 @@ from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.demo_accounts import (
     escalations_line,
     first_scoring_line,
+    meetings_line,
     schedules_moment,
     stage_accounts,
 )
@@ -64,6 +65,8 @@ STAGED_LABELS = {
     "new_client": ("cliente nuevo sin AM", "clientes nuevos sin AM"),
     "critical_ticket": ("ticket crítico de un cliente TOP o burbuja",
                         "tickets críticos de clientes TOP o burbuja"),
+    "reassign_am": ("cliente reasignado a otro AM", "clientes reasignados a otro AM"),
+    "client_lost": ("cliente en «Baja»", "clientes en «Baja»"),
     "skipped": ("omitida", "omitidas")}
 
 
@@ -122,9 +125,13 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         scoring = first_scoring_line(db, switched, rules.started_at)
         if scoring:
             console.print(scoring)
+        if (planned := meetings_line(db, switched.started_at, rules.started_at)):
+            console.print(planned)
         _print_automations(console, settings, db, rules, server.url,
                            scheduled_note="con horario: ver el ciclo del lunes, abajo")
         console.print(escalations_line(db, rules))
+        if (moved := meetings_line(db, rules.started_at, title="en este ciclo")):
+            console.print(moved)
         # Read back what the automations wrote (recognised as our own: it fires nothing).
         after = run_sync(settings, db, clients=sync_clients)
         console.print(f"Sincronización tras las reglas: lo escrito por las automatizaciones "
@@ -153,7 +160,8 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
 # What each kind of effect shows in the demo's automation summary.
 EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
                  "podio.comentario": "comentarios", "jira.crear": "incidencias creadas",
-                 "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos"}
+                 "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos",
+                 "calendario.reunion": "reuniones en Calendar (M8)"}
 SHOWN_REFS = 4  # ids listed per automation; the rest are counted
 SCHEDULE_TRIGGERS = ("programa:", "cada:")  # how a schedule trigger describes itself
 

@@ -28,6 +28,8 @@ M1 = "m1-salud-cliente"
 CRITICAL, DETRACTORS, OVERDUE, DECISION_MAKERS, CHECK_INS, DROPS = 2, 2, 3, 2, 2, 2
 PAYMENTS = 1  # a client with overdue invoices pays one
 CONTRACTS_DUE = ((20, "Vigente"), (22, "Vigente"), (50, "Vigente"))  # days ahead, status
+M8_CHANGES = ("reassign_am", "client_lost")  # one client to another AM, one in «Baja»
+M8 = "m8-"  # the prefix of M8's rules (meetings and check-ins in Calendar)
 NEW_CLIENTS = (("Colegio Nuevo Horizonte", "Tijuana", "Estándar"),
                ("Instituto Nuevo Bajío", "Bajío", "TOP"))
 
@@ -97,6 +99,9 @@ def stage_accounts(box: Sandbox, simulator: StaffSimulator, seed: int) -> Counte
         act("contract_due", client=item(client.key), days=days, status=status)
     for name, region, segment in NEW_CLIENTS:
         act("new_client", name=name, region=region, segment=segment)
+    # M8: the plan of two check-ins changes: a client goes to another AM, one leaves.
+    for action, client in zip(M8_CHANGES, rest[len(CONTRACTS_DUE):], strict=False):
+        act(action, item(client.key))
     # M7: an agent raises a ticket of a TOP or burbuja client to «Crítica».
     special = [c for c in world.clients if (c.segment == "TOP" or c.burbuja)
                and c.status != "Baja"]
@@ -169,3 +174,34 @@ def escalations_line(db: Database, report: CycleReport) -> str:
     rules = ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items()))
     return (f"M7 · escalamientos a la COO en este ciclo (de todas las reglas): {tasks} "
             f"tareas y {mails} correos; efectos por regla: {rules}.")
+
+
+def meetings_line(db: Database, since: datetime, until: datetime | None = None,
+                  title: str = "al activar las reglas") -> str | None:
+    """M8's Calendar effects between ``since`` and ``until`` in one line: the events
+    created (by kind), moved and cancelled; None without M8's rules or effects."""
+    rows = [r for r in _done(db, since, until) if str(r.rule_id).startswith(M8)
+            and r.action == "calendario.reunion"]
+    if not rows:
+        return None
+    kinds: Counter[str] = Counter()
+    moved = cancelled = 0
+    for row in rows:
+        args = (row.payload or {}).get("args") or {}
+        cancelled += len(args.get("cancel") or [])
+        if args.get("change") == "mover":
+            moved += 1
+        elif args.get("event"):
+            kinds[str(args.get("kind"))] += 1
+    names = {"check-in": "check-ins", "operaciones": "reunión operativa",
+             "revision-mesa": "revisión de la mesa", "uno-a-uno": "1:1"}
+    made = ", ".join(f"{n} {names.get(k, k)}" for k, n in sorted(kinds.items()))
+    created = sum(kinds.values())
+
+    def n(count: int, one: str, several: str) -> str:
+        return f"{count} {one if count == 1 else several}"
+
+    return (f"M8 · reuniones en Google Calendar {title}: {n(created, 'creada', 'creadas')} "
+            f"con Meet ({made or 'ninguna'}), {n(moved, 'movida', 'movidas')} (otro AM, otro "
+            f"horario) y {n(cancelled, 'cancelada', 'canceladas')} (cliente en «Baja», sin "
+            "AM o AM inactivo); `saeko-sync reuniones` muestra los check-ins por AM.")

@@ -36,10 +36,12 @@ AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
 # ``usage_drop`` (a client's recent weeks fall in the usage sheet, edited as a person does),
 # ``contract_due`` (a contract's end date set N days ahead, «Vigente»), ``check_in`` (an
 # AM logs a check-in in the app Seguimientos) and ``critical_ticket`` (an agent raises an
-# open ticket of a client to priority «Crítica»).
+# open ticket of a client to priority «Crítica»); for M8, ``reassign_am`` (the COO gives a
+# client to another AM) and ``client_lost`` (the client leaves: estatus «Baja»).
 ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work", "nps",
            "handoff", "close", "new_client", "overdue_invoice", "pay_invoice",
-           "decision_maker", "usage_drop", "contract_due", "check_in", "critical_ticket")
+           "decision_maker", "usage_drop", "contract_due", "check_in", "critical_ticket",
+           "reassign_am", "client_lost")
 ANSWER_TEXT = "Hola, ya revisamos tu caso: sigue estos pasos en la plataforma."
 # Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
 WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
@@ -83,7 +85,9 @@ class StaffSimulator:
         usage_drop ``factor`` (what remains, default 0.5) and ``weeks`` (the latest N rows,
         default 4); contract_due ``days`` (default 10-80) and ``status`` (default
         «Vigente»); check_in ``kind`` («Check-in»), ``outcome`` («Realizado»), ``day``
-        (ISO date, default today), ``notes``; all of them ``by`` (who edits, an email:
+        (ISO date, default today), ``notes``; reassign_am ``am`` (the new AM's email,
+        default another AM, of the client's region when there is one); all of them
+        ``by`` (who edits, an email:
         default the client's AM, else its CSM; cobranza for invoices). Any action
         ``agent``. Returns "<action>: <what happened>", or
         "<action>: skipped: <why>" when there was nothing to act on.
@@ -447,3 +451,38 @@ class StaffSimulator:
             "am": [person.podio_profile_id],
             "notas": str(details.get("notes") or "Revisión de uso y pendientes del ciclo.")})
         return f"check-in {item} on client {client} by {person.email}"
+
+    # --- M8: the plan of a client's check-ins changes ------------------------------------
+
+    def _reassign_am(self, target: int | str | None = None, **details: Any) -> str:
+        """The COO gives a client (one with an AM unless ``target``) to another AM (``am``,
+        default an AM other than its own, of its region when there is one)."""
+        staff = self.sandbox.world.staff
+        if target is None:
+            with_am = [i for i in self.podio.items("clientes")
+                       if self.podio.values(i).get("am")
+                       and self.podio.values(i).get("estatus") != "Baja"]
+            if not with_am:
+                raise LookupError("no client with an AM")
+            target = self.rng.choice(with_am)
+        client = int(target)
+        values = self.podio.values(client)
+        current = (values.get("am") or [None])[0]
+        if details.get("am"):
+            new = next(s for s in staff if s.email == str(details["am"]))
+        else:
+            others = [s for s in staff if s.role == "am" and s.podio_profile_id != current]
+            local = [s for s in others if s.region and s.region == values.get("region")]
+            if not others:
+                raise LookupError("no other AM")
+            new = (local or others)[0]
+        self.podio.update_item_as(str(details.get("by") or COBRANZA), client,
+                                  {"am": [new.podio_profile_id]})
+        return f"client {client}: AM -> {new.email}"
+
+    def _client_lost(self, target: int | str | None = None, **details: Any) -> str:
+        """The client leaves: the AM (or ``by``) sets its estatus to «Baja»."""
+        client = self._client_item(target)
+        self.podio.update_item_as(self._person(client, details).email, client,
+                                  {"estatus": "Baja"})
+        return f"client {client}: estatus Baja"

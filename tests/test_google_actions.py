@@ -187,3 +187,40 @@ def test_cell_values_are_typed_for_looker_studio(value: Any, sent: Any) -> None:
 def test_event_ids_are_valid_calendar_ids() -> None:
     event_id = actions.event_id_for("any marker: with spaces / and symbols")
     assert 5 <= len(event_id) <= 1024 and set(event_id) <= set("0123456789abcdefghijklmnopqrstuv")
+
+
+def test_a_cancelled_event_is_deleted_once_and_restored_by_upsert(sandbox: Sandbox) -> None:
+    """events.delete answers 204; the event stays, «cancelled» (get shows it, list only with
+    showDeleted or a sync token); deleting it again answers 410, which cancel_event takes
+    as done; upserting the same marker restores it (its id stays taken: insert gives 409)."""
+    settings = google_settings(sandbox)
+    start = datetime(2026, 11, 24, 18, 0)
+    args: dict[str, Any] = {"marker": "reunion:check-in:1:2026-11", "summary": "Check-in",
+                            "start": start, "end": start + timedelta(minutes=45),
+                            "attendees": ["am-tijuana-1@saeko.test"], "meet": True}
+    with GoogleClient(settings) as client:
+        event_id = actions.upsert_event(client, **args)
+        events = client.service("calendar").events()
+        first = client.execute(events.list(calendarId="primary"), use="calendar", what="list")
+        sandbox.calls.reset()
+        assert actions.cancel_event(client, event_id) is True
+        assert sandbox.calls.total("google", "DELETE /calendar") == 1
+        found = actions.read_event(client, event_id)
+        assert found is not None and found["status"] == "cancelled"
+        assert actions.cancel_event(client, event_id) is False  # 410 deleted
+        assert actions.cancel_event(client, "abc123def4567") is False  # 404
+        assert actions.read_event(client, "abc123def4567") is None
+        listed = client.execute(events.list(calendarId="primary"), use="calendar", what="l")
+        assert listed["items"] == []
+        shown = client.execute(events.list(calendarId="primary", showDeleted=True),
+                               use="calendar", what="l")
+        assert [e["status"] for e in shown["items"]] == ["cancelled"]
+        changes = client.execute(events.list(calendarId="primary",
+                                              syncToken=first["nextSyncToken"]),
+                                 use="calendar", what="l")
+        assert [(e["id"], e["status"]) for e in changes["items"]] == [(event_id, "cancelled")]
+        assert actions.upsert_event(client, **args) == event_id
+        restored = actions.read_event(client, event_id)
+    assert restored is not None and restored["status"] == "confirmed"
+    assert restored["hangoutLink"].startswith("https://meet.google.com/")
+    assert len(sandbox.tools["google"].events()) == 1

@@ -46,7 +46,8 @@ def _prepare(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
         return Prepared({"kind": plan["tipo"], "cancel": [], "event": None},
                         "calendar:" + str(plan.get("clave")), "nada que cambiar",
                         skip_reason="Calendar ya tiene esta reunión como debe estar")
-    payload: dict[str, Any] = {"kind": plan["tipo"], "cancel": cancel, "event": None}
+    payload: dict[str, Any] = {"kind": plan["tipo"], "cancel": cancel, "event": None,
+                               "change": plan.get("accion")}
     if plan.get("clave"):
         payload["event"] = to_json({
             "key": plan["clave"], "id": plan["evento"], "period": plan.get("periodo"),
