@@ -161,6 +161,13 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
     if not quick:
         stories.append([_act("check_in", podio_item_id("clientes", accounts[2]),
                              "M1: a check-in → score up (no more «sin seguimiento»)")])
+    # M8: the plan of two check-ins changes: a client goes to another AM (its check-in
+    # moves: new attendees, a free slot of the new AM) and another one leaves («Baja»: its
+    # check-in is cancelled).
+    stories.append([_act("reassign_am", podio_item_id("clientes", accounts[-1]),
+                         "M8: check-in moved to the new AM")])
+    stories.append([_act("client_lost", podio_item_id("clientes", accounts[-2]),
+                         "M8: check-in cancelled")])
     directivos = [u for u in world.users if u.role == "Directivo"]
     burbuja_boss = next(u for u in directivos if school_client[u.school_key] in burbuja)
     stories.append([_act("nps", burbuja_boss.key, "T8 NPS: AM task + COO task + COO email",

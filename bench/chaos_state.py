@@ -154,7 +154,8 @@ def _google_state(box: Sandbox, state: ToolState) -> None:
                   text=message.get("text"))
     for event in google.events("primary"):
         state.add(f"calendar event {event.get('summary')} at {event.get('start')}",
-                  attendees=event.get("attendees"), end=event.get("end"))
+                  attendees=event.get("attendees"), end=event.get("end"),
+                  status=event.get("status"), meet=bool(event.get("hangoutLink")))
 
 
 @dataclass
