@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,3 +56,15 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
             for err in exc.errors()
         ]
         raise ConfigError("\n".join(lines)) from exc
+
+
+@lru_cache(maxsize=32)
+def _cached(path: Path, _mtime: float, model: type[BaseModel]) -> BaseModel:
+    return load_yaml_model(path, model)
+
+
+def load_yaml_model_cached(path: Path, model: type[M]) -> M:
+    """``load_yaml_model``, read again only when the file changes (its mtime)."""
+    found = _cached(path, path.stat().st_mtime if path.exists() else 0.0, model)
+    assert isinstance(found, model)
+    return found

@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.yamlconf import load_yaml_model
+from core.yamlconf import load_yaml_model_cached
 
 CONFIG_FILE = "salud.yaml"
 SIGNALS = ("uso", "volumen_tickets", "tickets_repetidos", "sla", "retro_negativa",
@@ -86,15 +85,9 @@ class HealthConfig(BaseModel):
         return found if found is not None and found.activa else None
 
 
-@lru_cache(maxsize=8)
-def _load(path: Path, _mtime: float) -> HealthConfig:
-    return load_yaml_model(path, HealthConfig)
-
-
 def load(config_dir: Path) -> HealthConfig:
     """config/salud.yaml, read again only when it changes (ConfigError with file:line)."""
-    path = Path(config_dir) / CONFIG_FILE
-    return _load(path, path.stat().st_mtime if path.exists() else 0.0)
+    return load_yaml_model_cached(Path(config_dir) / CONFIG_FILE, HealthConfig)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.yamlconf import load_yaml_model
+from core.yamlconf import load_yaml_model_cached
 from rules.functions import Env, function, store_session
 from store.models import CheckIn, Client, Contact, Meeting, School, Staff
 
@@ -145,15 +144,9 @@ class MeetingsConfig(BaseModel):
         return value
 
 
-@lru_cache(maxsize=8)
-def _load(path: Path, _mtime: float) -> MeetingsConfig:
-    return load_yaml_model(path, MeetingsConfig)
-
-
 def load(config_dir: Path) -> MeetingsConfig:
     """config/reuniones.yaml, read again only when it changes (ConfigError with file:line)."""
-    path = Path(config_dir) / CONFIG_FILE
-    return _load(path, path.stat().st_mtime if path.exists() else 0.0)
+    return load_yaml_model_cached(Path(config_dir) / CONFIG_FILE, MeetingsConfig)
 
 
 # --- the plan ----------------------------------------------------------------------------

@@ -345,3 +345,25 @@ def test_a_top_client_has_a_check_in_every_month(sqlite_office: Desk) -> None:
                        and e["status"] == "confirmed")
     # December's, on its first business day (Tuesday 1), created once November's passed.
     assert confirmed == ["2026-11-19 16:00", "2026-12-01 10:00"]
+
+
+def test_a_broken_reuniones_yaml_points_to_its_line(tmp_path: Path) -> None:
+    import shutil
+
+    from core.errors import ConfigError
+    from core.settings import PROJECT_ROOT, load_settings
+    from rules import api
+
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    text = (config / "reuniones.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    line = next(n for n, t in enumerate(lines, 1) if t.strip().startswith("dia: lunes"))
+    lines[line - 1] = lines[line - 1].replace("lunes", "lunez")
+    (config / "reuniones.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        meetings.load(config)
+    assert f"reuniones.yaml:{line}:" in str(caught.value) and "lunez" in str(caught.value)
+    settings = load_settings(config_dir=config, rules_dir=config / "rules")
+    problems = [p for p in api.validate(settings) if p.path.endswith("reuniones.yaml")]
+    assert [p.line for p in problems] == [line]
