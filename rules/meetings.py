@@ -235,7 +235,9 @@ class Planner:
                 Meeting.source == SOURCE, Meeting.deleted_at.is_(None)).order_by(Meeting.id)):
             self.by_event[row.source_id] = row
             self.rows.setdefault(row.kind or "", []).append(row)
-        self.series: dict[tuple[str, int], Series] = {}
+        self._ams = [p for p in self.staff if p.active and p.role == "am"]
+        # Email -> (start, end) of the weekly meetings still to come that invite it.
+        self._busy: dict[str, list[tuple[datetime, datetime]]] | None = None
 
     # --- weekly series ---------------------------------------------------------------
 
@@ -329,6 +331,10 @@ class Planner:
         future = [r for r in rows if r.status == CONFIRMED and r.starts_at is not None
                   and r.starts_at > self.now]
         contacts = self._contacts()
+        by_client: dict[int, list[Meeting]] = {}
+        for r in rows:
+            if r.client_id is not None:
+                by_client.setdefault(r.client_id, []).append(r)
         taken: dict[int, set[datetime]] = {}
         wanted: dict[int, Occurrence | None] = {}
         todo: list[tuple[Client, int, date, str]] = []
@@ -340,7 +346,7 @@ class Planner:
             months = int(spec.cadencia_meses.get(client.segment or "",
                                                  spec.cadencia_por_omision))
             start, after, label = self._period(today, months)
-            mine = [r for r in rows if r.client_id == client.id and r.status == CONFIRMED
+            mine = [r for r in by_client.get(client.id, []) if r.status == CONFIRMED
                     and r.starts_at is not None]
             if any((r.starts_at or datetime.max) <= self.now
                    and (r.raw or {}).get("periodo") == label for r in mine):
@@ -380,9 +386,10 @@ class Planner:
             wanted[client.id] = self._check_in(f"{CHECK_IN}:{client.id}:{label}", label,
                                                slot, am, client, contacts)
         out: dict[int, Series] = {}
+        future_set = {id(r) for r in future}
         for client in clients:
             want = wanted.get(client.id)
-            mine = [r for r in future if r.client_id == client.id]
+            mine = [r for r in by_client.get(client.id, []) if id(r) in future_set]
             if want is _LATER:  # the next one is beyond the horizon: nothing to do yet
                 out[client.id] = Series(CHECK_IN, None, [])
                 continue
@@ -392,14 +399,18 @@ class Planner:
     def _occupied(self, am: Staff, start: datetime, end: datetime) -> bool:
         """Whether the AM has another meeting then: an event saeko-sync keeps that invites
         them, or the weekly slot of a series they attend (every week, holidays aside)."""
-        email = am.email.lower()
-        for kind, rows in self.rows.items():
-            for r in rows:
-                if (kind != CHECK_IN and r.status == CONFIRMED and r.starts_at is not None
-                        and r.ends_at is not None and r.starts_at < end and start < r.ends_at
-                        and email in ((r.raw or {}).get("invitados") or ())):
-                    return True
-        ams = self._active("am")
+        if self._busy is None:
+            self._busy = {}
+            for kind, rows in self.rows.items():
+                for r in rows:
+                    if (kind != CHECK_IN and r.status == CONFIRMED and r.starts_at is not None
+                            and r.ends_at is not None and r.ends_at > self.now):
+                        for invited in (r.raw or {}).get("invitados") or ():
+                            self._busy.setdefault(str(invited), []).append(
+                                (r.starts_at, r.ends_at))
+        if any(b < end and start < e for b, e in self._busy.get(am.email.lower(), ())):
+            return True
+        ams = self._ams
         for kind, spec in self.config.reuniones.items():
             if kind == "uno-a-uno":
                 offset = next((n for n, p in enumerate(ams) if p.id == am.id), None)
