@@ -203,7 +203,7 @@ class Series:
                 "periodo": w.period if w else None, "inicio": w.start if w else None,
                 "fin": w.end if w else None, "invitados": list(w.attendees) if w else [],
                 "responsable": w.staff_id if w else None, "cliente": w.client_id if w else None,
-                "cancelar": self.cancel}
+                "cancelar": self.cancel, "conocido": self.current is not None}
 
 
 def _state(row: Meeting | None) -> tuple[Any, ...] | None:
@@ -351,7 +351,7 @@ class Planner:
             if any((r.starts_at or datetime.max) <= self.now
                    and (r.raw or {}).get("periodo") == label for r in mine):
                 start, after, label = self._period(after, months)  # this one happened
-            key = f"{CHECK_IN}:{client.id}:{label}"
+            key = f"{CHECK_IN}:{client.source_id}:{label}"
             kept = self.by_event.get(event_id(key))
             if kept is not None and kept.status == CONFIRMED and kept.staff_id == am.id \
                     and kept.starts_at is not None and kept.starts_at > self.now:
@@ -383,7 +383,7 @@ class Planner:
                 wanted[client.id] = None if slot is None else _LATER
                 continue
             busy.add(slot)
-            wanted[client.id] = self._check_in(f"{CHECK_IN}:{client.id}:{label}", label,
+            wanted[client.id] = self._check_in(f"{CHECK_IN}:{client.source_id}:{label}", label,
                                                slot, am, client, contacts)
         out: dict[int, Series] = {}
         future_set = {id(r) for r in future}

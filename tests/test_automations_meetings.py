@@ -159,7 +159,8 @@ def test_meetings_are_created_once_with_meet_and_attendees(office: Desk) -> None
     assert sorted(r.kind or "" for r in rows.values()) == sorted(
         ["check-in"] * 5 + ["operaciones", "revision-mesa"] + ["uno-a-uno"] * 4)
     # The event id is the one the connector derives from the occurrence's marker.
-    key = f"check-in:{row.client_id}:2026-11/2026-12"
+    # The key names the client by its Podio item id (model ids differ between stores).
+    key = f"check-in:{_client(desk, 'Escuela Brisas').source_id}:2026-11/2026-12"
     assert brisas["id"] == meetings.event_id(key) == actions.event_id_for(f"reunion:{key}")
 
     before = _state(desk)
@@ -367,3 +368,35 @@ def test_a_broken_reuniones_yaml_points_to_its_line(tmp_path: Path) -> None:
     settings = load_settings(config_dir=config, rules_dir=config / "rules")
     problems = [p for p in api.validate(settings) if p.path.endswith("reuniones.yaml")]
     assert [p.line for p in problems] == [line]
+
+
+def test_a_new_store_on_the_same_calendar_adopts_its_events(sqlite_office: Desk,
+                                                            tmp_path: Path) -> None:
+    """Pointing an empty store at a calendar M8 already keeps changes nothing in Calendar:
+    the events of the occurrences it plans exist (same ids) and are taken as they are, past
+    ones included; its meetings table then shows them."""
+    from tests.desk_helpers import open_desk
+
+    desk = sqlite_office
+    desk.at("2026-11-18 13:00")
+    desk.podio.update_item_as(COO, int(_client(desk, "Escuela Brisas").source_id),
+                              {"am": [ELENA_PROFILE]})
+    desk.cycle()
+    desk.at("2026-11-19 13:30")  # the morning's check-ins took place
+    desk.cycle()
+    before = sorted((e["id"], e["etag"]) for e in desk.google.events())
+    config = desk.settings.config_dir
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with open_desk(desk.sandbox, f"sqlite:///{fresh}/store.db", config) as other:
+        other.cycle()
+        other.cycle()
+        after = sorted((e["id"], e["etag"]) for e in other.google.events())
+        changed = [(e["summary"], _when(e), e["status"]) for e in other.google.events()
+                   if (e["id"], e["etag"]) not in before]
+        assert after == before, changed
+        rows = {r[0]: r for r in _rows(other)}
+    mine = {r[0]: r for r in _rows(desk)}
+    assert set(rows) <= set(mine) and len(rows) >= 10
+    for event_id, row in rows.items():  # same event, times, status as the first store saw
+        assert row[4:] == mine[event_id][4:], event_id

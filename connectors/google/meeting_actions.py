@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connectors.clients import ActionRuntime
@@ -31,9 +31,13 @@ from rules.actions.base import (
     short,
     to_json,
 )
-from store.models import Meeting
+from store.models import Meeting, Staff
 
 SOURCE = "calendar"  # rules.meetings.SOURCE: the meetings rows saeko-sync writes
+# Event id -> the event as Calendar showed it, when ``_send`` adopted it instead of writing:
+# left for ``written``, which the engine calls right after the send, in the same process
+# (the ledger's args are re-read from the store in between, so they cannot carry it).
+_ADOPTED: dict[str, dict[str, Any]] = {}
 
 
 def _prepare(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
@@ -55,7 +59,7 @@ def _prepare(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
             "attendees": list(plan.get("invitados") or []),
             "staff_id": plan.get("responsable"), "client_id": plan.get("cliente"),
             "title": values["titulo"], "description": values.get("descripcion") or "",
-            "meet": bool(values.get("meet", True))})
+            "meet": bool(values.get("meet", True)), "known": bool(plan.get("conocido"))})
     what = []
     if payload["event"]:
         what.append(f"evento «{short(values['titulo'], 50)}» el {short(plan['inicio'])}")
@@ -74,6 +78,14 @@ def _send(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
     event = from_json(payload.get("event"))
     if not event:
         return "cancelado " + ",".join(payload.get("cancel") or [])
+    if not event.get("known"):
+        # The store never wrote this occurrence (a new store on a calendar M8 already
+        # keeps, or a write-through lost): adopt the event as Calendar has it, without
+        # touching it; the next cycle compares it with the plan and moves it if needed.
+        found = actions.read_event(client, event["id"])
+        if found is not None:
+            _ADOPTED[str(found["id"])] = _shown(found)
+            return str(found["id"])
     return str(actions.upsert_event(
         client, marker=f"reunion:{event['key']}", start=event["start"], end=event["end"],
         summary=event["title"], attendees=event["attendees"],
@@ -106,6 +118,16 @@ def _find(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str | Non
     return str(found["id"]) if same else None
 
 
+def _shown(found: dict[str, Any]) -> dict[str, Any]:
+    """What the meetings row keeps of an event as Calendar shows it."""
+    start = (found.get("start") or {}).get("dateTime")
+    end = (found.get("end") or {}).get("dateTime")
+    return {"start": _naive(start) if start else None, "end": _naive(end) if end else None,
+            "status": "cancelled" if found.get("status") == "cancelled" else "confirmed",
+            "attendees": sorted(str(a.get("email", "")).lower()
+                                for a in found.get("attendees") or [])}
+
+
 def _naive(text: str) -> datetime:
     from datetime import UTC
 
@@ -133,12 +155,29 @@ def written(session: Session, _config: Any, payload: dict[str, Any]) -> None:
     if row is None:
         row = Meeting(source=SOURCE, source_id=event["id"])
         session.add(row)
+    shown = _ADOPTED.pop(event["id"], None) or {
+        "start": event["start"], "end": event["end"], "status": "confirmed",
+        "attendees": sorted(event["attendees"])}
     row.kind, row.title = kind, str(event["title"])[:300]
-    row.client_id, row.staff_id = event.get("client_id"), event.get("staff_id")
-    row.starts_at, row.ends_at, row.status = event["start"], event["end"], "confirmed"
+    row.client_id = event.get("client_id")
+    row.staff_id = _staff_among(session, event.get("staff_id"), shown["attendees"])
+    row.starts_at, row.ends_at, row.status = shown["start"], shown["end"], shown["status"]
     row.raw = {"clave": event["key"], "periodo": event.get("period"),
-               "invitados": sorted(event["attendees"])}
+               "invitados": list(shown["attendees"])}
     session.flush()
+
+
+def _staff_among(session: Session, planned: int | None, attendees: list[str]) -> int | None:
+    """The staff member of a row: the planned one, or, for an adopted event that invites
+    someone else in that role (its AM changed while the store did not know it), that one."""
+    if planned is None:
+        return None
+    person = session.get(Staff, planned)
+    if person is None or person.email.lower() in attendees:
+        return planned
+    other = session.scalars(select(Staff.id).where(
+        Staff.role == person.role, func.lower(Staff.email).in_(attendees))).first()
+    return int(other) if other is not None else None
 
 
 ACTIONS = [
