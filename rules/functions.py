@@ -343,5 +343,5 @@ def _weights(weights: Any) -> dict[str, float] | None:
         raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
-from rules import portfolio  # noqa: E402,F401  (registers M11/M13's functions)
-from rules import meetings  # noqa: E402,F401  (registers M8's reunion function)
+# Register M8's reunion() and M11/M13's functions.
+from rules import meetings, portfolio  # noqa: E402,F401
