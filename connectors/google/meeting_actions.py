@@ -7,7 +7,9 @@ insert answers 409 and the event is read and patched only if it differs), and ca
 already cancelled event is a no-op (Calendar's 410). So after a crash between the Calendar
 call and the ledger's «done», the look-up (``find``) reads the event: if Calendar already
 shows the wanted state the row is done (and the table written through); if not, sending
-again converges without a duplicate.
+again converges without a duplicate. An occurrence the store never wrote (a new store on a
+calendar M8 already keeps) is adopted as Calendar shows it, not rewritten: the next cycle
+compares it with the plan.
 """
 
 from __future__ import annotations
