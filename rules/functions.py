@@ -345,5 +345,5 @@ def _weights(weights: Any) -> dict[str, float] | None:
         raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
-from rules import portfolio  # noqa: E402,F401  (registers M11/M13's functions)
-from rules import surveys  # noqa: E402,F401  (registers M4's functions)
+# noqa: E402,F401 below: imported for what they register (M11/M13's and M4's functions).
+from rules import portfolio, surveys  # noqa: E402,F401
