@@ -7,10 +7,11 @@ exposed to rules as functions.
   draws a different sample.
 - ``encuesta_reciente(email, dias, reglas)``: the latest survey sent to that address in the
   last ``dias`` days by any of the survey rules (T6's CSAT, M4's micro-survey and NPS), or
-  the latest answer it gave to any form in that time; empty if none. An invitation is a
-  ``gmail.enviar`` of one of those rules in the action ledger (the record of every email
-  saeko-sync sent or is sending: planned, being sent, done or retrying — an omitted, dead
-  or cancelled one was never sent). The ledger is read once per cycle and then only its
+  the latest answer it gave to any form in that time; empty if none. An invitation is an
+  email of one of those rules in the action ledger (an effect with recipients,
+  ``args.to``: rules/ never names action types, the registry does) that was sent or is on
+  its way (planned, being sent, done or retrying — an omitted, dead or cancelled one never
+  reached anyone). The ledger is read once per cycle and then only its
   new rows, so the rules evaluated later in the same cycle (M4's NPS after T6's CSAT) see
   the invitations planned before them.
 
@@ -32,10 +33,8 @@ from rules import ledger as L
 from rules.functions import Env, function, store_session
 from store.models import ActionLedger, SurveyResponse
 
-# The action that invites to a survey, and the ledger statuses of an invitation that was
-# sent or is on its way (rules/ledger.py); omitted, dead, cancelled and waiting ones never
-# reached anyone.
-INVITATION_ACTION = "gmail.enviar"
+# The ledger statuses of an invitation that was sent or is on its way (rules/ledger.py);
+# omitted, dead, cancelled and waiting ones never reached anyone.
 SENT_OR_ON_ITS_WAY = (L.PLANNED, L.PENDING, L.DONE, L.FAILED, L.HELD, L.APPROVED, L.QUEUED)
 # A sha256 prefix of this many hex digits is the draw, read as a fraction of 16**DIGITS.
 _DRAW_DIGITS = 12
@@ -119,13 +118,13 @@ def _invitations(env: Env, rules: tuple[str, ...]) -> _Invitations:
         select(ActionLedger.id, ActionLedger.rule_id, ActionLedger.payload,
                ActionLedger.created_at)
         .where(ActionLedger.id > state.last_id, ActionLedger.rule_id.in_(rules),
-               ActionLedger.action == INVITATION_ACTION,
                ActionLedger.status.in_(SENT_OR_ON_ITS_WAY))
         .order_by(ActionLedger.id)).all()
     for row in rows:
         state.last_id = max(state.last_id, int(row.id))
         args = (row.payload or {}).get("args") or {}
-        for address in args.get("to") or []:
+        # Only an email has recipients (T6's other effect, closing the ticket, has none).
+        for address in args.get("to") or [] if isinstance(args, dict) else []:
             state.by_email.setdefault(str(address).strip().lower(), []).append(
                 (row.created_at, str(row.rule_id)))
     return state

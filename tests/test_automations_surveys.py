@@ -225,7 +225,7 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
     # The micro answers came back through the Forms sync, tied to the contact and client.
     with desk.db.session() as s:
         rows = s.scalars(select(SurveyResponse).where(SurveyResponse.kind == "micro")).all()
-        assert sorted(r.email for r in rows) == sorted(answered)
+        assert sorted(str(r.email) for r in rows) == sorted(answered)
         assert all(r.contact_id is not None and r.client_id is not None for r in rows)
 
 
