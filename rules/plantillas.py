@@ -24,7 +24,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from sqlalchemy import or_, select
 
 from core.settings import Settings
-from rules.actions.base import TEMPLATE_FILE
+from rules.actions.base import TEMPLATE_FILE, ActionSkipped, PrepareContext
 from rules.catalog import ENTITIES
 from rules.config import RulesConfig
 from rules.engine import CycleEngine, CycleReport
@@ -208,16 +208,22 @@ def preview(settings: Settings, db: Database, name: str, entity: str | None, *,
             label = _label(rule.entity, records[record_id])
         try:
             values = {k: a.value(ctx) for k, a in spec.args.items()}
+            # What the action would send, as its type prepares it (rules/planning.py).
+            try:
+                sent = spec.type.prepare(values, PrepareContext(
+                    config, ctx.get(rule.entity) if rule.entity else None, rule.entity)
+                ).payload
+            except ActionSkipped:
+                sent = {}
         except (TemplateRenderError, EvalError) as exc:
             raise ValueError(f"la plantilla «{name}» no se pudo llenar con {label}: {exc}") \
                 from exc
         finally:
             session.rollback()
     body = values.get("plantilla") or {}
-    from connectors.google.rule_actions import emails
-
     return PreviewResult(name, rule.id, rule.entity or "—", label,
-                         emails(values.get("para")), str(values.get("asunto") or ""),
+                         [str(a) for a in sent.get("to") or []],
+                         str(values.get("asunto") or ""),
                          str(body.get("texto") or ""), body.get("html"),
                          sorted({r.id for r, _s in uses[name]} - {rule.id}))
 
