@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from rules.surveys import draw
 from sandbox.world import podio_item_id
 from store.models import ActionLedger, Client, Contact, SurveyResponse
-from tests.desk_helpers import AGENT_PROFILE, Desk, account_desk, local
+from tests.desk_helpers import AGENT_PROFILE, Desk, account_desk, local, stores
 
 PATTERNS = ("t6-*.yaml", "t8-*.yaml", "m4-*.yaml")
 FATIGUE = timedelta(days=30)  # dias_sin_encuestas in both m4 rules
@@ -38,8 +39,21 @@ ELENA_USER = 1003  # AM of Centro Educativo Mirador (client 1)
 
 @pytest.fixture
 def office(tmp_path: Path) -> Iterator[Desk]:
-    """The sandbox and a store switched on with T6, T8 and the M4 rules."""
-    with account_desk(tmp_path, *PATTERNS) as desk:
+    """The sandbox and a SQLite store switched on with T6, T8 and the M4 rules."""
+    with _office(tmp_path, "sqlite") as desk:
+        yield desk
+
+
+@pytest.fixture(params=stores())
+def any_office(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
+    """The same on SQLite and on PostgreSQL (when reachable)."""
+    with _office(tmp_path, request.param) as desk:
+        yield desk
+
+
+@contextmanager
+def _office(tmp_path: Path, kind: str) -> Iterator[Desk]:
+    with account_desk(tmp_path, *PATTERNS, kind=kind) as desk:
         # Six weeks of cycles play in about a minute of real time: the tools' per-minute and
         # per-hour quotas (real ones) are for cycles minutes apart, so they are lifted here.
         desk.google.set_quota("forms_expensive", 100_000)
@@ -229,10 +243,10 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
         assert all(r.contact_id is not None and r.client_id is not None for r in rows)
 
 
-def test_a_detractor_gets_t8s_task(office: Desk) -> None:
+def test_a_detractor_gets_t8s_task(any_office: Desk) -> None:
     """A Directivo answers the quarterly NPS with a 3 through its prefilled link: the answer
     is tied to the client and its AM gets T8's follow-up task."""
-    desk = office
+    desk = any_office
     for day in ("2026-12-31 10:05", "2027-01-04 10:05"):
         desk.at(day)
         desk.cycle()
@@ -264,3 +278,26 @@ def test_a_detractor_gets_t8s_task(office: Desk) -> None:
     before = _state(desk)
     desk.cycle()
     assert _state(desk) == before
+
+
+def test_the_sample_is_fixed_per_month_and_of_the_configured_size() -> None:
+    """en_muestra: the same people every time it is computed, others the next month, and
+    about the configured fraction of them (a hash, not a random draw)."""
+    from core.settings import PROJECT_ROOT
+    from rules.calendar import BusinessCalendar
+    from rules.functions import FUNCTIONS, Env
+
+    env = Env(datetime(2026, 12, 1, 18, 5), "America/Tijuana",
+              BusinessCalendar.load(PROJECT_ROOT / "config"))
+    in_sample = FUNCTIONS["en_muestra"].fn
+    ids = [str(40_000_000 + n) for n in range(5000)]
+    december = {i for i in ids if in_sample(env, i, "2026-12", 0.3)}
+    assert december == {i for i in ids if in_sample(env, i, "2026-12", "0.3")}
+    january = {i for i in ids if in_sample(env, i, "2027-01", 0.3)}
+    assert abs(len(december) / len(ids) - 0.3) < 0.02
+    assert abs(len(january) / len(ids) - 0.3) < 0.02
+    assert 0.05 < len(december & january) / len(ids) < 0.13  # independent draws: ~9 %
+    assert not any(in_sample(env, i, "2026-12", 0) for i in ids[:100])
+    assert all(in_sample(env, i, "2026-12", 1) for i in ids[:100])
+    with pytest.raises(ValueError, match="la fracción de la muestra va de 0 a 1"):
+        in_sample(env, ids[0], "2026-12", 30)
