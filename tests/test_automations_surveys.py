@@ -143,7 +143,7 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
         u for u in world.users if u.role == "Operativo" and not u.no_survey
         and client_of[u.school_key] in active and u.email not in recent
         and draw("2026-12", str(podio_item_id("usuarios", u.key))) < SAMPLE]
-    ticket_user, opting_out = sampled_in_december[:2]
+    ticket_user, opting_out, same_cycle = sampled_in_december[:3]
     assert [u for u in world.users if u.no_survey], "the world has users who opted out"
 
     # Friday 20 November: a user asks not to be surveyed any more (staff tick «no-encuestar»).
@@ -169,7 +169,12 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
     oracle.touch(ticket_user.email, sent_at)
     expected: set[tuple[str, str]] = set()
     answered: list[str] = []
+    later: dict[str, int] = {}  # the ticket answered in the micro-survey's cycle
     for day in DAYS:
+        if day == date(2026, 12, 1):
+            desk.at("2026-12-01 10:04")
+            desk.edit(later["ticket"], respuesta="Listo: ya puedes descargarlas desde Boletas.")
+            oracle.touch(same_cycle.email, local("2026-12-01 10:05"))
         desk.at(f"{day.isoformat()} 10:05")
         business = day.weekday() < 5 and day != date(2027, 1, 1)  # a holiday
         due = oracle.due(day, expected) if business and day.day <= 10 else set()
@@ -188,7 +193,8 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
         for _kind, address, _when, _message in new:
             oracle.touch(address, local(f"{day.isoformat()} 10:05"))
         got = {(f"{k}:{day:%Y-%m}" if k == "micro" else
-                f"{k}:{day.year}-T{(day.month - 1) // 3 + 1}", a) for k, a, _w, _m in new}
+                f"{k}:{day.year}-T{(day.month - 1) // 3 + 1}", a) for k, a, _w, _m in new
+               if k != "csat"}
         assert got == due, day
         # The first micro-survey of each day is answered at once, through its prefilled
         # link (the answer counts as a recent survey for that address too).
@@ -199,6 +205,16 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
                                         {"score": 4, "comment": "Todo bien", "email": email})
             oracle.touch(email, desk.sandbox.clock.now())
             answered.append(email)
+        if day == date(2026, 11, 30):
+            # A ticket of another sampled user, answered on 1 December at 10:04, just before
+            # the micro-survey's cycle: T6's CSAT (events) and M4 (schedules) in the same
+            # cycle: the CSAT goes, the micro-survey does not.
+            desk.at("2026-11-30 16:00")
+            later["ticket"] = desk.new_ticket(
+                "No puedo descargar las boletas", estatus="En atención",
+                responsable=[AGENT_PROFILE],
+                usuario=[podio_item_id("usuarios", same_cycle.key)])
+            desk.cycle()
 
     sent = _surveys(desk)
     kinds = [k for k, *_ in sent]
@@ -209,7 +225,7 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
     assert len(micro_dec) == len({e for e in expected if e[0] == "micro:2026-12"}) >= 3
     assert len(micro_jan) == len({e for e in expected if e[0] == "micro:2027-01"}) >= 3
     assert len(nps) == len({e for e in expected if e[0] == "nps:2027-T1"}) >= 3
-    assert kinds.count("csat") == 1
+    assert kinds.count("csat") == 2
     print(f"surveys: {len(micro_dec)} micro in December, {len(micro_jan)} in January, "
           f"{len(nps)} NPS, {len(answered)} micro answers")
     # Nobody got two surveys within 30 days, T6's CSAT included.
@@ -221,6 +237,9 @@ def test_a_month_and_a_half_of_surveys(office: Desk) -> None:
         assert all(b - a >= FATIGUE for a, b in zip(times, times[1:], strict=False)), address
     # The ticket's user was in December's sample, but had the CSAT on 25 November.
     assert ticket_user.email.lower() not in micro_dec
+    assert same_cycle.email.lower() not in micro_dec
+    assert [(k, w) for k, a, w, _m in sent if a == same_cycle.email.lower() and w.month == 12
+            ] == [("csat", local("2026-12-01 10:05"))]
     # Opted out (in the world, or ticked in Podio on the 20th): never surveyed.
     assert oracle.opted_out and not oracle.opted_out & set(by_address)
     assert opting_out.email.lower() not in by_address
