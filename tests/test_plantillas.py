@@ -125,3 +125,19 @@ def test_preview_renders_a_template_with_real_data(sandbox: Sandbox, tmp_path: P
     assert "usuario.escuela.cliente.nombre" in lines[at + 1]
     assert "datos.formulario_nps" in lines[at + 1]
     assert lines[at + 2] == "    funciones: enlace_prellenado"
+
+
+def test_a_rules_inline_text_is_checked_the_same_way(tmp_path: Path) -> None:
+    """A task or email text written in the rule file (not in config/plantillas/) gets the
+    same checks, with the rule file's line."""
+    config = _config(tmp_path)
+    rule = config / "rules" / "m4-nps-trimestral.yaml"
+    text = rule.read_text()
+    rule.write_text(text.replace('asunto: "¿Recomendaría Saeko? Su opinión de este trimestre"',
+                                 'asunto: "NPS {{ periodo(hoy) }} de {{ usuario.nombre }}"'))
+    result = run_cli(["rules", "validate"], tmp_path)
+    assert result.returncode == 1
+    line = _line_of(rule, "asunto:")
+    (problem,) = [r for r in result.stdout.splitlines() if r.startswith("config/")]
+    assert problem == (f'{RULE}:{line}: acción "gmail.enviar": "asunto": la función "periodo" '
+                       "recibe 2 argumento(s), no 1"), problem
