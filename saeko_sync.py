@@ -215,6 +215,47 @@ def rules_approve(
     console.print(f"{count} efecto(s) {'descartados' if discard else 'aprobados'}.")
 
 
+plantillas_app = typer.Typer(help="Plantillas de correo (config/plantillas/): M9.",
+                             no_args_is_help=True)
+app.add_typer(plantillas_app, name="plantillas")
+
+
+@plantillas_app.command("lista")
+def plantillas_lista() -> None:
+    """Cada plantilla con las variables que usa y las reglas que la envían."""
+    from rules import plantillas
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    console.print(plantillas.format_templates(plantillas.list_templates(settings, db)),
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@plantillas_app.command("prueba")
+def plantillas_prueba(
+    nombre: Annotated[str, typer.Argument(help="Nombre de la plantilla, sin extensión")],
+    entidad: Annotated[str | None, typer.Option(
+        help="El registro: id del item de Podio (o id del modelo; correo para personal)")]
+    = None,
+    regla: Annotated[str | None, typer.Option(help="La regla, si varias la usan")] = None,
+    html: Annotated[Path | None, typer.Option(help="Guarda aquí el HTML")] = None,
+) -> None:
+    """Muestra una plantilla con datos reales (asunto, destinatarios, texto), sin enviar."""
+    from rules import plantillas
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    try:
+        result = plantillas.preview(settings, db, nombre, entidad, rule_id=regla)
+    except ValueError as exc:
+        err_console.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(plantillas.format_preview(result, html), markup=False, highlight=False,
+                  soft_wrap=True)
+
+
 @app.command()
 def salud(
     cliente: Annotated[str | None, typer.Argument(

@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     google_usage_spreadsheet_id: str = ""
     google_csat_form_id: str = ""
     google_nps_form_id: str = ""
+    google_micro_form_id: str = ""  # M4's monthly micro-survey
     google_calendar_id: str = "primary"
     google_timeout_seconds: float = Field(default=30.0, gt=0)
     google_max_retry_seconds: float = Field(default=120.0, ge=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from jobs.demo_accounts import (
     schedules_moment,
     stage_accounts,
 )
+from jobs.demo_surveys import run_surveys
 from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
@@ -138,7 +139,8 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"ya estaba en el modelo; "
                       f"{sum(r.counts.updated for r in after.reports)} registros con cambios, "
                       f"{sum(r.api_calls for r in after.reports)} llamadas API.")
-        _run_schedules(console, settings, db, runtime, server.url)
+        monday = _run_schedules(console, settings, db, runtime, server.url)
+        run_surveys(console, settings, db, runtime, simulator, monday)  # M4
         _print_model(console, settings, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
@@ -167,7 +169,7 @@ SCHEDULE_TRIGGERS = ("programa:", "cada:")  # how a schedule trigger describes i
 
 
 def _run_schedules(console: Console, settings: Settings, db: Database,
-                   runtime: ActionRuntime, url: str) -> None:
+                   runtime: ActionRuntime, url: str) -> datetime:
     """One more cycle with the clock frozen at the next Monday 12:05 in Tijuana, so the
     schedules (M2 and M13 at 9:00 on weekdays, M11 on Mondays at 12:00) show what they do."""
     calendar = RulesConfig.from_settings(settings).calendar
@@ -184,6 +186,7 @@ def _run_schedules(console: Console, settings: Settings, db: Database,
                        f"Automatizaciones: el ciclo del lunes {local:%d/%m} a las "
                        f"{local:%H:%M}", only_fired=True)
     console.print(escalations_line(db, report))
+    return moment
 
 
 def _print_automations(console: Console, settings: Settings, db: Database,

@@ -42,8 +42,13 @@ DEFAULT_TRACE_LIMIT = 10
 def validate(settings: Settings, path: Path | None = None) -> list[Problem]:
     """Every mistake in the rule files under ``path`` (default: the rules folder)."""
     config = RulesConfig.from_settings(settings)
-    return (validate_path(path or config.rules_dir, config) + _health_problems(settings)
-            + _meetings_problems(settings))
+    problems = (validate_path(path or config.rules_dir, config) + _health_problems(settings)
+                + _meetings_problems(settings))
+    if path is None:  # M9: the templates no rule uses, for their syntax
+        from rules import plantillas
+
+        problems += plantillas.unused_problems(config, load_rules(config))
+    return problems
 
 
 def _health_problems(settings: Settings) -> list[Problem]:

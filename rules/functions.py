@@ -141,7 +141,7 @@ def local_day(env: Env, value: Any) -> date:
 @function("periodo", 2, 2,
           "el periodo de una fecha (un instante: su día en la zona de la regla), como texto "
           "para «una_vez_por» o «escalamiento»: periodo(hoy, 'dia') da 2026-12-04, "
-          "'semana' 2026-S49 (ISO, de lunes a domingo), 'mes' 2026-12")
+          "'semana' 2026-S49 (ISO, de lunes a domingo), 'mes' 2026-12, 'trimestre' 2026-T4")
 def _period(env: Env, value: Any, unit: Any) -> str | None:
     if not isinstance(value, date):
         return None
@@ -153,7 +153,9 @@ def _period(env: Env, value: Any, unit: Any) -> str | None:
         return f"{year}-S{week:02d}"
     if unit == "mes":
         return f"{day:%Y-%m}"
-    raise ValueError(f"periodo {unit!r} desconocido: usa 'dia', 'semana' o 'mes'")
+    if unit == "trimestre":  # M4's quarterly NPS
+        return f"{day.year}-T{(day.month - 1) // 3 + 1}"
+    raise ValueError(f"periodo {unit!r} desconocido: usa 'dia', 'semana', 'mes' o 'trimestre'")
 
 
 @function("horas_desde", 1, 1, "horas de reloj transcurridas desde un instante")
@@ -343,5 +345,5 @@ def _weights(weights: Any) -> dict[str, float] | None:
         raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
-# Register M8's reunion() and M11/M13's functions.
-from rules import meetings, portfolio  # noqa: E402,F401
+# Imported for what they register: M8's reunion(), M11/M13's and M4's functions.
+from rules import meetings, portfolio, surveys  # noqa: E402,F401

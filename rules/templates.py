@@ -140,9 +140,35 @@ _JINJA_MESSAGES = [
 ]
 
 
+_UNCLOSED = re.compile(r"Unexpected end of template\. Jinja was looking for the following "
+                       r"tags: (.+?)\. The innermost block that needs to be closed is "
+                       r"'(\w+)'\.")
+_TAG = re.compile(r"\{%-?\s*(\w+)")
+
+
+def unclosed_block(source: str, message: str | None) -> tuple[str, int] | None:
+    """M9: a block left open (``{% if %}`` without ``{% endif %}``): the Spanish message and
+    the line where the block opens (Jinja reports the end of the text)."""
+    found = _UNCLOSED.search(message or "")
+    if found is None:
+        return None
+    block = found.group(2)
+    opened: list[int] = []
+    for tag in _TAG.finditer(source):
+        if tag.group(1) == block:
+            opened.append(source.count("\n", 0, tag.start()) + 1)
+        elif tag.group(1) == "end" + block and opened:
+            opened.pop()
+    wanted = " o ".join(f"{{% {w} %}}" for w in re.findall(r"'(\w+)'", found.group(1)))
+    return (f"el bloque {{% {block} %}} no se cierra (falta {wanted} antes del final)",
+            opened[-1] if opened else source.count("\n") + 1)
+
+
 def jinja_message(message: str | None) -> str:
     """Jinja's English syntax messages, in Spanish for admins."""
     text = (message or "error de sintaxis").strip()
+    if unclosed := unclosed_block("", text):
+        return unclosed[0]
     for pattern, spanish in _JINJA_MESSAGES:
         if pattern.search(text):
             return pattern.sub(spanish, text, count=1)
@@ -213,9 +239,11 @@ class Template:
         try:
             tree = env.parse(source)
         except TemplateSyntaxError as exc:
+            unclosed = unclosed_block(source, exc.message)
             raise StaticError(f"plantilla inválida: {jinja_message(exc.message)}",
-                              exc.lineno or 1) from exc
+                              unclosed[1] if unclosed else exc.lineno or 1) from exc
         _check_tree(tree, scope)
+        _check_calls(tree)
         try:
             self._template = env.from_string(source)
         except TemplateSyntaxError as exc:
@@ -268,6 +296,36 @@ def _check_tree(tree: nodes.Template, scope: dict[str, T]) -> None:
                 t = member(t, key)
             except StaticError as exc:
                 raise StaticError(exc.message, attr.lineno) from exc
+
+
+def _check_calls(tree: nodes.Template) -> None:
+    """M9: a function or filter called with the wrong number of arguments is a mistake at
+    load time (file:line; the first by line), as in condition expressions, not an email
+    that fails later."""
+    found: list[tuple[int, str]] = []
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name in FUNCTIONS:
+            spec = FUNCTIONS[call.node.name]
+            found += _count_problem(f'la función "{spec.name}"', call, spec.min_args,
+                                    spec.max_args)
+    for node in tree.find_all(nodes.Filter):
+        spec_f = FILTERS.get(node.name) if node.name else None
+        if spec_f is not None:
+            found += _count_problem(f'el filtro "{node.name}"', node, spec_f.min_args,
+                                    spec_f.max_args)
+    if found:
+        line, message = min(found)
+        raise StaticError(message, line)
+
+
+def _count_problem(what: str, node: nodes.Call | nodes.Filter, least: int, most: int
+                   ) -> list[tuple[int, str]]:
+    if node.kwargs or node.dyn_args or node.dyn_kwargs:
+        return [(node.lineno, f"{what} solo acepta argumentos por posición")]
+    if least <= len(node.args) <= most:
+        return []
+    expected = str(least) if least == most else f"entre {least} y {most}"
+    return [(node.lineno, f"{what} recibe {expected} argumento(s), no {len(node.args)}")]
 
 
 def _chain(node: nodes.Node) -> tuple[str, list[str]] | None:

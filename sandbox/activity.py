@@ -41,7 +41,10 @@ AGENTS = [f"agente-{n}@saeko.test" for n in range(1, 6)]
 ACTIONS = ("new_ticket", "answer", "escalate", "resolve_jira", "csat", "work", "nps",
            "handoff", "close", "new_client", "overdue_invoice", "pay_invoice",
            "decision_maker", "usage_drop", "contract_due", "check_in", "critical_ticket",
-           "reassign_am", "client_lost")
+           "reassign_am", "client_lost", "micro", "opt_out")
+# M4: ``micro`` (a user answers the monthly micro-survey, 1-5, with the email its prefilled
+# link fills in) and ``opt_out`` (an AM ticks «no-encuestar» on a user who asked not to be
+# surveyed); both take a world user key as ``target``, micro also ``score``, ``comment``.
 ANSWER_TEXT = "Hola, ya revisamos tu caso: sigue estos pasos en la plataforma."
 # Next status an agent gives a ticket it works on (None: it re-prioritises it instead).
 WORK_NEXT = {"Nuevo": "En atención", "En atención": "Enviado a AM", "Por validar": "Cerrado"}
@@ -305,6 +308,28 @@ class StaffSimulator:
                                                 else "El soporte tarda demasiado"))
         return "nps " + google.submit_response(google.ids["nps"], {
             "score": score, "reason": reason, "email": user.email, "client": client.name})
+
+    def _micro(self, target: int | None = None, **details: Any) -> str:
+        """A user answers M4's monthly micro-survey (1-5) through its prefilled link."""
+        google = self._google()
+        world = self.sandbox.world
+        user = next(u for u in world.users if u.key == int(target)) if target is not None \
+            else self.rng.choice([u for u in world.users if u.role == "Operativo"])
+        score = int(details["score"]) if "score" in details else self.rng.randint(1, 5)
+        comment = str(details.get("comment") or ("Todo bien este mes" if score >= 4
+                                                  else "Los reportes tardan en cargar"))
+        return "micro " + google.submit_response(google.ids["micro"], {
+            "score": score, "comment": comment, "email": user.email})
+
+    def _opt_out(self, target: int | None = None, **details: Any) -> str:
+        """An AM records that a user asked not to be surveyed (Podio «no-encuestar»)."""
+        world = self.sandbox.world
+        user = next(u for u in world.users if u.key == int(target)) if target is not None \
+            else self.rng.choice([u for u in world.users if not u.no_survey])
+        item = podio_item_id("usuarios", user.key)
+        by = str(details.get("by") or "coo@saeko.test")
+        self.podio.update_item_as(by, item, {"no-encuestar": "Sí"})
+        return f"user {item} «no-encuestar»"
 
     # --- account management -------------------------------------------------------------
 

@@ -30,6 +30,9 @@ JIRA_WORKFLOWS = {  # status names in order; first = new, last = done, others = 
     "PROD": ["Backlog", "En análisis", "Cerrado"],
 }
 JIRA_PROJECT_NAMES = {"SOP": "Soporte N2", "DEV": "Desarrollo", "PROD": "Producto"}
+# M4: the users who asked not to be surveyed: key % OPT_OUT_EVERY == OPT_OUT_REMAINDER (one
+# in 13, by key, so the random draws of the rest of the world stay the same).
+OPT_OUT_EVERY, OPT_OUT_REMAINDER = 13, 6
 # Identities shared by every emulated tool, so Jira issues and survey answers can point at
 # Podio items: app ids and item ids of the seeded world are fixed functions of the world keys.
 PODIO_SPACE_ID = 2001
@@ -146,6 +149,9 @@ class User:
     email: str
     phone: str
     role: str  # Directivo | Operativo
+    # M4: asked not to be surveyed (Podio «no-encuestar»); one user in OPT_OUT_EVERY, by key,
+    # so the world's random draws are unchanged.
+    no_survey: bool = False
 
 
 @dataclass
@@ -388,7 +394,8 @@ class _Builder:
                 email=f"{slug(first)}.{slug(last)}{i}@{domain}",
                 phone=f"+52 {rng.choice(['664', '665', '477', '442'])} {rng.randint(100, 999)} "
                       f"{rng.randint(1000, 9999)}",
-                role="Directivo" if i == 0 or rng.random() < 0.15 else "Operativo"))
+                role="Directivo" if i == 0 or rng.random() < 0.15 else "Operativo",
+                no_survey=(len(w.users) + 1) % OPT_OUT_EVERY == OPT_OUT_REMAINDER))
 
     def _contract(self, client: Client) -> None:
         rng, w = self.rng, self.world

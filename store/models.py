@@ -104,6 +104,8 @@ class Contact(Synced, Base):
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
     school_source_id: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str | None] = mapped_column(String(40))
+    # M4: the contact asked not to be surveyed (Podio «no-encuestar»).
+    no_survey: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Ticket(Synced, Base):

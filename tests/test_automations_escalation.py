@@ -54,7 +54,9 @@ def test_the_period_of_a_day() -> None:
     assert period(env, day, "dia") == "2026-11-18"
     assert period(env, day, "semana") == "2026-S47"
     assert period(env, day, "mes") == "2026-11"
-    with pytest.raises(ValueError, match="'dia', 'semana' o 'mes'"):
+    assert period(env, day, "trimestre") == "2026-T4"  # M4's quarterly NPS
+    assert period(env, WORLD_NOW.replace(month=1, day=2), "trimestre") == "2026-T1"
+    with pytest.raises(ValueError, match="'dia', 'semana', 'mes' o 'trimestre'"):
         period(env, day, "año")
 
 

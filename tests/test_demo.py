@@ -60,6 +60,12 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
             assert scheduled[prefix] > 0, monday
     second = ESCALATIONS.search(monday)
     assert second and "m2-renovacion-estancada" in second.group(3), monday
+    # M4: the first business day of the next quarter, surveys by email; some answered.
+    surveys = re.search(r"M4: (\d+) micro-encuestas \(muestra del 30 % de los usuarios "
+                        r"operativos\) y (\d+) NPS a directivos, de (\d+) usuarios", text)
+    assert surveys and int(surveys.group(1)) > 0 and int(surveys.group(2)) > 0, text
+    answered = re.search(r"(\d+) respuestas de micro-encuesta en el modelo, ligadas", text)
+    assert answered and int(answered.group(1)) > 0, text
 
     # What the output says is what the store holds: the effects were made in the tools.
     db = Database(f"sqlite:///{tmp_path}/saeko-demo.db")
@@ -74,6 +80,8 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
     assert len(effects("m5-asignacion-am", "podio.actualizar")) >= 2
     assert effects("m2-recordatorio-renovacion", "podio.tarea")
     assert effects("m2-renovacion-estancada", "gmail.enviar")
+    assert effects("m4-micro-encuesta-mensual", "gmail.enviar")
+    assert effects("m4-nps-trimestral", "gmail.enviar")
     if _shipped("m11"):
         assert effects("m11-cobranza-lunes", "podio.tarea") or effects(
             "m11-cobranza-mensual", "podio.tarea")

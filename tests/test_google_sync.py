@@ -82,9 +82,9 @@ def test_incremental_form_sync_fetches_only_new_answers(sandbox: Sandbox, db: Da
     google.forms.listed.clear()
     reports = by_stream(sync_forms(settings, db))
     # The sandbox returned exactly the new answer: the filter `timestamp >` did the work.
-    assert google.forms.listed == [1, 0]
+    assert google.forms.listed == [1, 0, 0]  # csat, nps, micro (M4)
     assert seen(reports["csat"]) == 1 and reports["csat"].counts.created == 1
-    assert seen(reports["nps"]) == 0
+    assert seen(reports["nps"]) == 0 and seen(reports["micro"]) == 0
     assert reports["csat"].api_calls == 1 and reports["nps"].api_calls == 1
     with db.session() as s:
         row = s.scalars(select(SurveyResponse).where(SurveyResponse.source_id == rid)).one()
@@ -92,7 +92,7 @@ def test_incremental_form_sync_fetches_only_new_answers(sandbox: Sandbox, db: Da
     # Nothing new: one call per form, nothing written.
     again = by_stream(sync_forms(settings, db))
     assert sum(seen(r) for r in again.values()) == 0
-    assert sum(r.api_calls for r in again.values()) == 2
+    assert sum(r.api_calls for r in again.values()) == 3
 
 
 def test_the_overlap_rereads_recent_answers_as_unchanged(sandbox: Sandbox, db: Database) -> None:

@@ -161,3 +161,25 @@ def test_critical_ticket_raises_an_open_ticket_of_the_client(sandbox: Sandbox) -
     assert school["cliente"] == [client]
     agents = {s.podio_user_id for s in sandbox.world.staff if s.role == "agent"}
     assert _last_editor(sandbox, item) in agents  # an agent of the desk did it
+
+
+def test_survey_actions_answer_the_micro_survey_and_opt_out(sandbox: Sandbox) -> None:
+    """M4: a user answers the micro-survey (its form, with the email the link prefills); an
+    AM ticks «no-encuestar» on a user who asked not to be surveyed."""
+    podio: Any = sandbox.tools["podio"]
+    google: Any = sandbox.tools["google"]
+    simulator = StaffSimulator(sandbox, seed=3)
+    user = next(u for u in sandbox.world.users if u.role == "Operativo")
+    form = google.forms.forms[google.ids["micro"]]
+    before = len(form.responses)
+    outcome = simulator.act("micro", user.key, score=2, comment="Lento en cierre de ciclo")
+    assert outcome.startswith("micro: micro "), outcome
+    assert len(form.responses) == before + 1
+    answers = {a["questionId"]: a["textAnswers"]["answers"][0]["value"]
+               for a in form.responses[outcome.split()[-1]]["answers"].values()}
+    assert answers == {"3c8e1f52": "2", "58b2d4e7": "Lento en cierre de ciclo",
+                       "2f6a9c13": user.email}
+    item = podio_item_id("usuarios", user.key)
+    assert "no-encuestar" not in podio.values(item)
+    assert simulator.act("opt_out", user.key) == f"opt_out: user {item} «no-encuestar»"
+    assert podio.values(item)["no-encuestar"] == "Sí"

@@ -112,7 +112,8 @@ def _configured(settings: Settings, source: str) -> bool:
     if not settings.google_service_account_file:
         return False
     if source == "forms":
-        return bool(settings.google_csat_form_id or settings.google_nps_form_id)
+        return bool(settings.google_csat_form_id or settings.google_nps_form_id
+                    or settings.google_micro_form_id)
     return bool(settings.google_usage_spreadsheet_id)
 
 

@@ -31,6 +31,13 @@ NPS_QUESTIONS = (
     ("email", "4b9e1a07", "text", "Correo electrónico", 0, 0),
     ("client", "73e2c5d1", "text", "Escuela o institución", 0, 0),
 )
+# M4's monthly micro-survey (seed 001: «una breve evaluación de satisfacción (1-2
+# preguntas)»): a score, an optional comment, and the email its prefilled link fills in.
+MICRO_QUESTIONS = (
+    ("score", "3c8e1f52", "scale", "Este mes, ¿qué tan satisfecho está con Saeko?", 1, 5),
+    ("comment", "58b2d4e7", "paragraph", "¿Qué podríamos mejorar?", 0, 0),
+    ("email", "2f6a9c13", "text", "Correo electrónico", 0, 0),
+)
 USAGE_TAB = "Uso semanal"
 USAGE_HEADER = ("cliente_id", "cliente", "semana", "usuarios_activos", "inicios_sesion",
                 "funciones_clave")
@@ -95,7 +102,9 @@ def build_forms(world: World, editors: set[str]) -> dict[str, Form]:
             continue
         rid = response_id(world.seed, form.form_id, len(form.responses) + 1)
         form.responses[rid] = response_record(form, answers, when, rid)
-    return {csat.form_id: csat, nps.form_id: nps}
+    micro = Form(file_id(world.seed, "micro"), "Micro-encuesta mensual",
+                 _questions(MICRO_QUESTIONS), set(editors))
+    return {csat.form_id: csat, nps.form_id: nps, micro.form_id: micro}
 
 
 def build_spreadsheets(world: World, editors: set[str]) -> dict[str, Spreadsheet]:

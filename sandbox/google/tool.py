@@ -101,7 +101,8 @@ class GoogleTool:
         for api in (self.sheets, self.forms, self.gmail, self.calendar):
             api.register(self.router)
         self.ids = {"usage": file_id(seed, "usage"), "kpi": file_id(seed, "kpi"),
-                    "csat": file_id(seed, "csat"), "nps": file_id(seed, "nps")}
+                    "csat": file_id(seed, "csat"), "nps": file_id(seed, "nps"),
+                    "micro": file_id(seed, "micro")}
         self.key_dir = key_dir
         self._submitted = 0
 
@@ -160,6 +161,7 @@ class GoogleTool:
             "GOOGLE_USAGE_SPREADSHEET_ID": self.ids["usage"],
             "GOOGLE_CSAT_FORM_ID": self.ids["csat"],
             "GOOGLE_NPS_FORM_ID": self.ids["nps"],
+            "GOOGLE_MICRO_FORM_ID": self.ids["micro"],
             "GOOGLE_CALENDAR_ID": "primary",
         }
 

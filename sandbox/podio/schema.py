@@ -212,6 +212,7 @@ def build_apps() -> dict[str, AppDef]:
             FieldDef("telefono", PHONE_APP_TYPE, "Teléfono", {"multiple": True}),
             app_ref("escuela", "Escuela", "escuelas"),
             category("rol", "Rol", ["Directivo", "Operativo"]),
+            category("no-encuestar", "No encuestar", ["Sí", "No"]),
         ]),
         AppDef("tickets", "Tickets", "Ticket", "55.png", [
             text("titulo", "Título"), text("descripcion", "Descripción", "html"),

@@ -73,7 +73,9 @@ class Seeder:
                 "nombre": user.name, "email": (("work", user.email),),
                 "telefono": (("mobile", user.phone),),
                 "escuela": self._ref("escuelas", user.school_key),
-                "rol": self._opt("usuarios", "rol", user.role)})
+                "rol": self._opt("usuarios", "rol", user.role),
+                **({"no-encuestar": self._opt("usuarios", "no-encuestar", "Sí")}
+                   if user.no_survey else {})})
         for contract in self.world.contracts:
             client = clients[contract.client_key]
             self._item("contratos", contract.key, self._at(contract.starts_on), self.coo, {
