@@ -127,6 +127,10 @@ class PodioClient:
         self.calls = 0
         self.last_rate_limit: dict[str, int] = {}
         self._app_fields: dict[int, dict[str, dict[str, Any]]] = {}
+        # App-token mode: which app an item or a hook belongs to (an app token reaches only
+        # its own app, reference §1.3, so every call must carry the right app's token).
+        self._item_apps: dict[int, int] = {}
+        self._hook_apps: dict[int, int] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PodioClient:
@@ -209,6 +213,71 @@ class PodioClient:
                 token = self._grant(subject, refresh=token)
             self._tokens[subject] = token
             return token
+
+    @property
+    def app_token_mode(self) -> bool:
+        """True when only app tokens authenticate (no integration user): each call must
+        then use the token of the app its object belongs to."""
+        return not (self._username and self._password) and bool(self._app_tokens)
+
+    def note_items(self, app_id: int, items: Any) -> None:
+        """Remember the app of items read from it (saves a probe on a later webhook)."""
+        if self.app_token_mode:
+            for item in items or []:
+                if isinstance(item, dict) and item.get("item_id") is not None:
+                    self._item_apps[int(item["item_id"])] = app_id
+
+    def for_item(self, item_id: int, call: Any, *, app_id: int | None = None,
+                 hint: int | None = None) -> Any:
+        """``call(app_id)`` with the token of the item's app.
+
+        With an integration user any token reaches every app, so ``call(app_id)`` runs once.
+        With app tokens only, the item's app is the one given, the one remembered, or found
+        by trying each app's token in turn (``hint`` first): another app's token answers
+        403 (reference §1.3); the app that answers is remembered. A 404/410 is the item's
+        own answer and ends the search.
+        """
+        if app_id is not None or not self.app_token_mode:
+            return call(app_id)
+        known = self._item_apps.get(item_id)
+        order = [a for a in (known, hint) if a is not None and a in self._app_tokens]
+        order += [a for a in self._app_tokens if a not in order]
+        for candidate in order:
+            try:
+                result = call(candidate)
+            except AuthError as exc:
+                if exc.status == 403:
+                    continue
+                raise
+            self._item_apps[item_id] = candidate
+            return result
+        raise AuthError(f"no configured Podio app token reaches item {item_id}: set the "
+                        "PODIO_APP_<NAME>_TOKEN of the app it belongs to", status=403)
+
+    def app_of_item(self, item_id: int, hint: int | None = None) -> int | None:
+        """The app of an item in app-token mode (None with an integration user)."""
+        if not self.app_token_mode:
+            return None
+        if item_id not in self._item_apps:
+            self.for_item(item_id, lambda a: self.request(
+                "GET", f"/item/{item_id}/basic", app_id=a), hint=hint)
+        return self._item_apps[item_id]
+
+    def app_of_hook(self, hook_id: int, app_ids: list[int]) -> int | None:
+        """The app a hook is on (None with an integration user): remembered from
+        registration, else found in each app's hook list (one GET per app, once)."""
+        if not self.app_token_mode:
+            return None
+        if hook_id not in self._hook_apps:
+            for app_id in app_ids:
+                for hook in self.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []:
+                    self._hook_apps[int(hook["hook_id"])] = app_id
+                if hook_id in self._hook_apps:
+                    break
+        return self._hook_apps.get(hook_id)
+
+    def note_hook(self, hook_id: int, app_id: int) -> None:
+        self._hook_apps[int(hook_id)] = app_id
 
     def own_refs(self) -> list[dict[str, Any]]:
         """The identities (``ref`` of our tokens) our writes are attributed to."""
@@ -293,13 +362,20 @@ class PodioClient:
                 if f.get("status", "active") == "active"}
         return self._app_fields[app_id]
 
-    def filter_items(self, app_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request(  # type: ignore[no-any-return]
-            "POST", f"/item/app/{app_id}/filter/", json=body, app_id=app_id, idempotent=True)
+    def filter_items(self, app_id: int, body: dict[str, Any],
+                     params: dict[str, Any] | None = None) -> dict[str, Any]:
+        page: dict[str, Any] = self.request(
+            "POST", f"/item/app/{app_id}/filter/", json=body, params=params, app_id=app_id,
+            idempotent=True)
+        self.note_items(app_id, (page or {}).get("items"))
+        return page
 
-    def get_item(self, item_id: int, app_id: int | None = None) -> dict[str, Any]:
-        return self.request(  # type: ignore[no-any-return]
-            "GET", f"/item/{item_id}", params={"mark_as_viewed": "false"}, app_id=app_id)
+    def get_item(self, item_id: int, app_id: int | None = None, *,
+                 hint: int | None = None) -> dict[str, Any]:
+        """GET one item with the token of its app (``for_item``)."""
+        return self.for_item(item_id, lambda a: self.request(  # type: ignore[no-any-return]
+            "GET", f"/item/{item_id}", params={"mark_as_viewed": "false"}, app_id=a),
+            app_id=app_id, hint=hint)
 
     def update_item(self, item_id: int, fields: dict[str, Any], *, app_id: int | None = None,
                     hook: bool = False, silent: bool = False, revision: int | None = None

@@ -95,7 +95,7 @@ def scan_deletions(db: Database, stream: PodioStream, report: SyncReport) -> int
         items = []
         for source_id in revive[:MAX_REVIVED_PER_SCAN]:
             try:
-                items.append(stream.client.get_item(int(source_id)))
+                items.append(stream.client.get_item(int(source_id), app_id=stream.app_id))
             except RemoteDataError as exc:  # deleted since the scan listed it
                 if not item_gone(exc):
                     raise
