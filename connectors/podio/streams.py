@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from connectors.paging import Paginator
 from connectors.podio import deletions
@@ -103,7 +104,8 @@ class PodioStream(Stream):
             record = Record(key=str(item.get("item_id", "?")), raw=item,
                             own_write=own_write(item, own_refs))
             try:
-                record.row = item_to_row(item, self.mapping, self.staff)
+                record.row = item_to_row(item, self.mapping, self.staff,
+                                         ZoneInfo(self.settings.timezone))
             except MappingError as exc:
                 record.problem = str(exc)
             records.append(record)

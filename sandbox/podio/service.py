@@ -36,6 +36,9 @@ class PodioService:
         self.clock = sandbox.clock
         self.lock = threading.RLock()
         self.tz = ZoneInfo(user_timezone)
+        # The zone an app token reads unsuffixed dates in: undocumented (reference §6.1),
+        # so a switch (``PodioTool.set_app_timezone``); by default the members' zone.
+        self.app_tz: ZoneInfo | None = None
         self.deleted_status = deleted_status
         self.apps = build_apps()
         users = directory(sandbox.world, user_timezone)
@@ -58,6 +61,8 @@ class PodioService:
     def view(self, principal: Principal | None = None) -> View:
         """Rendering context of a reader (members and apps share one time zone here)."""
         tz = self.tz
+        if principal is not None and principal.kind == "app" and self.app_tz is not None:
+            tz = self.app_tz
         if principal is not None and principal.kind == "user":
             user = self.store.users.get(principal.id)
             tz = ZoneInfo(user.timezone) if user is not None else tz

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,7 +28,7 @@ from sandbox.podio.auth import (
 from sandbox.podio.errors import fault_body
 from sandbox.podio.http import not_found_route
 from sandbox.podio.model import PODIO_UI, Actor, PodioUser
-from sandbox.podio.schema import AppDef
+from sandbox.podio.schema import AppDef, Option
 from sandbox.podio.seed import ADMIN_EMAIL
 from sandbox.podio.service import DELETED_STATUSES, PodioService
 
@@ -250,6 +251,23 @@ class PodioTool:
                 s.hooks.emit(item.app.app_id, "item.update", {
                     "item_id": item_id, "item_revision_id": rev.item_revision_id,
                     "external_id": item.external_id or ""}, {fdef.field_id})
+
+    def set_app_timezone(self, zone: str | None) -> None:
+        """The zone app tokens read unsuffixed date keys in (None: the members' zone); the
+        real one is undocumented (reference §6.1), so both sides are testable."""
+        with self.lock:
+            self.service.app_tz = ZoneInfo(zone) if zone else None
+
+    def add_option(self, app_name: str, external_id: str, text: str) -> int:
+        """An admin adds an option to a category field in Podio's app editor; returns its
+        id (config/podio.yaml does not know it yet)."""
+        with self.lock:
+            fdef = self.service.app_by_name(app_name).field(external_id)
+            if fdef is None or fdef.type != "category":
+                raise KeyError(f"no category field {external_id!r} in {app_name}")
+            option = Option(max((o.id for o in fdef.options), default=0) + 1, text, "DCEBD8")
+            fdef.options = (*fdef.options, option)
+            return option.id
 
     def api_client(self, client_id: str, secret: str, name: str | None = None) -> int:
         """Register another API key; returns its created_via id."""
