@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     serve_port: int = 8080
     sync_interval_seconds: float = Field(default=300.0, gt=0)
     rules_interval_seconds: float = Field(default=60.0, gt=0)
+    # Minutes between `serve`'s deletion scans of every tool that has one (Podio's item ids
+    # per app, Jira's issue ids): deletions made while it was down or whose webhook was lost.
+    deletion_scan_minutes: float = Field(default=60.0, gt=0)
     # A delivery claimed by a replica returns to the pool if not finished within this time.
     inbox_claim_seconds: float = Field(default=120.0, gt=0)
 

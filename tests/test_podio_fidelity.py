@@ -8,17 +8,19 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from connectors.podio import deletions
 from connectors.podio.client import PodioClient
 from connectors.podio.mapping import convert
-from connectors.podio.sync import sync_podio
+from connectors.podio.sync import scan_all_deletions, sync_podio
 from core.errors import AuthError
 from sandbox.server import Sandbox
 from store.db import Database
 from store.entities import FieldMap
-from store.models import Contract, DeadLetter, Ticket
+from store.models import ChangeEvent, Contract, DeadLetter, Ticket
 from tests.desk_helpers import AUTH_MODES, auth_env
 from tests.test_podio_sync import AGENT, by_stream, podio_settings
 
@@ -151,3 +153,64 @@ def test_the_sandbox_scopes_app_tokens_on_tasks_comments_and_hooks(sandbox: Sand
         assert client.app_of_item(ticket) == tickets
     finally:
         client.close()
+
+
+# --- deletions during a scan ----------------------------------------------------------------
+
+
+class DeletingDuringScan(httpx.HTTPTransport):
+    """A transport that, right after the scan's first id page, lets people delete items
+    (in Podio's UI, without hooks) — the moment an offset listing drifts."""
+
+    def __init__(self, podio: Any, doomed: list[int]) -> None:
+        super().__init__()
+        self.podio, self.doomed, self.pages = podio, doomed, 0
+        self.path = f"/item/app/{podio.app_id('tickets')}/filter/"
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.endswith(self.path) and "micro" in str(request.url.query):
+            self.pages += 1
+            if self.pages == 1:
+                for item in self.doomed:
+                    self.podio.delete_item_as(AGENT, item, hook=False)
+        return response
+
+
+def _deleted_tickets(db: Database) -> set[int]:
+    with db.session() as s:
+        return {int(t.source_id) for t in s.scalars(select(Ticket).where(
+            Ticket.deleted_at.is_not(None)))}
+
+
+@pytest.mark.parametrize("overlap", [0, 3])
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_deleting_items_during_a_scan_marks_no_live_item(
+        sandbox: Sandbox, db: Database, monkeypatch: pytest.MonkeyPatch, overlap: int) -> None:
+    """Pages of 10 ids: four tickets of the first page are deleted right after it is read,
+    so every later id moves four places up and, with offsets, four live tickets fall
+    between pages. None is marked deleted (each missing id is read first); the ticket
+    deleted before the scan is marked by it, the four deleted during it by the next one."""
+    monkeypatch.setattr(deletions, "ID_SCAN_PAGE", 10)
+    monkeypatch.setattr(deletions, "ID_SCAN_OVERLAP", overlap)
+    settings = podio_settings(sandbox, db)
+    sync_podio(settings, db, full=True)
+    podio = sandbox.tools["podio"]
+    tickets = sorted(podio.items("tickets"))
+    assert len(tickets) > 30
+    before = tickets[25]
+    podio.delete_item_as(AGENT, before, hook=False)
+    during = tickets[2:6]
+    transport = DeletingDuringScan(podio, during)
+    client = PodioClient.from_settings(settings, transport=transport)
+    try:
+        assert scan_all_deletions(settings, db, client) == 1
+        assert transport.pages > 3
+        assert _deleted_tickets(db) == {before}
+        assert scan_all_deletions(settings, db, client) == 4  # the next scan
+        assert _deleted_tickets(db) == {before, *during}
+    finally:
+        client.close()
+    with db.session() as s:
+        events = s.scalars(select(ChangeEvent).where(ChangeEvent.kind == "deleted")).all()
+        assert len(events) == 5

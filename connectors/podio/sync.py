@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ProgressFn
 from connectors.podio.client import PodioClient
-from connectors.podio.deletions import item_gone
+from connectors.podio.deletions import item_gone, scan_deletions
 from connectors.podio.streams import SOURCE, PodioStream
 from connectors.runner import run_stream, single_outcome, write_page
 from core.errors import RemoteDataError
@@ -76,6 +76,22 @@ def resolve_references(session: Session, apps: Any, source_ids: list[str] | None
             session.execute(update(table)
                             .where(rows, getattr(table, column).is_distinct_from(wanted))
                             .values({column: wanted}))
+
+
+def scan_all_deletions(settings: Settings, db: Database, client: PodioClient) -> int:
+    """The id scan of every configured app (``deletions.scan_deletions``), whatever its
+    counts say: what `serve` runs on its schedule. Returns how many rows were marked."""
+    mapping = load_mapping(settings.config_dir)
+    with db.session() as session:
+        staff = _staff_ids(session)
+    marked = 0
+    for name, app_map in mapping.apps.items():
+        app_id = settings.podio_apps.get(name, (None, ""))[0]
+        if not app_id:
+            continue
+        stream = PodioStream(client, name, app_id, app_map, staff=staff, settings=settings)
+        marked += scan_deletions(db, stream, SyncReport(SOURCE, name))
+    return marked
 
 
 def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: int, *,
