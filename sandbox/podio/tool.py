@@ -25,7 +25,7 @@ from sandbox.podio.auth import (
     Principal,
     RateLimiter,
 )
-from sandbox.podio.errors import fault_body
+from sandbox.podio.errors import ERROR_CODES, fault_body
 from sandbox.podio.http import not_found_route
 from sandbox.podio.model import PODIO_UI, Actor, PodioUser
 from sandbox.podio.schema import AppDef, Option
@@ -251,6 +251,15 @@ class PodioTool:
                 s.hooks.emit(item.app.app_id, "item.update", {
                     "item_id": item_id, "item_revision_id": rev.item_revision_id,
                     "external_id": item.external_id or ""}, {fdef.field_id})
+
+    @staticmethod
+    def set_error_code(status: int, code: str) -> str:
+        """The machine ``error`` this sandbox answers ``status`` with (e.g. 400's
+        "invalid_value", undocumented: docs/fidelidad.md); returns the previous one, to put
+        back. Process-wide, like the error table it changes."""
+        previous = ERROR_CODES.get(status, "error")
+        ERROR_CODES[status] = code
+        return previous
 
     def set_app_timezone(self, zone: str | None) -> None:
         """The zone app tokens read unsuffixed date keys in (None: the members' zone); the
