@@ -32,9 +32,6 @@ PODIO_APP_VARIABLE = re.compile(r"^podio_app_(?P<app>[a-z0-9_]+?)_(?P<part>id|to
 
 # Podio documents about 1,000 calls per hour per user and API key (reference podio-api.md §3).
 PODIO_DOCUMENTED_HOURLY_QUOTA = 1000
-# Podio's documented limit of operations flagged "Rate limited" (developers.podio.com
-# /index/limits; reference podio-api.md §3).
-PODIO_STRICT_HOURLY_QUOTA = 250
 
 
 class PodioApp(BaseModel):
@@ -110,8 +107,9 @@ class Settings(BaseSettings):
     podio_app_credentials: dict[str, PodioApp] = {}
     podio_rate_limit_per_hour: int = PODIO_DOCUMENTED_HOURLY_QUOTA
     # Filter calls per hour: whether Podio's filter is in the stricter "Rate limited" class
-    # is not documented (docs/fidelidad.md), so by default (None) it is budgeted as if it
-    # were: 250 of every 1,000 of PODIO_RATE_LIMIT_PER_HOUR (``podio_filter_budget``).
+    # is not documented (docs/fidelidad.md). By default (None) the client budgets it as if
+    # it were (250 of every 1,000 of PODIO_RATE_LIMIT_PER_HOUR) until Podio's first answer
+    # to a filter states its ceiling (X-Rate-Limit-Limit), then that ceiling.
     podio_filter_rate_limit_per_hour: int | None = Field(default=None, ge=1)
     podio_sync_overlap_seconds: int = 120
     podio_page_size: int = Field(default=500, ge=1, le=500)
@@ -243,14 +241,6 @@ class Settings(BaseSettings):
             app = self.podio_app_credentials.get(name.lower(), PodioApp())
             apps[name] = (app.id, app.token.get_secret_value())
         return apps
-
-    @property
-    def podio_filter_budget(self) -> int:
-        """Filter calls per hour the Podio client allows itself (see the setting)."""
-        if self.podio_filter_rate_limit_per_hour is not None:
-            return self.podio_filter_rate_limit_per_hour
-        return max(1, self.podio_rate_limit_per_hour * PODIO_STRICT_HOURLY_QUOTA
-                   // PODIO_DOCUMENTED_HOURLY_QUOTA)
 
     @property
     def podio_configured(self) -> bool:

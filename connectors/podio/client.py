@@ -40,6 +40,8 @@ MAX_ATTEMPTS = 6
 QUOTA_WINDOW_SECONDS = 3600.0
 # Keep a reserve below the quota for interactive users of the same key (reference §3 tip).
 QUOTA_SAFETY_RATIO = 0.9
+# Podio's documented "Rate limited" class: 250 calls/hour against the general 1,000 (§3).
+STRICT_SHARE_PER_1000 = 250
 
 
 @dataclass
@@ -77,8 +79,15 @@ class QuotaGuard:
     def __init__(self, limit: int, max_wait_seconds: float) -> None:
         self.limit = max(1, int(limit * QUOTA_SAFETY_RATIO))
         self.max_wait_seconds = max_wait_seconds
+        self.learned = False
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
+
+    def learn(self, limit: int) -> None:
+        """Podio's own ceiling for these calls (X-Rate-Limit-Limit), once known."""
+        with self._lock:
+            self.limit = max(1, int(limit * QUOTA_SAFETY_RATIO))
+            self.learned = True
 
     def acquire(self) -> None:
         with self._lock:
@@ -113,7 +122,7 @@ class PodioClient:
         password: str = "",
         app_tokens: dict[int, str] | None = None,
         rate_limit_per_hour: int = 1000,
-        filter_rate_limit_per_hour: int = 250,
+        filter_rate_limit_per_hour: int | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -125,11 +134,18 @@ class PodioClient:
         self._password = password
         self._app_tokens = app_tokens or {}
         self.retry = retry or RetryPolicy()
+        self.rate_limit_per_hour = rate_limit_per_hour
         self.quota = QuotaGuard(rate_limit_per_hour, self.retry.max_total_seconds)
         # The filter operation's own budget: whether Podio counts it in the stricter
-        # "Rate limited" class is undocumented (docs/fidelidad.md), so it is budgeted at
-        # that class's limit by default, within the general one.
-        self.filter_quota = QuotaGuard(filter_rate_limit_per_hour, self.retry.max_total_seconds)
+        # "Rate limited" class (250 of the general 1,000) is undocumented
+        # (docs/fidelidad.md). Unless set, it starts at that class's share and is then
+        # taken from Podio's answer: X-Rate-Limit-Limit is "the ceiling for that call"
+        # (developers.podio.com/index/limits, reference §3).
+        self._filter_auto = filter_rate_limit_per_hour is None
+        self.filter_quota = QuotaGuard(
+            filter_rate_limit_per_hour if filter_rate_limit_per_hour is not None
+            else max(1, rate_limit_per_hour * STRICT_SHARE_PER_1000 // 1000),
+            self.retry.max_total_seconds)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
                                   headers={"User-Agent": "saeko-sync"})
         self._tokens: dict[str, Token] = {}
@@ -153,7 +169,7 @@ class PodioClient:
             password=settings.podio_password.get_secret_value(),
             app_tokens=app_tokens,
             rate_limit_per_hour=settings.podio_rate_limit_per_hour,
-            filter_rate_limit_per_hour=settings.podio_filter_budget,
+            filter_rate_limit_per_hour=settings.podio_filter_rate_limit_per_hour,
             timeout=settings.podio_timeout_seconds,
             retry=RetryPolicy(base_seconds=settings.podio_retry_base_seconds,
                               rate_limit_seconds=settings.podio_rate_limit_backoff_seconds,
@@ -332,7 +348,8 @@ class PodioClient:
         """One call (plus one replay after refreshing an expired token)."""
         for refreshed in (False, True):
             token = self._token(subject, force_refresh=refreshed)
-            if method == "POST" and path.rstrip("/").endswith("/filter"):
+            is_filter = method == "POST" and path.rstrip("/").endswith("/filter")
+            if is_filter:
                 self.filter_quota.acquire()
             self.quota.acquire()
             self.calls += 1
@@ -344,6 +361,8 @@ class PodioClient:
                 raise TransientError(f"Podio connection failed on {method} {path}: "
                                      f"{exc.__class__.__name__}") from exc
             self._note_rate(response)
+            if is_filter:
+                self._learn_filter_class(response)
             status = response.status_code
             if status < 300:
                 return response.json() if response.content else None
@@ -355,6 +374,13 @@ class PodioClient:
                                      status=status, body=body, retry_after=_retry_after(response))
             raise _map_error(status, method, path, body)
         raise AuthError(f"Podio {method} {path}: the token was refused again after a refresh")
+
+    def _learn_filter_class(self, response: httpx.Response) -> None:
+        """Budget filter calls at the ceiling Podio states for them (unless set)."""
+        limit = response.headers.get("X-Rate-Limit-Limit")
+        if self._filter_auto and limit and limit.isdigit() and not self.filter_quota.learned:
+            self.filter_quota.learn(min(int(limit), self.rate_limit_per_hour))
+            log.info("podio.filter_rate_class", limit=int(limit))
 
     def _note_rate(self, response: httpx.Response) -> None:
         limit = response.headers.get("X-Rate-Limit-Limit")
