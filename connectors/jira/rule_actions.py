@@ -86,7 +86,8 @@ def _find_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str
     # Made by an attempt that died before linking back: the link (keyed by its globalId)
     # is added now, or updated in place.
     actions.link_ticket(rt.client("jira"), str(found), payload["ticket_item_id"],
-                        payload.get("ticket_url") or ticket_link(rt, payload["ticket_item_id"]))
+                        payload.get("ticket_url") or ticket_link(rt, payload["ticket_item_id"])
+                        or "")
     return str(found)
 
 
