@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     google_retry_base_seconds: float = Field(default=1.0, ge=0)
     google_forms_page_size: int = Field(default=5000, ge=1, le=5000)
     google_forms_overlap_seconds: int = Field(default=60, ge=0)
+    # Hours between unfiltered reads of each form (edited answers, docs/fidelidad.md).
+    google_forms_full_read_hours: float = Field(default=24.0, gt=0)
     google_sheets_reads_per_minute: int = Field(default=60, ge=1)
     google_sheets_writes_per_minute: int = Field(default=60, ge=1)
     google_forms_lists_per_minute: int = Field(default=180, ge=1)
