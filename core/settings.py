@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # to a filter states its ceiling (X-Rate-Limit-Limit), then that ceiling.
     podio_filter_rate_limit_per_hour: int | None = Field(default=None, ge=1)
     podio_sync_overlap_seconds: int = 120
+    # The zone Podio reads last_edit_on filter bounds in: "UTC" or a zone name; empty =
+    # find it out (connectors/podio/filter_zone.py; undocumented, docs/fidelidad.md).
+    podio_filter_timezone: str = ""
     podio_page_size: int = Field(default=500, ge=1, le=500)
     podio_timeout_seconds: float = 30.0
     podio_max_retry_seconds: float = 900.0
@@ -210,6 +213,19 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("podio_filter_timezone")
+    @classmethod
+    def _known_filter_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            if value and value != "UTC":
+                ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use UTC or e.g. "
+                             "America/Tijuana") from exc
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -4,7 +4,7 @@ not know is a dead letter, and a deletion scan never takes a live item for a del
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -263,3 +263,44 @@ def test_filter_calls_stay_within_the_stricter_class_either_way(
     assert made == (4 if filter_is_strict else 8)
     assert all(e.status is None and "quota" in str(e) for e in refused)  # never Podio's 420
     assert client.filter_quota.learned
+
+
+# --- the zone of last_edit_on filter bounds -------------------------------------------------
+
+
+def _answer(db: Database, item_id: int) -> str | None:
+    with db.session() as s:
+        return s.scalars(select(Ticket.answer).where(Ticket.source_id == str(item_id))).one()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("auth", AUTH_MODES)
+@pytest.mark.parametrize("bounds", ["utc", "user"])
+def test_an_edit_is_read_whichever_zone_podio_reads_filter_bounds_in(
+        sandbox: Sandbox, db: Database, bounds: str, auth: str) -> None:
+    """Podio may read last_edit_on bounds in UTC or in the user's zone (Tijuana, 7-8 hours
+    behind): the incremental read finds out which and reads the edit either way; told the
+    wrong zone, the same read would miss it (what the sandbox's switch emulates)."""
+    podio = sandbox.tools["podio"]
+    podio.set_filter_bounds_zone(bounds)
+    settings = settings_for(sandbox, db, auth)
+    sync_podio(settings, db, full=True)
+    ticket = podio.items("tickets")[4]
+    sandbox.clock.advance(timedelta(minutes=5))
+    podio.update_item_as(AGENT, ticket, {"respuesta": "leída a tiempo"})
+    assert by_stream(sync_podio(settings, db))["tickets"].error is None
+    assert _answer(db, ticket) == "leída a tiempo"
+    # idle now, with a new client: one filter call per app (the zone found out is kept)
+    sandbox.calls.reset()
+    apps = len(sync_podio(settings, db))
+    assert sandbox.calls.total("podio", "/filter") == apps
+
+    wrong = settings_for(sandbox, db, auth,
+                         podio_filter_timezone="UTC" if bounds == "user" else "America/Tijuana")
+    sandbox.clock.advance(timedelta(minutes=5))
+    podio.update_item_as(AGENT, ticket, {"respuesta": "otra vez"})
+    sync_podio(wrong, db)
+    if bounds == "user":  # a UTC bound read in Tijuana is 7-8 hours late: the edit is lost
+        assert _answer(db, ticket) == "leída a tiempo"
+    else:  # a Tijuana bound read in UTC is early: read again, nothing lost
+        assert _answer(db, ticket) == "otra vez"

@@ -156,6 +156,9 @@ class PodioClient:
         # App-token mode: which app an item or a hook belongs to (an app token reaches only
         # its own app, reference §1.3, so every call must carry the right app's token).
         self._item_apps: dict[int, int] = {}
+        # The zone Podio reads created_on/last_edit_on filter bounds in, once found out
+        # (connectors/podio/filter_zone.py); None until then.
+        self.filter_frame: str | None = None
         self._hook_apps: dict[int, int] = {}
 
     @classmethod

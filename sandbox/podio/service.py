@@ -39,6 +39,9 @@ class PodioService:
         # The zone an app token reads unsuffixed dates in: undocumented (reference §6.1),
         # so a switch (``PodioTool.set_app_timezone``); by default the members' zone.
         self.app_tz: ZoneInfo | None = None
+        # How created_on/last_edit_on filter bounds are read: "utc" or "user" (the reader's
+        # zone); undocumented (docs/fidelidad.md), so a switch.
+        self.filter_bounds_zone = "utc"
         self.deleted_status = deleted_status
         self.apps = build_apps()
         users = directory(sandbox.world, user_timezone)
@@ -66,7 +69,8 @@ class PodioService:
         if principal is not None and principal.kind == "user":
             user = self.store.users.get(principal.id)
             tz = ZoneInfo(user.timezone) if user is not None else tz
-        return View(tz, utc_to_local(self.now(), tz).date())
+        return View(tz, utc_to_local(self.now(), tz).date(),
+                    self.filter_bounds_zone == "user")
 
     def app_by_name(self, name: str) -> AppDef:
         try:

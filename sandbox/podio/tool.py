@@ -261,6 +261,14 @@ class PodioTool:
         ERROR_CODES[status] = code
         return previous
 
+    def set_filter_bounds_zone(self, zone: str) -> None:
+        """How created_on/last_edit_on filter bounds are read: "utc" (default) or "user"
+        (the reader's profile zone); Podio does not document which (docs/fidelidad.md)."""
+        if zone not in ("utc", "user"):
+            raise ValueError("zone is 'utc' or 'user'")
+        with self.lock:
+            self.service.filter_bounds_zone = zone
+
     def set_app_timezone(self, zone: str | None) -> None:
         """The zone app tokens read unsuffixed date keys in (None: the members' zone); the
         real one is undocumented (reference §6.1), so both sides are testable."""
