@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connectors.google.sync import sync_forms
 from sandbox.server import Sandbox
 from store.db import Database
-from store.models import SurveyResponse, SyncState
+from store.models import SurveyResponse, SyncState, Ticket
 from tests.test_google_sync import by_stream, google_settings
 
 
@@ -56,3 +56,39 @@ def test_an_answer_edited_days_later_reaches_the_model_either_way(
     assert _score(db, rid) == 2.0  # the periodic unfiltered read, at the latest
     again = by_stream(sync_forms(settings, db))["csat"]  # and then filtered again
     assert again.counts.unchanged + again.counts.updated < report.counts.unchanged + 1
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("prefill", ["question_id", "opaque"])
+def test_a_csat_answer_finds_its_ticket_whether_the_prefilled_link_works_or_not(
+        sandbox: Sandbox, db: Database, prefill: str) -> None:
+    """The survey link prefills the ticket number as entry.<int(questionId, 16)> (an
+    unverified format). If the form ignores it, the answer is still tied to the ticket:
+    the one the respondent's email reported and that closed last before the answer."""
+    from connectors.google.mapping import prefilled_url
+    from connectors.google.streams import load_config
+    from connectors.podio.sync import sync_podio
+    from store.models import Contact
+    from tests.test_podio_sync import podio_settings
+
+    google = sandbox.tools["google"]
+    google.prefill_entries = prefill
+    sync_podio(podio_settings(sandbox, db), db, full=True)
+    with db.session() as s:
+        ticket = s.scalars(select(Ticket).where(
+            Ticket.closed_at.is_not(None), Ticket.contact_id.is_not(None))
+            .order_by(Ticket.closed_at.desc())).first()
+        assert ticket is not None
+        email = s.get(Contact, ticket.contact_id).email
+        ticket_id, item = ticket.id, ticket.source_id
+    settings = google_settings(sandbox, db)
+    csat = load_config(settings.config_dir).forms["csat"]
+    form = google.forms.forms[settings.google_csat_form_id].resource()
+    link = prefilled_url(form["responderUri"], {csat.question_of("ticket"): item,
+                                                csat.question_of("email"): email})
+    rid = google.respond_via_link(link, {"score": 5}, respondent_email=email)
+    assert by_stream(sync_forms(settings, db))["csat"].error is None
+    with db.session() as s:
+        row = s.scalars(select(SurveyResponse).where(SurveyResponse.source_id == rid)).one()
+        assert row.ticket_id == ticket_id
+        assert row.ticket_source_id == (item if prefill == "question_id" else None)

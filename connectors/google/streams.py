@@ -215,6 +215,9 @@ class FormStream(Stream):
             item = record.detail
             ticket_id, ticket_client = tickets.get(item.ticket_source_id or "", (None, None))
             contact_id, contact_client = contacts.get(item.email or "", (None, None))
+            if ticket_id is None and self.mapping.kind == "csat" and item.email:
+                ticket_id, ticket_client = _last_closed_ticket(session, item.email,
+                                                               item.submitted_at)
             client_id = ticket_client or contact_client or clients.get(
                 (item.client_name or "").strip().casefold())
             record.row = survey_row(item, record.raw, kind=self.mapping.kind,
@@ -295,6 +298,21 @@ def _tickets(session: Session, ids: set[str]) -> dict[str, tuple[int, int | None
     rows = session.execute(select(Ticket.source_id, Ticket.id, Ticket.client_id).where(
         Ticket.source == PODIO, Ticket.source_id.in_(ids)))
     return {source_id: (tid, client_id) for source_id, tid, client_id in rows}
+
+
+def _last_closed_ticket(session: Session, email: str, before: datetime
+                        ) -> tuple[int | None, int | None]:
+    """A CSAT answer without its ticket number (a prefilled link whose ``entry.N`` the
+    form did not take: the format is unverified, docs/fidelidad.md): the ticket reported
+    with that email closed last before the answer, if any."""
+    row = session.execute(
+        select(Ticket.id, Ticket.client_id)
+        .outerjoin(Contact, Contact.id == Ticket.contact_id)
+        .where(Ticket.deleted_at.is_(None), Ticket.closed_at.is_not(None),
+               Ticket.closed_at <= before,
+               (func.lower(Ticket.reporter_email) == email) | (func.lower(Contact.email) == email))
+        .order_by(Ticket.closed_at.desc(), Ticket.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def _contacts(session: Session, emails: set[str]) -> dict[str, tuple[int, int | None]]:
