@@ -168,9 +168,12 @@ class JiraStore:
 
     def delete(self, issue: Issue, delete_subtasks: bool) -> list[Issue]:
         """DELETE /issue/{key}[?deleteSubtasks=true]: the issue and, when asked, its
-        sub-tasks; an issue with sub-tasks without ``deleteSubtasks=true`` is a 400 (Jira
-        platform REST v3, "Delete issue": "If the issue has subtasks you must set the
-        parameter deleteSubtasks=true"). Returns what was deleted, sub-tasks first."""
+        sub-tasks; an issue with sub-tasks without ``deleteSubtasks=true`` is a 400. Jira
+        platform REST v3 "Delete issue" (DELETE /rest/api/3/issue/{issueIdOrKey}, as the
+        clients generated from Atlassian's OpenAPI document it, e.g. pub.dev atlassian_apis
+        IssuesApi.deleteIssue): an issue with sub-tasks cannot be deleted unless
+        deleteSubtasks is set, which deletes them with it. Returns what was deleted,
+        sub-tasks first."""
         children = self.subtasks(issue)
         if children and not delete_subtasks:
             raise JiraInputError([f"The issue '{issue.key}' has subtasks. You must specify the "
