@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -209,36 +217,20 @@ class Settings(BaseSettings):
             apps.setdefault(name, {}).update(values)
         return {**data, "podio_app_credentials": apps}
 
-    @field_validator("podio_filter_rate_limit_per_hour", mode="before")
+    @field_validator("timezone", "podio_filter_timezone")
     @classmethod
-    def _empty_is_default(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("podio_filter_timezone")
-    @classmethod
-    def _known_filter_zone(cls, value: str) -> str:
+    def _known_timezone(cls, value: str, info: ValidationInfo) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        try:
-            if value and value != "UTC":
-                ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use UTC or e.g. "
-                             "America/Tijuana") from exc
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+        if not value and info.field_name == "podio_filter_timezone":
+            return value  # empty: found out (connectors/podio/filter_zone.py)
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use e.g. America/Tijuana") from exc
         return value
 
-    @field_validator("rules_frozen_now", mode="before")
+    @field_validator("rules_frozen_now", "podio_filter_rate_limit_per_hour", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
