@@ -77,6 +77,11 @@ def _column_value(value: Any, column: str) -> Any:
     return value
 
 
+def _app_id(ctx: PrepareContext, entity: str) -> int | None:
+    """The Podio app of an entity's items (whose app token reaches them), when known."""
+    return ctx.config.podio_app_id(entity) if ctx.config is not None else None
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
@@ -231,7 +236,7 @@ def _prepare_task(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
                             f"(responsable = {short(person)})")
     due = values.get("vence")
     payload = {"item_id": item_id, "text": values["texto"],
-               "app_id": None if item_id is None else ctx.config.podio_app_id(entity),
+               "app_id": None if item_id is None else _app_id(ctx, entity),
                "description": values.get("descripcion") or "",
                "responsible_user_id": int(user_id), "due_on": to_json(due),
                "labels": values.get("etiquetas") or ["saeko-sync"]}
@@ -283,8 +288,7 @@ TASK = ActionType(
 
 def _prepare_comment(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
     entity, item_id, record = podio_item(values.get("item") or ctx.record)
-    payload = {"item_id": item_id, "text": values["texto"],
-               "app_id": ctx.config.podio_app_id(entity)}
+    payload = {"item_id": item_id, "text": values["texto"], "app_id": _app_id(ctx, entity)}
     return Prepared(payload, f"{entity}:{record.get('id')}",
                     f"comentario en Podio item {item_id}: {short(values['texto'], 60)}")
 
