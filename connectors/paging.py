@@ -68,19 +68,22 @@ def iter_pages(paginator: Paginator[T], fetch: Callable[[T | None], P]) -> Itera
 
 
 class OffsetPaginator(Paginator[int]):
-    """offset/limit paging over ``page[items_key]``: a short page is the last."""
+    """offset/limit paging over ``page[items_key]``: a short page is the last. With
+    ``overlap``, each page starts that many rows before the previous one ended (rows
+    removed meanwhile before the boundary then shift no row past it)."""
 
-    def __init__(self, limit: int, *, max_pages: int, tool: str, items_key: str = "items"
-                 ) -> None:
+    def __init__(self, limit: int, *, max_pages: int, tool: str, items_key: str = "items",
+                 overlap: int = 0) -> None:
         super().__init__(0, max_pages=max_pages, tool=tool)
         self.limit = limit
         self.items_key = items_key
+        self.overlap = min(max(overlap, 0), limit - 1)
 
     def next_token(self, page: Any) -> int | None:
         items = page.get(self.items_key) or []
         if len(items) < self.limit:
             return None
-        return (self.token or 0) + len(items)
+        return (self.token or 0) + len(items) - self.overlap
 
 
 class NextPageTokenPaginator(Paginator[str]):

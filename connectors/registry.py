@@ -126,6 +126,9 @@ class Connector:
     mapped_fields: Callable[[Path], dict[str, list[MappedField]]] | None = None
     # A link to answer one of the tool's forms with answers filled in (url, question -> value).
     form_link: Callable[[str, dict[str, str]], str] | None = None
+    # The deletion scan `serve` runs on its schedule (settings, db, client) -> rows marked
+    # deleted: records the tool's listings cannot show as gone, each confirmed by a read.
+    scan_deletions: Callable[[Settings, Database, Any], int] | None = None
 
 
 @cache

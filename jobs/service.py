@@ -135,6 +135,32 @@ class Service:
         """Run the polling sync now, outside the schedule (tests, `serve` operators)."""
         self._sync_and_evaluate()
 
+    def deletions_job(self) -> None:
+        period = _period(self.settings.deletion_scan_minutes * 60)
+        run_once(self.db, "deletions", period, self.holder, self.deletion_scan_now)
+
+    def deletion_scan_now(self) -> str:
+        """Every tool's deletion scan (``Connector.scan_deletions``) now: what it marked,
+        per tool; a tool that fails is named, the others still scan, and the job is then
+        recorded as failed."""
+        parts: list[str] = []
+        failed = False
+        with self._work:
+            for connector in registry.connectors():
+                if connector.scan_deletions is None or not connector.enabled(self.settings):
+                    continue
+                try:
+                    marked = connector.scan_deletions(self.settings, self.db,
+                                                      self.runtime.client(connector.name))
+                    parts.append(f"{connector.name}: {marked} borrados")
+                except Exception as exc:  # noqa: BLE001 - one tool down stops only itself
+                    log.error("deletions.failed", tool=connector.name, error=str(exc))
+                    parts.append(f"{connector.name}: falló ({exc.__class__.__name__}: {exc})")
+                    failed = True
+        if failed:
+            raise RuntimeError("; ".join(parts))
+        return "; ".join(parts)
+
     def rules_job(self) -> None:
         period = _period(self.settings.rules_interval_seconds)
         run_once(self.db, "rules", period, self.holder,
@@ -152,6 +178,9 @@ class Service:
         self.scheduler.add_job(self.rules_job, "interval",
                                seconds=self.settings.rules_interval_seconds, id="rules",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.deletions_job, "interval",
+                               seconds=self.settings.deletion_scan_minutes * 60,
+                               id="deletions", max_instances=1, coalesce=True)
         self.scheduler.start()
 
     def run(self) -> None:

@@ -156,6 +156,21 @@ def account_desk(tmp: Path, *patterns: str, kind: str = "sqlite") -> Iterator[De
         yield desk
 
 
+# Podio's two ways to authenticate (README): the integration user, or one app token per
+# app (PODIO_APP_<APP>_TOKEN) with no user at all.
+AUTH_MODES = ("user", "app_tokens")
+
+
+def auth_env(env: dict[str, str], auth: str) -> dict[str, str]:
+    """The sandbox's settings for ``auth``: without the integration user's credentials in
+    app-token mode (each app then authenticates with its own token)."""
+    assert auth in AUTH_MODES, auth
+    if auth == "user":
+        return env
+    return {k: v for k, v in env.items()
+            if k.lower() not in ("podio_username", "podio_password")}
+
+
 def stores() -> list[Any]:
     """The stores a scenario runs on: SQLite, and PostgreSQL when reachable."""
     pg = pytest.param("postgresql", marks=pytest.mark.skipif(bool(_PG_SKIP),

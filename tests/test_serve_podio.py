@@ -18,6 +18,7 @@ from sandbox.server import Sandbox
 from store.db import Database, utcnow
 from store.entities import load_mapping
 from store.models import ChangeEvent, Ticket, WebhookInbox
+from tests.desk_helpers import AUTH_MODES, auth_env
 from tests.test_serve_webhooks import TOKEN, free_port
 
 AGENT = "agente-2@saeko.test"
@@ -34,10 +35,13 @@ def wait_for(check: Callable[[], object], timeout: float = 15.0) -> object:
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-@pytest.fixture
-def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
+@pytest.fixture(params=AUTH_MODES)
+def served(sandbox: Sandbox, db: Database, request: pytest.FixtureRequest
+           ) -> Iterator[Service]:
+    """`serve` on the sandbox, with the integration user or with app tokens only."""
     port = free_port()
-    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    env = {k.lower(): v for k, v in auth_env(sandbox.env(), request.param).items()
+           if k.startswith("PODIO_")}
     settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
                              public_url=f"http://127.0.0.1:{port}",
                              sync_interval_seconds=3600, rules_interval_seconds=3600)

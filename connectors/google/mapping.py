@@ -91,8 +91,12 @@ def parse_response(response: dict[str, Any], mapping: FormMap) -> ParsedResponse
         if not ticket.isdigit():
             raise MappingError(f"ticket id {ticket!r} is not a Podio item id (digits only)")
         ticket = str(int(ticket))
-    email = answer_text(response, mapping.question_of("email"))
-    email = email.strip().lower() if email else None
+    # The email question, else the address Google collected itself (``respondentEmail``,
+    # forms.v1 FormResponse, when the form collects emails): it does not depend on the
+    # prefilled link reaching the respondent's form (docs/fidelidad.md).
+    email = answer_text(response, mapping.question_of("email")) or response.get(
+        "respondentEmail")
+    email = str(email).strip().lower() if email else None
     if email and not _EMAIL.match(email):
         email = None  # keep the score; the raw payload still has what was typed
     return ParsedResponse(

@@ -25,10 +25,12 @@ from connectors.runner import Record, Stream, StreamRun
 from core.errors import ConfigError
 from core.settings import Settings
 from core.yamlconf import load_yaml_model
-from store.models import Client, Contact, School, SurveyResponse, Ticket, UsageMetric
+from store.db import utcnow
+from store.models import Client, Contact, School, SurveyResponse, SyncState, Ticket, UsageMetric
 
 if TYPE_CHECKING:
     from connectors.google.client import GoogleClient
+    from store.db import Database
 
 FormField = Literal["score", "comment", "ticket", "email", "client"]
 UsageField = Literal["client", "week_start", "active_users", "logins", "key_features"]
@@ -124,6 +126,8 @@ class FormStream(Stream):
         self.mapping = mapping
         self.settings = settings
         self._filter = ""  # this run's responses.list filter, set with its paginator
+        self._reread = False  # this run reads every response (FULL_READ, see ``start``)
+        self._reread_done = False
 
     def api_calls(self) -> int:
         return self.client.calls
@@ -138,9 +142,34 @@ class FormStream(Stream):
 
         return format_timestamp(value)
 
+    def start(self, db: Database, run: StreamRun) -> None:
+        """Every GOOGLE_FORMS_FULL_READ_HOURS the run reads every response, unfiltered.
+
+        Which time ``timestamp >`` compares is undocumented (reference §4.2): if it is the
+        first submission (``createTime``), an answer edited later than the overlap never
+        passes the filter again; a periodic unfiltered read brings such edits in within
+        that period whichever way Google compares (docs/fidelidad.md).
+        """
+        from store.sync import get_state
+
+        with db.session() as session:
+            last = (get_state(session, self.source, self.name).state or {}).get(
+                "last_full_read")
+        hours = self.settings.google_forms_full_read_hours
+        self._reread = bool(run.cursor) and (
+            last is None or datetime.fromisoformat(last) + timedelta(hours=hours) <= utcnow())
+        self._reread_done = False
+
+    def finish(self, db: Database, run: StreamRun) -> None:
+        self._reread_done = self._reread or not run.cursor
+
+    def end(self, session: Session, state: SyncState) -> None:
+        if self._reread_done:
+            state.state = {**(state.state or {}), "last_full_read": utcnow().isoformat()}
+
     def paginator(self, run: StreamRun) -> PageTokenPaginator:
         self._filter = ""
-        if run.cursor:
+        if run.cursor and not self._reread:
             overlap = timedelta(seconds=self.settings.google_forms_overlap_seconds)
             since = self.parse_cursor(run.cursor) - overlap
             self._filter = f"timestamp > {self.format_cursor(since)}"
@@ -186,6 +215,9 @@ class FormStream(Stream):
             item = record.detail
             ticket_id, ticket_client = tickets.get(item.ticket_source_id or "", (None, None))
             contact_id, contact_client = contacts.get(item.email or "", (None, None))
+            if ticket_id is None and self.mapping.kind == "csat" and item.email:
+                ticket_id, ticket_client = _last_closed_ticket(session, item.email,
+                                                               item.submitted_at)
             client_id = ticket_client or contact_client or clients.get(
                 (item.client_name or "").strip().casefold())
             record.row = survey_row(item, record.raw, kind=self.mapping.kind,
@@ -266,6 +298,21 @@ def _tickets(session: Session, ids: set[str]) -> dict[str, tuple[int, int | None
     rows = session.execute(select(Ticket.source_id, Ticket.id, Ticket.client_id).where(
         Ticket.source == PODIO, Ticket.source_id.in_(ids)))
     return {source_id: (tid, client_id) for source_id, tid, client_id in rows}
+
+
+def _last_closed_ticket(session: Session, email: str, before: datetime
+                        ) -> tuple[int | None, int | None]:
+    """A CSAT answer without its ticket number (a prefilled link whose ``entry.N`` the
+    form did not take: the format is unverified, docs/fidelidad.md): the ticket reported
+    with that email closed last before the answer, if any."""
+    row = session.execute(
+        select(Ticket.id, Ticket.client_id)
+        .outerjoin(Contact, Contact.id == Ticket.contact_id)
+        .where(Ticket.deleted_at.is_(None), Ticket.closed_at.is_not(None),
+               Ticket.closed_at <= before,
+               (func.lower(Ticket.reporter_email) == email) | (func.lower(Contact.email) == email))
+        .order_by(Ticket.closed_at.desc(), Ticket.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def _contacts(session: Session, emails: set[str]) -> dict[str, tuple[int, int | None]]:

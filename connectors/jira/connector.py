@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.jira import webhooks
 from connectors.registry import Connector, Webhooks
@@ -57,6 +57,12 @@ def health(settings: Settings) -> str:
             f"{', '.join(settings.jira_project_keys)}, ticket field {field_id}, JQL zone {zone}")
 
 
+def _scan_deletions(settings: Settings, db: Any, jira: Any) -> int:
+    from connectors.jira.deletions import scan_deletions
+
+    return scan_deletions(settings, db, jira)
+
+
 CONNECTOR = Connector(
     name="jira",
     sources=("jira",),
@@ -68,4 +74,5 @@ CONNECTOR = Connector(
     webhooks=Webhooks(receive=webhooks.receive, problem=webhooks.problem,
                       record_key=webhooks.record_key, handle=webhooks.handle,
                       instructions=webhooks.instructions),
+    scan_deletions=_scan_deletions,
 )

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from connectors.clients import ActionRuntime
+from core.errors import ConnectorError
 from rules.actions.base import (
     RECORD,
     TEXT,
@@ -20,9 +23,13 @@ from rules.actions.base import (
     short,
 )
 
-# Where the Jira issue links back to when the rule gives no "enlace". Podio's public item URL
-# depends on the organisation/space slugs; this short form is an assumption (unverified in
-# the reference), so rules can pass "enlace:" explicitly, e.g. from a Podio item link.
+log = structlog.get_logger(__name__)
+
+# Where the Jira issue links back to when the rule gives no "enlace": the item's own
+# ``link`` as Podio gives it (GET /item/{id}, reference §5.2: the URL with the
+# organisation, space and app slugs), read when the issue is created. This short form is
+# only the fallback when Podio cannot be read then: whether Podio serves it is unverified
+# (docs/fidelidad.md).
 PODIO_ITEM_URL = "https://podio.com/item/{item_id}"
 
 
@@ -43,16 +50,31 @@ def _prepare_create(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
     payload = {"project": values["proyecto"], "issue_type": values.get("tipo") or "Error",
                "summary": values["resumen"], "description": values.get("descripcion") or "",
                "priority": values.get("prioridad"), "ticket_item_id": item_id,
-               "ticket_url": values.get("enlace") or PODIO_ITEM_URL.format(item_id=item_id)}
+               "ticket_url": values.get("enlace") or None}
     target = f"ticket:{ticket.get('id')}" if isinstance(ticket, dict) else payload["project"]
     return Prepared(payload, target, f"incidencia en Jira {payload['project']}: "
                                      f"{short(payload['summary'], 60)}")
 
 
+def ticket_link(rt: ActionRuntime, item_id: int | None) -> str | None:
+    """The Podio item's own link (``link`` of GET /item/{id}); the short form when Podio
+    cannot be read now (logged), None without an item."""
+    if item_id is None:
+        return None
+    try:
+        link = rt.client("podio").get_item(int(item_id)).get("link")
+    except ConnectorError as exc:
+        log.warning("jira.ticket_link_fallback", item_id=item_id, error=str(exc))
+        link = None
+    return str(link) if link else PODIO_ITEM_URL.format(item_id=item_id)
+
+
 def _send_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
     from connectors.jira import actions
 
-    return str(actions.create_issue_for_ticket(rt.client("jira"), marker=marker, **payload))
+    args = dict(payload)
+    args["ticket_url"] = args.get("ticket_url") or ticket_link(rt, args.get("ticket_item_id"))
+    return str(actions.create_issue_for_ticket(rt.client("jira"), marker=marker, **args))
 
 
 def _find_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
@@ -64,7 +86,8 @@ def _find_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str
     # Made by an attempt that died before linking back: the link (keyed by its globalId)
     # is added now, or updated in place.
     actions.link_ticket(rt.client("jira"), str(found), payload["ticket_item_id"],
-                        payload["ticket_url"])
+                        payload.get("ticket_url") or ticket_link(rt, payload["ticket_item_id"])
+                        or "")
     return str(found)
 
 

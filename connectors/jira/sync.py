@@ -48,13 +48,17 @@ def sync_issue(settings: Settings, db: Database, payload: dict[str, Any], *,
     issue_id = str(issue.get("id") or "") if isinstance(issue, dict) else ""
     if not (issue_id.isascii() and issue_id.isdigit()):
         return "ignored"
-    if payload.get("webhookEvent") == "jira:issue_deleted":
-        with db.session() as session:
-            gone = mark_deleted(session, Incident, SOURCE, [issue_id], entity=ENTITY)
-        return "deleted" if gone else "ignored"
     own_client = client is None
     client = client or JiraClient(settings)
     try:
+        if payload.get("webhookEvent") == "jira:issue_deleted":
+            # A hint like any other: marked only when Jira answers 404 for the issue.
+            from connectors.jira.deletions import issue_gone
+
+            if issue_gone(client, issue_id):
+                with db.session() as session:
+                    gone = mark_deleted(session, Incident, SOURCE, [issue_id], entity=ENTITY)
+                return "deleted" if gone else "ignored"
         stream = IssuesStream(client, settings, _stored_meta(db))
         found = client.search(f"id = {issue_id}", maxResults=1, fields=stream.search.fields,
                               expand="changelog", reconcileIssues=[int(issue_id)])

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from store.db import Database
 
 ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created")
+# Every event an admin subscribes the webhook to (reference §5.2), as Jira's WebHooks
+# page names them: issue deleted marks the incident deleted (after a 404, sync_issue).
+SUBSCRIBED_EVENTS = {"jira:issue_created": "Issue created",
+                     "jira:issue_updated": "Issue updated",
+                     "jira:issue_deleted": "Issue deleted",
+                     "comment_created": "Comment created"}
 
 
 def problem(payload: Any) -> str | None:
@@ -79,5 +85,5 @@ def instructions(settings: Settings, url: str) -> str:
     projects = ", ".join(settings.jira_project_keys)
     return (f"Jira → Configuración → Sistema → WebHooks → Crear:\n"
             f"  URL: {url}\n  Secreto: el valor de JIRA_WEBHOOK_SECRET\n"
-            f"  Eventos: issue created, issue updated, comment created\n"
+            f"  Eventos: {', '.join(f'{name} ({event})' for event, name in SUBSCRIBED_EVENTS.items())}\n"
             f"  JQL: project in ({projects})")

@@ -72,6 +72,12 @@ def _mapped_fields(config_dir: Path) -> dict[str, list[MappedField]]:
             for name, app in load_mapping(config_dir).apps.items()}
 
 
+def _scan_deletions(settings: Settings, db: Any, podio: PodioClient) -> int:
+    from connectors.podio.sync import scan_all_deletions
+
+    return scan_all_deletions(settings, db, podio)
+
+
 CONNECTOR = Connector(
     name="podio",
     sources=("podio",),
@@ -87,4 +93,5 @@ CONNECTOR = Connector(
     config_summary=_config_summary,
     quota=_quota,
     mapped_fields=_mapped_fields,
+    scan_deletions=_scan_deletions,
 )

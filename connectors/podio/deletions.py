@@ -2,7 +2,14 @@
 
 After a stream's changes are read (its ``finish`` hook), the app's item ids are listed when
 its total disagrees with the live rows, when PODIO_DELETION_SCAN_HOURS have passed since the
-last scan, and on every full sync. A full read into an empty table needs no scan.
+last scan, and on every full sync; `serve` also runs the scan of every app on its own
+schedule (DELETION_SCAN_MINUTES, ``scan_all``). A full read into an empty table needs no
+scan. An id the listing misses is marked deleted only after GET answers 404/410.
+
+Why offsets and not a keyset: Podio's filter has no documented item_id bound (reference
+§5.3 lists created_on/last_edit_on and field keys), and a created_on bound carries the open
+question of the zone Podio reads it in (docs/fidelidad.md); the confirming GET makes the
+listing's drift harmless, and the page overlap keeps it rare.
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ ID_SCAN_PAGE = 500
 MAX_SCAN_PAGES = 2000
 # Rows wrongly marked deleted that one id scan reads again (one GET each).
 MAX_REVIVED_PER_SCAN = 50
+# Ids one scan checks with a GET before marking them deleted (Podio's filter cannot list
+# deleted items, reference §10.4; a GET's 404/410 is the only proof). 100 GETs are 10 % of
+# the documented hourly 1,000 (§3); a bulk delete larger than that takes several scans.
+MAX_CONFIRMED_PER_SCAN = 100
+# Each id page starts this many ids before the previous one ended: up to that many
+# deletions during the scan, before a page boundary, shift no live id out of the listing
+# (more only cost confirming GETs, never a wrong mark). 10 % more pages.
+ID_SCAN_OVERLAP = 50
 
 
 def after_changes(db: Database, stream: PodioStream, run: StreamRun) -> None:
@@ -72,49 +87,66 @@ def note_id_scan(db: Database, stream: PodioStream) -> None:
 
 
 def scan_deletions(db: Database, stream: PodioStream, report: SyncReport) -> int:
-    """List every live item id (ID_SCAN_PAGE per call), mark missing rows deleted and
-    revive rows marked deleted whose items are live. Returns how many were marked.
+    """List every live item id, then settle each disagreement with the item itself: a row
+    whose id was not listed is marked deleted only when GET answers 404/410 (the listing
+    is offset-paged, and deletions while it runs shift items past a page boundary: a live
+    item missing from it is read, never marked); a row marked deleted whose id was listed
+    is read again and comes back. Returns how many were marked.
 
-    Asks for the micro view (ids and titles only, reference §10.4: "cheap with
-    fields=items.view(micro)", a third-party claim): a Podio that ignored it would send
-    whole items, which read the same.
+    At most MAX_CONFIRMED_PER_SCAN ids are checked per scan (a GET each); the rest wait
+    for the next scan, which the disagreeing count makes due at once. Asks for the micro
+    view (ids and titles only, reference §10.4: "cheap with fields=items.view(micro)", a
+    third-party claim): a Podio that ignored it would send whole items, which read the same.
     """
     live = _live_ids(stream)
     model: Any = stream.model
     with db.session() as session:
         rows = session.execute(select(model.source_id, model.deleted_at).where(
             model.source == stream.source)).all()
-        known = {source_id for source_id, gone in rows if gone is None}
-        deleted = mark_deleted(session, model, stream.source, known - live,
-                               entity=stream.entity)
-    # Rows marked deleted whose items are alive (a wrong delete notice, an item restored):
-    # read them again, a few per scan (a GET each); the next scans take the rest.
+    missing = sorted(source_id for source_id, gone in rows
+                     if gone is None and source_id not in live)
     revive = sorted(source_id for source_id, gone in rows if gone is not None and source_id in live)
-    if revive:
-        log.warning("sync.podio.reviving", stream=stream.name, items=len(revive))
-        items = []
-        for source_id in revive[:MAX_REVIVED_PER_SCAN]:
-            try:
-                items.append(stream.client.get_item(int(source_id)))
-            except RemoteDataError as exc:  # deleted since the scan listed it
-                if not item_gone(exc):
-                    raise
+    checked = missing[:MAX_CONFIRMED_PER_SCAN]
+    room = max(0, MAX_CONFIRMED_PER_SCAN - len(checked))
+    gone, items = _confirm(stream, checked + revive[:min(room, MAX_REVIVED_PER_SCAN)])
+    if len(missing) > len(checked):
+        log.warning("sync.podio.deletions_left_for_next_scan", stream=stream.name,
+                    left=len(missing) - len(checked))
+    missed = [str(i["item_id"]) for i in items if str(i["item_id"]) in set(checked)]
+    if missed:  # the listing skipped live items (deletions while it paged): harmless
+        log.info("sync.podio.listing_missed_live_items", stream=stream.name,
+                 items=len(missed))
+    with db.session() as session:
+        deleted = mark_deleted(session, model, stream.source, gone, entity=stream.entity)
+    if items:
         write_page(db, stream, stream.records({"items": items}), report, move_cursor=False)
     note_id_scan(db, stream)
     return deleted
 
 
+def _confirm(stream: PodioStream, source_ids: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(ids Podio says are gone, the live items) of ``source_ids``, one GET each."""
+    gone: list[str] = []
+    items: list[dict[str, Any]] = []
+    for source_id in source_ids:
+        try:
+            items.append(stream.client.get_item(int(source_id), app_id=stream.app_id))
+        except RemoteDataError as exc:
+            if not item_gone(exc):
+                raise
+            gone.append(source_id)
+    return gone, items
+
+
 def _live_ids(stream: PodioStream) -> set[str]:
     def fetch(offset: int | None) -> dict[str, Any]:
-        page: dict[str, Any] = stream.client.request(
-            "POST", f"/item/app/{stream.app_id}/filter/",
-            params={"fields": "items.view(micro)"},
-            json={"sort_by": "item_id", "sort_desc": False, "limit": ID_SCAN_PAGE,
-                  "offset": offset or 0},
-            app_id=stream.app_id, idempotent=True)
-        return page
+        return stream.client.filter_items(
+            stream.app_id, {"sort_by": "item_id", "sort_desc": False, "limit": ID_SCAN_PAGE,
+                            "offset": offset or 0},
+            params={"fields": "items.view(micro)"})
 
-    paginator = OffsetPaginator(ID_SCAN_PAGE, max_pages=MAX_SCAN_PAGES, tool="Podio")
+    paginator = OffsetPaginator(ID_SCAN_PAGE, max_pages=MAX_SCAN_PAGES, tool="Podio",
+                                overlap=ID_SCAN_OVERLAP)
     return {str(item["item_id"]) for page in iter_pages(paginator, fetch)
             for item in page.get("items") or []}
 

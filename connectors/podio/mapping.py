@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from store.entities import AppMap, FieldMap
 
 PODIO_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Podio object timestamps: UTC, no "T", no zone
+UTC_ZONE = ZoneInfo("UTC")
 YES = {"sí", "si", "yes", "true"}
 _TAG = re.compile(r"<[^>]+>")
 
@@ -51,18 +53,52 @@ def _values_by_external_id(item: Mapping[str, Any]) -> dict[str, list[dict[str, 
             if isinstance(f, dict) and "external_id" in f}
 
 
-def _date_value(element: Mapping[str, Any], with_time: bool) -> date | datetime:
-    start_date = element.get("start_date_utc") or element.get("start_date")
+def _date_value(element: Mapping[str, Any], with_time: bool, tz: ZoneInfo) -> date | datetime:
+    """A Podio date value (reference §6.1) as the model keeps it.
+
+    Podio's unsuffixed keys (``start``, ``start_date``) are in the zone of the user who
+    reads (for an app token, a zone nobody documents); the ``_utc`` keys are UTC. So:
+    - a value with a time is an instant: ``start_utc`` is it (naive UTC for a datetime
+      column); a date-only column holds the day that instant falls on in the desk's zone
+      (``TIMEZONE``), the day the person entered — 20:00 on the 31st in Tijuana is the 31st
+      (03:00/04:00 UTC on the 1st), whatever zone our token reads in;
+    - an all-day value (no time) has no instant: its ``start_date`` is the entered day, for
+      every reader; a datetime column gets that day's local midnight, as UTC.
+    """
     start_utc = element.get("start_utc")
     time_utc = element.get("start_time_utc")
-    if with_time and start_utc and time_utc:
-        return parse_podio_time(str(start_utc))
-    text = str(start_date or start_utc or element.get("start") or "")[:10]
-    parsed = date.fromisoformat(text)
-    return datetime.combine(parsed, datetime.min.time()) if with_time else parsed
+    if start_utc and time_utc:
+        moment = parse_podio_time(str(start_utc))
+        if with_time:
+            return moment
+        return moment.replace(tzinfo=UTC).astimezone(tz).date()
+    text = str(element.get("start_date") or element.get("start_date_utc") or start_utc
+               or element.get("start") or "")[:10]
+    day = date.fromisoformat(text)
+    if not with_time:
+        return day
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
-def convert(spec: FieldMap, values: list[dict[str, Any]], staff: Mapping[int, int]) -> Any:
+def _category(spec: FieldMap, value: Mapping[str, Any]) -> str:
+    """A category option's text; one that config/podio.yaml does not list for the field
+    (when it lists options) is a mapping error naming the option and the field: a new or
+    renamed option in Podio becomes a dead letter, never data the rules do not expect."""
+    text = html.unescape(str(value["text"])).strip()
+    if spec.options is None:
+        return text
+    for known in spec.options:
+        if known.casefold() == text.casefold():
+            return known
+    raise MappingError(
+        f"campo {spec.field!r}: la opción {text!r} (id {value.get('id', '?')}) no está en "
+        f"config/podio.yaml (opciones: {', '.join(spec.options)}); agrégala allí o "
+        "corrígela en Podio")
+
+
+def convert(spec: FieldMap, values: list[dict[str, Any]], staff: Mapping[int, int],
+            tz: ZoneInfo = UTC_ZONE) -> Any:
     """One field's GET values -> the model value (None when empty)."""
     if not values:
         return None
@@ -72,7 +108,7 @@ def convert(spec: FieldMap, values: list[dict[str, Any]], staff: Mapping[int, in
         text = str(first.get("value", ""))
         return html.unescape(_TAG.sub("", text)).strip() if kind == "html" else text
     if kind == "category":
-        return str(first["value"]["text"])
+        return _category(spec, first["value"])
     if kind == "yes_no":
         return str(first["value"]["text"]).strip().lower() in YES
     if kind == "staff":
@@ -80,7 +116,7 @@ def convert(spec: FieldMap, values: list[dict[str, Any]], staff: Mapping[int, in
     if kind == "ref":
         return str(first["value"]["item_id"])
     if kind in ("date", "datetime"):
-        return _date_value(first, with_time=kind == "datetime")
+        return _date_value(first, kind == "datetime", tz)
     if kind in ("number", "decimal", "money"):
         number = Decimal(str(first["value"]))
         return float(number) if kind == "number" else number
@@ -89,8 +125,10 @@ def convert(spec: FieldMap, values: list[dict[str, Any]], staff: Mapping[int, in
     raise MappingError(f"tipo de campo desconocido {kind!r}")
 
 
-def item_to_row(item: Mapping[str, Any], app: AppMap, staff: Mapping[int, int]) -> dict[str, Any]:
-    """Map a Podio item to a row of ``app.table``. Raises MappingError with the reason."""
+def item_to_row(item: Mapping[str, Any], app: AppMap, staff: Mapping[int, int],
+                tz: ZoneInfo = UTC_ZONE) -> dict[str, Any]:
+    """Map a Podio item to a row of ``app.table`` (``tz``: the desk's zone, for the day of
+    a date-only column). Raises MappingError with the reason."""
     try:
         item_id = int(item["item_id"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -105,7 +143,9 @@ def item_to_row(item: Mapping[str, Any], app: AppMap, staff: Mapping[int, int]) 
     }
     for column, spec in app.fields.items():
         try:
-            value = convert(spec, values.get(spec.field, []), staff)
+            value = convert(spec, values.get(spec.field, []), staff, tz)
+        except MappingError:
+            raise
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             shown = values.get(spec.field)
             raise MappingError(

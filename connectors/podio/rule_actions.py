@@ -77,6 +77,11 @@ def _column_value(value: Any, column: str) -> Any:
     return value
 
 
+def _app_id(ctx: PrepareContext, entity: str) -> int | None:
+    """The Podio app of an entity's items (whose app token reaches them), when known."""
+    return ctx.config.podio_app_id(entity) if ctx.config is not None else None
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
@@ -231,6 +236,7 @@ def _prepare_task(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
                             f"(responsable = {short(person)})")
     due = values.get("vence")
     payload = {"item_id": item_id, "text": values["texto"],
+               "app_id": None if item_id is None else _app_id(ctx, entity),
                "description": values.get("descripcion") or "",
                "responsible_user_id": int(user_id), "due_on": to_json(due),
                "labels": values.get("etiquetas") or ["saeko-sync"]}
@@ -248,14 +254,17 @@ def _send_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:
                           text=payload["text"], description=payload["description"],
                           responsible_user_id=payload["responsible_user_id"],
                           due_on=from_json(payload["due_on"]), marker=marker,
-                          labels=payload.get("labels"))
+                          labels=payload.get("labels"), app_id=payload.get("app_id"))
     return f"tarea {task_id}"
 
 
-def _find_task(rt: ActionRuntime, _payload: dict[str, Any], marker: str) -> str | None:
+def _find_task(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
     from connectors.podio.actions import find_task
 
-    task_id = find_task(rt.client("podio"), marker)
+    item_id = payload.get("item_id")
+    task_id = find_task(rt.client("podio"), marker,
+                        item_id=None if item_id is None else int(item_id),
+                        app_id=payload.get("app_id"))
     return None if task_id is None else f"tarea {task_id}"
 
 
@@ -279,7 +288,7 @@ TASK = ActionType(
 
 def _prepare_comment(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
     entity, item_id, record = podio_item(values.get("item") or ctx.record)
-    payload = {"item_id": item_id, "text": values["texto"]}
+    payload = {"item_id": item_id, "text": values["texto"], "app_id": _app_id(ctx, entity)}
     return Prepared(payload, f"{entity}:{record.get('id')}",
                     f"comentario en Podio item {item_id}: {short(values['texto'], 60)}")
 
@@ -288,14 +297,15 @@ def _send_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> st
     from connectors.podio.actions import add_comment
 
     comment_id = add_comment(rt.client("podio"), int(payload["item_id"]), payload["text"],
-                             marker)
+                             marker, app_id=payload.get("app_id"))
     return f"comentario {comment_id}"
 
 
 def _find_comment(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str | None:
     from connectors.podio.actions import find_comment
 
-    comment_id = find_comment(rt.client("podio"), int(payload["item_id"]), marker)
+    comment_id = find_comment(rt.client("podio"), int(payload["item_id"]), marker,
+                              app_id=payload.get("app_id"))
     return None if comment_id is None else f"comentario {comment_id}"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from connectors.paging import Paginator
 from connectors.podio import deletions
@@ -13,9 +14,12 @@ from connectors.runner import Record, Stream, StreamRun
 from store.entities import AppMap
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from connectors.podio.client import PodioClient
     from core.settings import Settings
     from store.db import Database
+    from store.models import SyncState
 
 SOURCE = "podio"
 # Upper bound on pages per stream per cycle: 2,000 pages x 500 items = 1,000,000 items.
@@ -72,6 +76,10 @@ class PodioStream(Stream):
         self.entity = mapping.entity
         self.staff = staff
         self.settings = settings
+        # This run's incremental window (cursor - overlap, cursor), and whether the zone
+        # of filter bounds could not be found out (then every bound is the safe one).
+        self._window: tuple[datetime, datetime] | None = None
+        self._undecided = False
 
     def api_calls(self) -> int:
         return self.client.calls
@@ -79,20 +87,43 @@ class PodioStream(Stream):
     def paginator(self, run: StreamRun) -> EditTimePaginator:
         settings = self.settings
         start: datetime | None = None
+        self._window = None
         if run.cursor:
-            overlap = timedelta(seconds=settings.podio_sync_overlap_seconds)
-            start = self.parse_cursor(run.cursor) - overlap
+            cursor = self.parse_cursor(run.cursor)
+            start = cursor - timedelta(seconds=settings.podio_sync_overlap_seconds)
+            self._window = (start, cursor)
+        self._undecided = False
         return EditTimePaginator(start, settings.podio_page_size)
 
     def fetch(self, token: tuple[datetime | None, int] | None) -> dict[str, Any]:
-        from connectors.podio.mapping import format_podio_time  # mapping imports this module
+        """One page; a bound is written in the frame Podio reads it in (``filter_zone``)."""
+        from connectors.podio import filter_zone  # mapping (imported there) imports this
 
         start, offset = token or (None, 0)
         body: dict[str, Any] = {"sort_by": "last_edit_on", "sort_desc": False,
                                 "limit": self.settings.podio_page_size, "offset": offset}
-        if start is not None:
-            body["filters"] = {"last_edit_on": {"from": format_podio_time(start)}}
-        return self.client.filter_items(self.app_id, body)
+        if start is None:
+            return self.client.filter_items(self.app_id, body)
+        zone = ZoneInfo(self.settings.timezone)
+
+        def page(frame: str | None) -> dict[str, Any]:
+            bound = filter_zone.bound_text(start, frame, zone)
+            return self.client.filter_items(
+                self.app_id, {**body, "filters": {"last_edit_on": {"from": bound}}})
+
+        frame = self.settings.podio_filter_timezone or self.client.filter_frame
+        if frame is not None:
+            return page(frame)
+        if self._undecided:
+            return page(None)
+        if self._window is not None and self._window[0] == start and offset == 0:
+            first = page(filter_zone.UTC_FRAME)
+            if filter_zone.window_confirms_utc(first, *self._window):
+                self.client.filter_frame = filter_zone.UTC_FRAME
+                return first
+        self.client.filter_frame = filter_zone.detect(self.client, self.app_id, zone)
+        self._undecided = self.client.filter_frame is None
+        return page(self.client.filter_frame)
 
     def records(self, page: dict[str, Any]) -> list[Record]:
         from connectors.podio.mapping import MappingError, item_to_row, own_write
@@ -103,7 +134,8 @@ class PodioStream(Stream):
             record = Record(key=str(item.get("item_id", "?")), raw=item,
                             own_write=own_write(item, own_refs))
             try:
-                record.row = item_to_row(item, self.mapping, self.staff)
+                record.row = item_to_row(item, self.mapping, self.staff,
+                                         ZoneInfo(self.settings.timezone))
             except MappingError as exc:
                 record.problem = str(exc)
             records.append(record)
@@ -123,8 +155,21 @@ class PodioStream(Stream):
         return format_podio_time(value)
 
     def start(self, db: Database, run: StreamRun) -> None:
+        if self.client.filter_frame is None:
+            from store.sync import get_state
+
+            with db.session() as session:
+                known = (get_state(session, self.source, self.name).state or {}).get(
+                    "filter_frame")
+            self.client.filter_frame = str(known) if known else None
         # A full read into an empty table lists every live item itself: no id scan needed.
         run.notes["first"] = run.full and deletions.live_rows(db, self) == 0
 
     def finish(self, db: Database, run: StreamRun) -> None:
         deletions.after_changes(db, self, run)
+
+    def end(self, session: Session, state: SyncState) -> None:
+        # The zone of filter bounds, once found out, is kept for the next processes.
+        if self.client.filter_frame and (state.state or {}).get(
+                "filter_frame") != self.client.filter_frame:
+            state.state = {**(state.state or {}), "filter_frame": self.client.filter_frame}

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ProgressFn
 from connectors.podio.client import PodioClient
-from connectors.podio.deletions import item_gone
+from connectors.podio.deletions import item_gone, scan_deletions
 from connectors.podio.streams import SOURCE, PodioStream
 from connectors.runner import run_stream, single_outcome, write_page
 from core.errors import RemoteDataError
@@ -78,20 +78,38 @@ def resolve_references(session: Session, apps: Any, source_ids: list[str] | None
                             .values({column: wanted}))
 
 
+def scan_all_deletions(settings: Settings, db: Database, client: PodioClient) -> int:
+    """The id scan of every configured app (``deletions.scan_deletions``), whatever its
+    counts say: what `serve` runs on its schedule. Returns how many rows were marked."""
+    mapping = load_mapping(settings.config_dir)
+    with db.session() as session:
+        staff = _staff_ids(session)
+    marked = 0
+    for name, app_map in mapping.apps.items():
+        app_id = settings.podio_apps.get(name, (None, ""))[0]
+        if not app_id:
+            continue
+        stream = PodioStream(client, name, app_id, app_map, staff=staff, settings=settings)
+        marked += scan_deletions(db, stream, SyncReport(SOURCE, name))
+    return marked
+
+
 def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: int, *,
-              deleted: bool = False, correlation_id: str | None = None) -> str:
+              deleted: bool = False, correlation_id: str | None = None,
+              hint: int | None = None) -> str:
     """Bring one item up to date (the webhook path): GET it, map it, upsert it.
 
     A delivery is only a hint, ``deleted`` (an ``item.delete`` notice) too: the item is
     marked deleted only when Podio says it is gone (404 ``not_found`` / 410 ``gone``); a
     live item is upserted as it is, whatever the notice said. Returns 'created' /
     'updated' / 'unchanged' / 'deleted' / 'dead_lettered' / 'ignored' (an item of an app
-    that is not synced, or gone and never synced).
+    that is not synced, or gone and never synced). With app tokens only the item is read
+    with its app's token (``hint``: the app of the hook that announced it).
     """
     mapping = load_mapping(settings.config_dir)
     apps_by_id = {app_id: name for name, (app_id, _t) in settings.podio_apps.items() if app_id}
     try:
-        item = client.get_item(item_id)
+        item = client.get_item(item_id, hint=hint)
     except RemoteDataError as exc:
         if not item_gone(exc):
             raise

@@ -70,16 +70,21 @@ def handle(settings: Settings, db: Database, client: PodioClient, kind: str,
     """Answer a hook verification, or bring the delivery's item up to date."""
     from connectors.podio.sync import sync_item
 
+    app_ids = [app_id for app_id, _token in settings.podio_apps.values() if app_id]
+    hook_app = client.app_of_hook(int(payload["hook_id"]), app_ids)
     if kind == "hook.verify":
+        # With app tokens only, the hook's own app's token validates it (another app's
+        # token gets 403, reference §1.3).
         client.request("POST", f"/hook/{int(payload['hook_id'])}/verify/validate",
-                       json={"code": payload.get("code", "")}, idempotent=True)
+                       json={"code": payload.get("code", "")}, idempotent=True,
+                       app_id=hook_app)
         return "verified"
     item_id = int(payload["item_id"])
     correlation = f"podio:{item_id}:{payload.get('item_revision_id', '')}"
     # A delete notice is checked against Podio like any other: only a gone item is
     # marked deleted (anyone holding the token could forge one for a live item).
     return sync_item(settings, db, client, item_id, deleted=kind == "item.delete",
-                     correlation_id=correlation)
+                     correlation_id=correlation, hint=hook_app)
 
 
 def register(settings: Settings, client: PodioClient, url: str) -> list[HookPlan]:
@@ -88,14 +93,18 @@ def register(settings: Settings, client: PodioClient, url: str) -> list[HookPlan
     for name, (app_id, _token) in settings.podio_apps.items():
         if not app_id:
             continue
-        existing = {(h.get("url"), h.get("type")): h for h in
-                    client.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []}
+        listed = client.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []
+        for hook in listed:
+            client.note_hook(int(hook["hook_id"]), app_id)
+        existing = {(h.get("url"), h.get("type")): h for h in listed}
         for kind in HOOK_TYPES:
             found = existing.get((url, kind))
             if found is not None:
                 plans.append(HookPlan(name, kind, url, f"exists ({found.get('status', '?')})"))
                 continue
-            client.request("POST", f"/hook/app/{app_id}/", json={"url": url, "type": kind},
-                           app_id=app_id)
+            created = client.request("POST", f"/hook/app/{app_id}/",
+                                     json={"url": url, "type": kind}, app_id=app_id)
+            if isinstance(created, dict) and created.get("hook_id") is not None:
+                client.note_hook(int(created["hook_id"]), app_id)
             plans.append(HookPlan(name, kind, url, "created"))
     return plans

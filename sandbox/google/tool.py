@@ -93,6 +93,8 @@ class GoogleTool:
         self.sheets = SheetsApi()
         self.sheets.spreadsheets = build_spreadsheets(sandbox.world, editors)
         self.forms = FormsApi()
+        # How a prefilled link's entry.N maps to questions (see ``respond_via_link``).
+        self.prefill_entries = "question_id"
         self.forms.forms = build_forms(sandbox.world, editors)
         self.gmail = GmailApi(sandbox.clock.now)
         self.calendar = CalendarApi(sandbox.clock.now)
@@ -256,6 +258,32 @@ class GoogleTool:
             form.responses[rid] = response_record(form, answers,
                                                   when or self.sandbox.clock.now(), rid)
             return rid
+
+    def respond_via_link(self, link: str, answers: dict[str, Any], *,
+                         respondent_email: str | None = None) -> str:
+        """A person opens a prefilled link, adds ``answers`` and submits. The prefilled
+        ``entry.N=value`` pairs are taken only when ``prefill_entries`` is "question_id"
+        (N = int(questionId, 16), the unverified assumption, docs/fidelidad.md); with
+        "opaque" the form's own entry numbers differ and the prefilled values are lost.
+        ``respondent_email``: the address the form collects itself (respondentEmail)."""
+        from urllib.parse import parse_qsl, urlparse
+
+        parsed = urlparse(link)
+        with self.lock:
+            form = next(f for f in self.forms.forms.values()
+                        if f.responder_id in parsed.path)
+            given: dict[str, Any] = {}
+            if self.prefill_entries == "question_id":
+                by_entry = {str(int(q.question_id, 16)): q.question_id for q in form.questions}
+                for key, value in parse_qsl(parsed.query):
+                    entry = key.removeprefix("entry.")
+                    if entry in by_entry:
+                        given[by_entry[entry]] = value
+        rid = self.submit_response(form.form_id, {**given, **answers})
+        if respondent_email:
+            with self.lock:
+                form.responses[rid]["respondentEmail"] = respondent_email
+        return rid
 
     def edit_response(self, form_id: str, rid: str, answers: dict[str, Any],
                       when: datetime | None = None) -> None:

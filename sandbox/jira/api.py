@@ -136,7 +136,7 @@ class JiraApi:
             (f"{api}/search/jql", self.search, ["GET", "POST"], True),
             (f"{api}/search/approximate-count", self.approximate_count, ["POST"], True),
             (f"{api}/issue", self.create_issue, ["POST"], True),
-            (f"{api}/issue/{{issue}}", self.issue, ["GET", "PUT"], True),
+            (f"{api}/issue/{{issue}}", self.issue, ["GET", "PUT", "DELETE"], True),
             (f"{api}/issue/{{issue}}/changelog", self.changelog, ["GET"], True),
             (f"{api}/issue/{{issue}}/transitions", self.transitions, ["GET", "POST"], True),
             (f"{api}/issue/{{issue}}/comment", self.comments, ["GET", "POST"], True),
@@ -342,6 +342,12 @@ class JiraApi:
 
     def issue(self, call: Call) -> Response:
         issue = self._issue(call)
+        if call.request.method == "DELETE":
+            flag = (call.param("deleteSubtasks") or "false").lower()
+            if flag not in ("true", "false"):
+                return error(400, [f"deleteSubtasks takes true or false, not {flag!r}"])
+            self.tool.delete_issue(issue, call.actor, delete_subtasks=flag == "true")
+            return Response(status_code=204)
         if call.request.method == "PUT":
             body = call.body if isinstance(call.body, dict) else {}
             history = self.tool.store.edit(issue, body.get("fields") or {},

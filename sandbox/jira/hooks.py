@@ -14,8 +14,9 @@ from typing import Any
 # Events the sandbox emits (reference §5.2).
 ISSUE_CREATED = "jira:issue_created"
 ISSUE_UPDATED = "jira:issue_updated"
+ISSUE_DELETED = "jira:issue_deleted"
 COMMENT_CREATED = "comment_created"
-SUPPORTED_EVENTS = (ISSUE_CREATED, ISSUE_UPDATED, "jira:issue_deleted", COMMENT_CREATED,
+SUPPORTED_EVENTS = (ISSUE_CREATED, ISSUE_UPDATED, ISSUE_DELETED, COMMENT_CREATED,
                     "comment_updated", "comment_deleted")
 JQL_FILTER_KEY = "issue-related-events-section"
 FIRST_WEBHOOK_ID = 1

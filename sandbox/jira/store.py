@@ -92,6 +92,7 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     remote_links: list[RemoteLink] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # a sub-task's parent issue id
 
     @property
     def number(self) -> int:
@@ -161,6 +162,28 @@ class JiraStore:
             raise JiraInputError(
                 ["Issue does not exist or you do not have permission to see it."], status=404)
         return issue
+
+    def subtasks(self, issue: Issue) -> list[Issue]:
+        return [i for i in self.issues.values() if i.parent == issue.id]
+
+    def delete(self, issue: Issue, delete_subtasks: bool) -> list[Issue]:
+        """DELETE /issue/{key}[?deleteSubtasks=true]: the issue and, when asked, its
+        sub-tasks; an issue with sub-tasks without ``deleteSubtasks=true`` is a 400. Jira
+        platform REST v3 "Delete issue" (DELETE /rest/api/3/issue/{issueIdOrKey}, as the
+        clients generated from Atlassian's OpenAPI document it, e.g. pub.dev atlassian_apis
+        IssuesApi.deleteIssue): an issue with sub-tasks cannot be deleted unless
+        deleteSubtasks is set, which deletes them with it. Returns what was deleted,
+        sub-tasks first."""
+        children = self.subtasks(issue)
+        if children and not delete_subtasks:
+            raise JiraInputError([f"The issue '{issue.key}' has subtasks. You must specify the "
+                                  "'deleteSubtasks' parameter to delete this issue with all "
+                                  "its subtasks."], status=400)
+        gone = [*children, issue]
+        for each in gone:
+            self.issues.pop(each.id, None)
+            self._by_key.pop(each.key, None)
+        return gone
 
     def child_id(self) -> int:
         self._next_child_id += 1

@@ -170,6 +170,27 @@ class JiraTool:
             self.webhooks[webhook.id] = webhook
             return webhook.id
 
+    def delete_issue(self, issue: Issue, actor: str | None, *,
+                     delete_subtasks: bool = False) -> None:
+        """Delete an issue (and its sub-tasks when asked), one ``jira:issue_deleted`` each;
+        the caller holds the lock."""
+        payloads = {i.id: i for i in self.store.subtasks(issue)} | {issue.id: issue}
+        for gone in self.store.delete(issue, delete_subtasks):
+            self.issue_event(hooks.ISSUE_DELETED, payloads[gone.id], actor,
+                             type_name="issue_deleted")
+
+    def delete_issue_as(self, account: str, key: str, *, delete_subtasks: bool = False
+                        ) -> None:
+        """A person deletes an issue in Jira."""
+        with self.lock:
+            self.delete_issue(self.store.require(key), self.account(account),
+                              delete_subtasks=delete_subtasks)
+
+    def make_subtask(self, key: str, parent_key: str) -> None:
+        """Make an issue a sub-task of another (test set-up)."""
+        with self.lock:
+            self.store.require(key).parent = self.store.require(parent_key).id
+
     # --- webhook deliveries ---------------------------------------------------------
 
     def issue_event(self, event: str, issue: Issue, actor: str | None, *,

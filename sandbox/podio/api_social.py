@@ -76,18 +76,22 @@ class SocialApi:
 
     def list_tasks(self, call: Call) -> Reply:
         params = dict(call.request.query_params)
-        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params)]
+        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params)
+                     if self.s.task_visible(t, call.principal)]
 
     def tasks_on(self, call: Call) -> Reply:
         ref = f"{call.arg('ref_type')}:{call.arg('ref_id')}"
+        if call.arg("ref_type") == "item":
+            self.s.item(call.arg("ref_id"), call.principal)
         params = {**dict(call.request.query_params), "reference": ref}
-        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params)]
+        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params)
+                     if self.s.task_visible(t, call.principal)]
 
     def get_task(self, call: Call) -> Reply:
-        return 200, self._task_json(call, self.s.tasks.get(call.arg("task_id")))
+        return 200, self._task_json(call, self.s.task(call.arg("task_id"), call.principal))
 
     def update_task(self, call: Call) -> Reply:
-        task = self.s.tasks.get(call.arg("task_id"))
+        task = self.s.task(call.arg("task_id"), call.principal)
         body = call.json()
         if not isinstance(body, dict):
             raise PodioError(400, "The task update must be a JSON object")
@@ -104,16 +108,16 @@ class SocialApi:
         return 204, None
 
     def delete_task(self, call: Call) -> Reply:
-        self.s.tasks.get(call.arg("task_id")).deleted = True
+        self.s.task(call.arg("task_id"), call.principal).deleted = True
         return 204, None
 
     def complete_task(self, call: Call) -> Reply:
-        task = self.s.tasks.get(call.arg("task_id"))
+        task = self.s.task(call.arg("task_id"), call.principal)
         self.s.set_task_status(task, True, call.principal, hook=call.flag("hook", True))
         return 204, None
 
     def incomplete_task(self, call: Call) -> Reply:
-        task = self.s.tasks.get(call.arg("task_id"))
+        task = self.s.task(call.arg("task_id"), call.principal)
         self.s.set_task_status(task, False, call.principal, hook=call.flag("hook", True))
         return 204, None
 
@@ -127,14 +131,15 @@ class SocialApi:
 
     def comments_on(self, call: Call) -> Reply:
         ref_type, ref_id = call.arg("ref_type"), call.arg("ref_id")
-        if ref_type == "item":
-            self.s.item(ref_id, call.principal)
+        self.s.comment_target(ref_type, ref_id, call.principal)
         comments = self.s.comments.on(ref_type, ref_id)
         offset, limit = as_int(call.query("offset") or 0), as_int(call.query("limit") or 100)
         return 200, [self.s.comments.json(c) for c in comments[offset:offset + limit]]
 
     def get_comment(self, call: Call) -> Reply:
-        return 200, self.s.comments.json(self.s.comments.get(call.arg("comment_id")))
+        comment = self.s.comments.get(call.arg("comment_id"))
+        self.s.comment_target(comment.ref_type, comment.ref_id, call.principal)
+        return 200, self.s.comments.json(comment)
 
     def delete_comment(self, call: Call) -> Reply:
         comment = self.s.comments.get(call.arg("comment_id"))

@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sandbox.podio.errors import PodioError
 from sandbox.podio.model import Item, RawValues
 from sandbox.podio.schema import AppDef, FieldDef
 from sandbox.podio.store import View
-from sandbox.podio.values import calculation, parse_timestamp, utc_to_local
+from sandbox.podio.values import calculation, local_to_utc, parse_timestamp, utc_to_local
 
 DEFAULT_LIMIT = 30  # documented default page size (§5.3)
 MAX_LIMIT = 500  # documented maximum; above it the sandbox answers 400 (clamp-or-400 unverified)
@@ -52,9 +53,13 @@ def _range(spec: Any, key: str) -> tuple[Any, Any]:
 
 
 def _date_filter(getter: Callable[[Item], datetime], spec: Any, key: str,
-                 now: datetime) -> Predicate:
+                 now: datetime, local: ZoneInfo | None = None) -> Predicate:
+    """A created_on/last_edit_on range; bounds in UTC, or in ``local`` when given."""
     low, high = _range(spec, key)
     lo, hi = _bound(low, now, False, key), _bound(high, now, True, key)
+    if local is not None:
+        lo = local_to_utc(lo, local) if lo is not None else None
+        hi = local_to_utc(hi, local) if hi is not None else None
     return lambda item: (lo is None or getter(item) >= lo) and (hi is None or getter(item) <= hi)
 
 
@@ -165,7 +170,8 @@ def build_filters(app: AppDef, filters: Any, view: View, now: datetime) -> list[
     predicates: list[Predicate] = []
     for key, spec in filters.items():
         if key in _META_DATES:
-            predicates.append(_date_filter(_META_DATES[key], spec, key, now))
+            predicates.append(_date_filter(_META_DATES[key], spec, key, now,
+                                           view.tz if view.local_meta_bounds else None))
         elif key in ("created_by", "last_edit_by"):
             predicates.append(_auth_filter(spec, key, 0 if key == "created_by" else -1))
         elif key in ("created_via", "last_edit_via"):

@@ -36,6 +36,12 @@ class PodioService:
         self.clock = sandbox.clock
         self.lock = threading.RLock()
         self.tz = ZoneInfo(user_timezone)
+        # The zone an app token reads unsuffixed dates in: undocumented (reference §6.1),
+        # so a switch (``PodioTool.set_app_timezone``); by default the members' zone.
+        self.app_tz: ZoneInfo | None = None
+        # How created_on/last_edit_on filter bounds are read: "utc" or "user" (the reader's
+        # zone); undocumented (docs/fidelidad.md), so a switch.
+        self.filter_bounds_zone = "utc"
         self.deleted_status = deleted_status
         self.apps = build_apps()
         users = directory(sandbox.world, user_timezone)
@@ -58,10 +64,13 @@ class PodioService:
     def view(self, principal: Principal | None = None) -> View:
         """Rendering context of a reader (members and apps share one time zone here)."""
         tz = self.tz
+        if principal is not None and principal.kind == "app" and self.app_tz is not None:
+            tz = self.app_tz
         if principal is not None and principal.kind == "user":
             user = self.store.users.get(principal.id)
             tz = ZoneInfo(user.timezone) if user is not None else tz
-        return View(tz, utc_to_local(self.now(), tz).date())
+        return View(tz, utc_to_local(self.now(), tz).date(),
+                    self.filter_bounds_zone == "user")
 
     def app_by_name(self, name: str) -> AppDef:
         try:
@@ -150,7 +159,7 @@ class PodioService:
                     hook: bool = True) -> Comment:
         item = self.item(ref_id, principal) if ref_type == "item" else None
         if ref_type == "task":
-            self.tasks.get(ref_id)
+            self.task(ref_id, principal)
         now = self.now()
         comment = self.comments.add(ref_type, ref_id, body, principal.actor, now)
         if item is not None:
@@ -168,10 +177,47 @@ class PodioService:
                                 {"item_id": item.item_id, "comment_id": comment.comment_id})
         comment.deleted = True
 
+    def task_app(self, task: Task) -> int | None:
+        """The app a task belongs to: its item's (or app's), None for a task on no item."""
+        if task.ref_type == "item" and task.ref_id is not None:
+            item = self.store.items.get(task.ref_id)
+            return item.app.app_id if item is not None else None
+        if task.ref_type == "app":
+            return task.ref_id
+        return None
+
+    def task_visible(self, task: Task, principal: Principal | None) -> bool:
+        """An app token reaches only its own app (reference §1.3): the tasks on its items,
+        and the tasks on no item that it created itself."""
+        if principal is None or principal.kind != "app":
+            return True
+        app_id = self.task_app(task)
+        if app_id is not None:
+            return app_id == principal.id
+        return task.actor.kind == "app" and task.actor.id == principal.id
+
+    def task(self, task_id: int, principal: Principal | None) -> Task:
+        """A task the principal may see (403 for another app's token)."""
+        task = self.tasks.get(task_id)
+        if not self.task_visible(task, principal):
+            raise PodioError(403, f"This token was issued for app {principal.id if principal else 0} "
+                                  f"and cannot reach task {task_id}; use the app token of the "
+                                  "task's item", error="forbidden")
+        return task
+
+    def comment_target(self, ref_type: str, ref_id: int, principal: Principal | None) -> None:
+        """Check the principal may read or write comments on that object (403/404)."""
+        if ref_type == "item":
+            self.item(ref_id, principal)
+        elif ref_type == "task":
+            self.task(ref_id, principal)
+
     def create_tasks(self, body: Any, ref_type: str | None, ref_id: int | None,
                      principal: Principal, hook: bool = True) -> list[Task]:
         if ref_type == "item" and ref_id is not None:
             self.item(ref_id, principal)
+        elif ref_type == "app" and ref_id is not None:
+            self.check_app_access(principal, int(ref_id))
         tasks = self.tasks.create(body, ref_type, ref_id, principal.actor,
                                   self.view(principal).tz, self.now())
         if hook:

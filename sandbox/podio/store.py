@@ -26,6 +26,9 @@ class View:
 
     tz: ZoneInfo
     today: date
+    # Read created_on/last_edit_on filter bounds in ``tz`` instead of UTC (which one Podio
+    # does is undocumented, docs/fidelidad.md; ``PodioTool.set_filter_bounds_zone``).
+    local_meta_bounds: bool = False
 
 
 class ItemStore:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,10 +25,10 @@ from sandbox.podio.auth import (
     Principal,
     RateLimiter,
 )
-from sandbox.podio.errors import fault_body
+from sandbox.podio.errors import ERROR_CODES, fault_body
 from sandbox.podio.http import not_found_route
 from sandbox.podio.model import PODIO_UI, Actor, PodioUser
-from sandbox.podio.schema import AppDef
+from sandbox.podio.schema import AppDef, Option
 from sandbox.podio.seed import ADMIN_EMAIL
 from sandbox.podio.service import DELETED_STATUSES, PodioService
 
@@ -250,6 +251,40 @@ class PodioTool:
                 s.hooks.emit(item.app.app_id, "item.update", {
                     "item_id": item_id, "item_revision_id": rev.item_revision_id,
                     "external_id": item.external_id or ""}, {fdef.field_id})
+
+    @staticmethod
+    def set_error_code(status: int, code: str) -> str:
+        """The machine ``error`` this sandbox answers ``status`` with (e.g. 400's
+        "invalid_value", undocumented: docs/fidelidad.md); returns the previous one, to put
+        back. Process-wide, like the error table it changes."""
+        previous = ERROR_CODES.get(status, "error")
+        ERROR_CODES[status] = code
+        return previous
+
+    def set_filter_bounds_zone(self, zone: str) -> None:
+        """How created_on/last_edit_on filter bounds are read: "utc" (default) or "user"
+        (the reader's profile zone); Podio does not document which (docs/fidelidad.md)."""
+        if zone not in ("utc", "user"):
+            raise ValueError("zone is 'utc' or 'user'")
+        with self.lock:
+            self.service.filter_bounds_zone = zone
+
+    def set_app_timezone(self, zone: str | None) -> None:
+        """The zone app tokens read unsuffixed date keys in (None: the members' zone); the
+        real one is undocumented (reference §6.1), so both sides are testable."""
+        with self.lock:
+            self.service.app_tz = ZoneInfo(zone) if zone else None
+
+    def add_option(self, app_name: str, external_id: str, text: str) -> int:
+        """An admin adds an option to a category field in Podio's app editor; returns its
+        id (config/podio.yaml does not know it yet)."""
+        with self.lock:
+            fdef = self.service.app_by_name(app_name).field(external_id)
+            if fdef is None or fdef.type != "category":
+                raise KeyError(f"no category field {external_id!r} in {app_name}")
+            option = Option(max((o.id for o in fdef.options), default=0) + 1, text, "DCEBD8")
+            fdef.options = (*fdef.options, option)
+            return option.id
 
     def api_client(self, client_id: str, secret: str, name: str | None = None) -> int:
         """Register another API key; returns its created_via id."""
