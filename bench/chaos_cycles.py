@@ -27,7 +27,8 @@ from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world
 
 # Rules and config copied from config/ for every run (the shipped T1-T8 only).
-CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml")
+CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
+                "kpis.yaml")
 
 # --- bounds --------------------------------------------------------------------------------
 

@@ -35,7 +35,8 @@ DEV = "agente-3"  # the person who resolves issues in Jira
 LEAD_USER = 1009  # agente-1, the desk lead named in t8's datos
 COO_USER = 1001
 # Copied with the shipped rules into each scenario's config folder.
-CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml")
+CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
+                "kpis.yaml")
 TICKETS = "tickets"
 
 
