@@ -98,10 +98,10 @@ def fill(db: Database) -> dict[str, int]:
         s.add_all(clients.values())
         s.flush()
         ids.update({k: v.id for k, v in clients.items()})
-        for name, client, at, old, new in [
-                ("c1", "c1", datetime(2025, 1, 1), None, "Activo"),
-                ("c3", "c3", datetime(2026, 11, 10, 18), "Activo", "Baja"),
-                ("c5", "c5", datetime(2026, 9, 1, 18), "Activo", "Baja")]:
+        for client, at, old, new in [
+                ("c1", datetime(2025, 1, 1), None, "Activo"),
+                ("c3", datetime(2026, 11, 10, 18), "Activo", "Baja"),
+                ("c5", datetime(2026, 9, 1, 18), "Activo", "Baja")]:
             s.add(ChangeEvent(entity="cliente", entity_id=ids[client], kind="updated",
                               changes={"status": [old, new]}, changed_at=at, seen_at=at))
 
