@@ -147,7 +147,8 @@ def fill(db: Database) -> dict[str, int]:
                           changes={"status": ["Nuevo", "En atención"]},
                           changed_at=d(2026, 11, 3, 18), seen_at=d(2026, 11, 3, 18)))
 
-        answers = [  # (kind, client, ticket, submitted, score)
+        answers: list[tuple[str, str | None, str | None, datetime, int]] = [
+            # (kind, client, ticket, submitted, score)
             ("nps", "c1", None, d(2026, 11, 5, 18), 10), ("nps", "c1", None, d(2026, 11, 6, 18), 9),
             ("nps", "c2", None, d(2026, 11, 7, 18), 8), ("nps", "c2", None, d(2026, 11, 8, 18), 7),
             ("nps", "c3", None, d(2026, 11, 9, 18), 3),
