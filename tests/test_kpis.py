@@ -162,9 +162,9 @@ def fill(db: Database) -> dict[str, int]:
             ("csat", None, "t3", d(2026, 11, 17, 20), 4), ("csat", None, "t7", d(2026, 11, 27, 19), 3),
             ("csat", None, "t1", d(2026, 11, 5, 19), 1),
         ]
-        for n, (kind, client, tk, at, score) in enumerate(answers):
+        for n, (kind, owner, tk, at, score) in enumerate(answers):
             s.add(_synced(SurveyResponse, "forms", f"r{n}", kind=kind, submitted_at=at,
-                          score=float(score), client_id=ids[client] if client else None,
+                          score=float(score), client_id=ids[owner] if owner else None,
                           ticket_id=ids[tk] if tk else None))
 
         contracts = [  # (source id, client, kind, starts, ends, amount, status)
