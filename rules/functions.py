@@ -343,4 +343,5 @@ def _weights(weights: Any) -> dict[str, float] | None:
         raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
+from rules import dashboard  # noqa: E402,F401,I001  (registers M3's tablero_kpis)
 from rules import portfolio  # noqa: E402,F401  (registers M11/M13's functions)

@@ -45,8 +45,8 @@ from store.kpis.measures import MEASURES, Ctx
 from store.kpis.periods import Period, custom, last_periods, period_of
 
 __all__ = ["DIMENSIONS", "GRAINS", "KpiConfig", "KpiDef", "KpiValue", "Period", "compute",
-           "count_active_rules", "current", "custom", "last_periods", "load_config",
-           "period_of", "run_periods", "series"]
+           "count_active_rules", "current", "custom", "evaluate", "last_periods", "load_config",
+           "load_facts", "period_of", "run_periods", "series"]
 
 VALUE_DIGITS = 4  # values are rounded so that the same data always gives the same cells
 
@@ -126,6 +126,23 @@ def _run(session: Session, periods: list[Period], by: str | Sequence[str], confi
          kpis: Iterable[str] | None, now: datetime | None) -> list[KpiValue]:
     if not periods:
         return []
+    now = now or utcnow()
+    loaded = load_facts(session, min(p.start for p in periods), max(p.end for p in periods),
+                        config=config, now=now)
+    return evaluate(loaded, periods, by, config=config, kpis=kpis)
+
+
+def load_facts(session: Session, start: date, end: date, *, config: KpiConfig,
+               now: datetime) -> facts_mod.Facts:
+    """The facts of local days ``start``..``end`` (read once, for ``evaluate``)."""
+    return facts_mod.load(session, start, end, zone=config.zona, now=now,
+                          lookback_days=max(config.reincidencia_dias, 1),
+                          crm_fields=config.crm.campos)
+
+
+def evaluate(loaded: facts_mod.Facts, periods: Sequence[Period], by: str | Sequence[str], *,
+             config: KpiConfig, kpis: Iterable[str] | None = None) -> list[KpiValue]:
+    """The KPIs of each period and dimension from facts already read (``load_facts``)."""
     dims = [by] if isinstance(by, str) else list(by)
     for dim in dims:
         if dim not in DIMENSIONS:
@@ -136,17 +153,12 @@ def _run(session: Session, periods: list[Period], by: str | Sequence[str], confi
         if kpi_id not in definitions or kpi_id not in MEASURES:
             raise ValueError(f"KPI desconocido {kpi_id!r}; los de config/kpis.yaml: "
                              f"{', '.join(definitions)}")
-    now = now or utcnow()
-    today = _today(config, now)
-    start = min(p.start for p in periods)
-    end = max(p.end for p in periods)
-    lookback = max(config.reincidencia_dias, 1)
-    loaded = facts_mod.load(session, start, end, zone=config.zona, now=now,
-                            lookback_days=lookback, crm_fields=config.crm.campos)
+    today = _today(config, loaded.now)
     out: list[KpiValue] = []
     for period in periods:
+        window = loaded.window(period.start, period.end, config.reincidencia_dias)
         for dim in dims:
-            ctx = Ctx(loaded, config, dim, today)
+            ctx = Ctx(window, config, dim, today)
             for kpi_id in wanted:
                 definition = definitions[kpi_id]
                 if dim not in definition.dimensiones:

@@ -12,6 +12,8 @@ config/calendar.yaml); a ticket without them is left out of those KPIs.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -168,6 +170,34 @@ class Facts:
     def day(self, instant: datetime) -> date:
         """The local day of a naive-UTC instant."""
         return instant.replace(tzinfo=UTC).astimezone(self.zone).date()
+
+    def window(self, start: date, end: date, lookback_days: int) -> Facts:
+        """The same facts cut to what local days ``start``..``end`` can use (tickets and
+        answers of the range and ``lookback_days`` before): each period reads its own slice
+        instead of every fact of a year."""
+        lo, hi = utc_bounds(start - timedelta(days=lookback_days), end, self.zone)
+        lo_here = utc_bounds(start, end, self.zone)[0]
+
+        def inside(instant: datetime | None, low: datetime = lo) -> bool:
+            return instant is not None and low <= instant < hi
+
+        cut = copy.copy(self)
+        cut.tickets = [t for t in self.tickets if inside(t.opened_at)
+                       or inside(t.first_response_at) or inside(t.closed_at)]
+        cut.answers = [a for a in self.answers if inside(a.submitted_at, lo_here)]
+        cut.planned_check_ins = [c for c in self.planned_check_ins if inside(c[1], lo_here)]
+        cut.done_check_ins = [c for c in self.done_check_ins if inside(c[1], lo_here)]
+        cut.usage = [u for u in self.usage if start <= u[1] <= end]
+        cut.tasks = [t for t in self.tasks if t.due_on is not None and start <= t.due_on <= end]
+        cut.risk_alerts = [r for r in self.risk_alerts if inside(r[1], lo_here)]
+        return cut
+
+    @functools.cached_property
+    def contracts_by_client(self) -> dict[int | None, list[ContractFact]]:
+        out: dict[int | None, list[ContractFact]] = defaultdict(list)
+        for contract in self.contracts:
+            out[contract.client_id].append(contract)
+        return dict(out)
 
 
 def utc_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:

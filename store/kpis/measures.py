@@ -19,7 +19,9 @@ from store.kpis.facts import (
     RENEWAL_KIND,
     RENEWAL_LEAD_DAYS,
     RENEWED,
+    ContractFact,
     Facts,
+    TicketFact,
 )
 from store.kpis.periods import Period
 
@@ -166,14 +168,19 @@ def _closed(c: Ctx, p: Period) -> dict[DimValue, list[Any]]:
     return group(items, lambda t: c.of(t.client_id, t.responsible_id, t.am_id))
 
 
-def sla(c: Ctx, p: Period) -> Result:
-    def met(t: Any) -> bool:
-        first_target, close_target = c.config.sla.targets(t.priority)
-        first = t.first_response_hours if t.first_response_hours is not None else t.close_hours
-        return first <= first_target and t.close_hours <= close_target
+def sla_met(config: KpiConfig, t: TicketFact) -> bool | None:
+    """Whether a closed ticket met its priority's first-response and resolution targets
+    (without a first response recorded, its close counts as one); None if not closed."""
+    if t.closed_at is None or t.close_hours is None:
+        return None
+    first_target, close_target = config.sla.targets(t.priority)
+    first = t.first_response_hours if t.first_response_hours is not None else t.close_hours
+    return first <= first_target and t.close_hours <= close_target
 
+
+def sla(c: Ctx, p: Period) -> Result:
     groups = {k: [t for t in v if t.close_hours is not None] for k, v in _closed(c, p).items()}
-    return _ratio({k: v for k, v in groups.items() if v}, met)
+    return _ratio({k: v for k, v in groups.items() if v}, lambda t: bool(sla_met(c.config, t)))
 
 
 def fcr(c: Ctx, p: Period) -> Result:
@@ -254,20 +261,24 @@ def retencion(c: Ctx, p: Period) -> Result:
             for k, (value, n) in churn(c, p).items()}
 
 
+def renewed(facts: Facts, k: ContractFact) -> bool:
+    """«Renovado», or a renewal contract of the same client starting from RENEWAL_LEAD_DAYS
+    before this one's end (and after its start)."""
+    if k.status == RENEWED:
+        return True
+    if k.ends_on is None:
+        return False
+    lead = k.ends_on - timedelta(days=RENEWAL_LEAD_DAYS)
+    return any(o.id != k.id and o.kind == RENEWAL_KIND
+               and o.starts_on is not None and o.starts_on >= lead
+               and (k.starts_on is None or o.starts_on > k.starts_on)
+               for o in facts.contracts_by_client.get(k.client_id, []))
+
+
 def renovaciones(c: Ctx, p: Period) -> Result:
     last = min(p.end, c.today)
     due = [k for k in c.facts.contracts if k.ends_on is not None and p.start <= k.ends_on <= last]
-
-    def renewed(k: Any) -> bool:
-        if k.status == RENEWED:
-            return True
-        lead = k.ends_on - timedelta(days=RENEWAL_LEAD_DAYS)
-        return any(o.id != k.id and o.client_id == k.client_id and o.kind == RENEWAL_KIND
-                   and o.starts_on is not None and o.starts_on >= lead
-                   and (k.starts_on is None or o.starts_on > k.starts_on)
-                   for o in c.facts.contracts)
-
-    return _ratio(group(due, lambda k: c.of(k.client_id)), renewed)
+    return _ratio(group(due, lambda k: c.of(k.client_id)), lambda k: renewed(c.facts, k))
 
 
 def expansion(c: Ctx, p: Period) -> Result:
@@ -276,7 +287,7 @@ def expansion(c: Ctx, p: Period) -> Result:
     for k in contracts:
         if k.client_id is None or k.starts_on is None or not p.contains(k.starts_on):
             continue
-        others = [o for o in contracts if o.client_id == k.client_id and o.id != k.id]
+        others = [o for o in c.facts.contracts_by_client.get(k.client_id, []) if o.id != k.id]
         if k.kind == NEW_KIND and any(
                 o.status in LIVE_CONTRACT and o.starts_on is not None and o.ends_on is not None
                 and o.starts_on <= k.starts_on <= o.ends_on for o in others):
