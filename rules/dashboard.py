@@ -19,7 +19,8 @@ from store.models import ActionLedger
 if TYPE_CHECKING:
     from connectors.clients import ActionRuntime
 
-KPI_ACTION = "sheets.kpis"
+# The role of the action that publishes the KPI spreadsheet (rules.actions.base.ActionType).
+DASHBOARD_ROLE = "tablero_kpis"
 
 
 @function("tablero_kpis", 0, 0,
@@ -56,14 +57,17 @@ def publish_now(db: Database, runtime: ActionRuntime, now: datetime) -> looker.S
     from rules.actions import REGISTRY  # the registry imports the rule functions
     from rules.actions.base import to_json
 
+    action = next((a for a in REGISTRY.values() if a.role == DASHBOARD_ROLE), None)
+    if action is None:
+        raise RuntimeError("ninguna acción publica la hoja de KPIs (rol tablero_kpis)")
     marker = f"kpis --publicar:{now.isoformat()}"
-    ref = REGISTRY[KPI_ACTION].send(runtime, {"ahora": to_json(now), "huella": ""}, marker)
+    ref = action.send(runtime, {"ahora": to_json(now), "huella": ""}, marker)
     with db.session() as session:
         where = looker.place(session)
         if session.scalars(select(ActionLedger.id).where(
                 ActionLedger.idempotency_key == marker)).first() is None:
             session.add(ActionLedger(
-                idempotency_key=marker, rule_id=None, action=KPI_ACTION, target="sheets:kpis",
+                idempotency_key=marker, rule_id=None, action=action.name, target=DASHBOARD_ROLE,
                 payload={"args": {"ahora": to_json(now),
                                   "huella": where.fingerprint if where else ""}},
                 status="done", attempts=1, external_ref=ref[:200], created_at=now,

@@ -155,5 +155,5 @@ ACTIONS = [
                "modelo: KPIs por día, semana, mes y trimestre, detalle y diccionario.",
                {"ahora": Param(DATE, required=True, doc="el momento de los datos: {{ ahora }}"),
                 "huella": Param(TEXT, doc="la huella de los datos: tablero_kpis().huella")},
-               _prepare_kpis, _send_kpis, None),
+               _prepare_kpis, _send_kpis, None, role="tablero_kpis"),
 ]

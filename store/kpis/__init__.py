@@ -46,7 +46,7 @@ from store.kpis.periods import Period, custom, last_periods, period_of
 
 __all__ = ["DIMENSIONS", "GRAINS", "KpiConfig", "KpiDef", "KpiValue", "Period", "compute",
            "count_active_rules", "current", "custom", "evaluate", "last_periods", "load_config",
-           "load_facts", "period_of", "run_periods", "series"]
+           "load_facts", "local_today", "period_of", "run_periods", "series"]
 
 VALUE_DIGITS = 4  # values are rounded so that the same data always gives the same cells
 
@@ -107,7 +107,7 @@ def current(session: Session, grain: str = "mes", *, by: str | Sequence[str] = "
             now: datetime | None = None) -> list[KpiValue]:
     """The period of ``grain`` that holds today (so far)."""
     now = now or utcnow()
-    day = _today(config, now)
+    day = local_today(config, now)
     return _run(session, [period_of(grain, day)], by, config, kpis, now)
 
 
@@ -118,7 +118,8 @@ def run_periods(session: Session, periods: Sequence[Period], *, by: str | Sequen
     return _run(session, list(periods), by, config, kpis, now)
 
 
-def _today(config: KpiConfig, now: datetime) -> date:
+def local_today(config: KpiConfig, now: datetime) -> date:
+    """The local day of ``now`` in the KPI zone."""
     return now.replace(tzinfo=UTC).astimezone(ZoneInfo(config.zona)).date()
 
 
@@ -153,7 +154,7 @@ def evaluate(loaded: facts_mod.Facts, periods: Sequence[Period], by: str | Seque
         if kpi_id not in definitions or kpi_id not in MEASURES:
             raise ValueError(f"KPI desconocido {kpi_id!r}; los de config/kpis.yaml: "
                              f"{', '.join(definitions)}")
-    today = _today(config, loaded.now)
+    today = local_today(config, loaded.now)
     out: list[KpiValue] = []
     for period in periods:
         window = loaded.window(period.start, period.end, config.reincidencia_dias)
