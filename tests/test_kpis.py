@@ -353,3 +353,24 @@ def test_unknown_dimension_or_kpi_is_a_clear_error(db: Database,
         kpis.compute(s, *NOV, by="escuela", config=config)
     with db.session() as s, pytest.raises(ValueError, match="KPI desconocido"):
         kpis.compute(s, *NOV, config=config, kpis=["nps2"])
+
+
+def test_the_status_page_shows_the_month_against_targets(db: Database, tmp_path: Path,
+                                                         config: kpis.KpiConfig) -> None:
+    from core.settings import load_settings
+    from jobs.status import render, snapshot
+
+    fill(db)
+    settings = load_settings(database_url=db.url, config_dir=tmp_path / "config",
+                             rules_frozen_now=NOW)
+    data = snapshot(db, settings=settings)
+    headline = {k["kpi"]: k for k in data["kpis"]["kpis"]}
+    assert list(headline) == config.estado and data["kpis"]["periodo"] == "2026-11"
+    # November's figures from the hand-computed test above, formatted for Mexico.
+    assert (headline["csat"]["valor"], headline["csat"]["meta"], headline["csat"]["cumple"]) \
+        == ("60.0 %", "≥ 90.0 %", "no")
+    assert (headline["primera_respuesta_promedio"]["valor"],
+            headline["primera_respuesta_promedio"]["cumple"]) == ("1.6 h", "sí")
+    assert headline["nps"]["valor"] == "+33.3" and headline["nps"]["meta"] == "—"
+    page = render(data)
+    assert "KPIs del mes 2026-11" in page and "60.0 %" in page and "None" not in page

@@ -104,6 +104,7 @@ class KpiConfig(BaseModel):
     crm: Crm
     reincidencia_dias: int = Field(ge=1)
     publicacion: Publishing
+    estado: list[str] = []  # the status page's headline KPIs (ids)
     kpis: list[KpiDef]
     active_rules: int | None = None  # not in the file: from config/rules
 
@@ -116,6 +117,14 @@ class KpiConfig(BaseModel):
                 raise ValueError(f"el id {kpi.id!r} se repite")
             seen.add(kpi.id)
         return value
+
+    @model_validator(mode="after")
+    def _known_headline(self) -> KpiConfig:
+        ids = {k.id for k in self.kpis}
+        unknown = [k for k in self.estado if k not in ids]
+        if unknown:
+            raise ValueError(f"estado: KPI desconocido {', '.join(unknown)}")
+        return self
 
     def by_id(self) -> dict[str, KpiDef]:
         return {k.id: k for k in self.kpis}
