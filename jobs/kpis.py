@@ -94,3 +94,18 @@ def looker_link(settings: Settings, db: Database) -> str | None:
     aliases = tuple(a.strip() for a in settings.looker_template_aliases.split(",") if a.strip())
     return looker.link(where, settings.looker_template_report_id, aliases)
 
+
+
+def demo_report(console: Console, settings: Settings, db: Database, runtime: ActionRuntime,
+                url: str) -> None:
+    """`make demo`: publish the KPI sheet now, show the month's figures and where to look."""
+    now = now_of(settings)
+    where = dashboard.publish_now(db, runtime, now)
+    show(console, settings, db, grain="mes", dimension="total", start=None, end=None)
+    if where is None:
+        return
+    console.print(f"M3 · hoja de KPIs publicada en el sandbox ({len(where.tabs)} pestañas, "
+                  f"una escritura por pestaña): {url}/_sandbox/google/sheets/"
+                  f"{where.spreadsheet_id}/kpi_mensual — las demás: "
+                  f"{', '.join(t for t in where.tabs if t != 'kpi_mensual')}. "
+                  "Looker Studio: `saeko-sync kpis --looker`; columnas: docs/kpis.md.")
