@@ -167,9 +167,20 @@ class Facts:
     tasks: list[TaskFact] = field(default_factory=list)
     risk_alerts: list[tuple[int | None, datetime, TaskFact | None]] = field(default_factory=list)
 
+    # instant -> local day, shared by the windows of these facts (a zone conversion costs
+    # microseconds and the KPIs ask for the same instants many times).
+    days: dict[datetime, date] = field(default_factory=dict)
+    # What the KPIs of one window (one period) share: the facts of the period by kind and by
+    # dimension value, computed once (store.kpis.measures.Ctx.cached).
+    memo: dict[Any, Any] = field(default_factory=dict)
+
     def day(self, instant: datetime) -> date:
         """The local day of a naive-UTC instant."""
-        return instant.replace(tzinfo=UTC).astimezone(self.zone).date()
+        found = self.days.get(instant)
+        if found is None:
+            found = self.days[instant] = instant.replace(tzinfo=UTC).astimezone(
+                self.zone).date()
+        return found
 
     def window(self, start: date, end: date, lookback_days: int) -> Facts:
         """The same facts cut to what local days ``start``..``end`` can use (tickets and
@@ -182,6 +193,7 @@ class Facts:
             return instant is not None and low <= instant < hi
 
         cut = copy.copy(self)
+        cut.memo = {}
         cut.tickets = [t for t in self.tickets if inside(t.opened_at)
                        or inside(t.first_response_at) or inside(t.closed_at)]
         cut.answers = [a for a in self.answers if inside(a.submitted_at, lo_here)]

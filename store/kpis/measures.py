@@ -74,6 +74,22 @@ class Ctx:
     def in_period(self, instant: datetime | None, period: Period) -> bool:
         return instant is not None and period.contains(self.facts.day(instant))
 
+    def cached(self, key: Any, make: Callable[[], T]) -> T:
+        """``make()`` once per window (period) and key: the KPIs of a period share it."""
+        memo = self.facts.memo
+        if key not in memo:
+            memo[key] = make()
+        value: T = memo[key]
+        return value
+
+    def tickets_by(self, p: Period, when: str) -> dict[DimValue, list[Any]]:
+        """The period's tickets whose ``when`` (opened_at, first_response_at, closed_at)
+        falls in it, by this context's dimension."""
+        items = self.cached(("tickets", when, p), lambda: [
+            t for t in self.facts.tickets if self.in_period(getattr(t, when), p)])
+        return self.cached(("tickets", when, p, self.dim), lambda: group(
+            items, lambda t: self.of(t.client_id, t.responsible_id, t.am_id)))
+
 
 def group(items: Iterable[T], key: Callable[[T], DimValue | None]) -> dict[DimValue, list[T]]:
     out: dict[DimValue, list[T]] = defaultdict(list)
@@ -108,8 +124,12 @@ def _stat(groups: dict[DimValue, list[float]], fn: Callable[[list[float]], float
 
 
 def _answers(c: Ctx, p: Period, kind: str) -> dict[DimValue, list[Any]]:
-    items = [a for a in c.facts.answers if a.kind == kind and c.in_period(a.submitted_at, p)]
-    return group(items, lambda a: c.of(a.client_id, a.responsible_id))
+    def make() -> dict[DimValue, list[Any]]:
+        items = [a for a in c.facts.answers
+                 if a.kind == kind and c.in_period(a.submitted_at, p)]
+        return group(items, lambda a: c.of(a.client_id, a.responsible_id))
+
+    return c.cached(("answers", kind, p, c.dim), make)
 
 
 def nps(c: Ctx, p: Period) -> Result:
@@ -134,10 +154,13 @@ def csat_promedio(c: Ctx, p: Period) -> Result:
 
 
 def _ticket_hours(c: Ctx, p: Period, when: str, hours: str) -> dict[DimValue, list[float]]:
-    items = [t for t in c.facts.tickets
-             if c.in_period(getattr(t, when), p) and getattr(t, hours) is not None]
-    grouped = group(items, lambda t: c.of(t.client_id, t.responsible_id, t.am_id))
-    return {k: [float(getattr(t, hours)) for t in v] for k, v in grouped.items()}
+    def make() -> dict[DimValue, list[float]]:
+        grouped = c.tickets_by(p, when)
+        out = {k: [float(getattr(t, hours)) for t in v if getattr(t, hours) is not None]
+               for k, v in grouped.items()}
+        return {k: v for k, v in out.items() if v}
+
+    return c.cached(("hours", when, hours, p, c.dim), make)
 
 
 def primera_respuesta_promedio(c: Ctx, p: Period) -> Result:
@@ -164,8 +187,7 @@ def cierre_mediana(c: Ctx, p: Period) -> Result:
 
 
 def _closed(c: Ctx, p: Period) -> dict[DimValue, list[Any]]:
-    items = [t for t in c.facts.tickets if c.in_period(t.closed_at, p)]
-    return group(items, lambda t: c.of(t.client_id, t.responsible_id, t.am_id))
+    return c.tickets_by(p, "closed_at")
 
 
 def sla_met(config: KpiConfig, t: TicketFact) -> bool | None:
@@ -189,28 +211,32 @@ def fcr(c: Ctx, p: Period) -> Result:
 
 def reincidencia(c: Ctx, p: Period) -> Result:
     window = timedelta(days=c.config.reincidencia_dias)
-    seen: dict[tuple[int, str], list[datetime]] = defaultdict(list)
-    for t in c.facts.tickets:
-        if t.client_id is not None and t.module and t.opened_at is not None:
-            seen[(t.client_id, t.module)].append(t.opened_at)
-    items = [t for t in c.facts.tickets if c.in_period(t.opened_at, p)
-             and t.client_id is not None and t.module]
+
+    def opened_by_module() -> dict[tuple[int, str], list[datetime]]:
+        seen: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        for t in c.facts.tickets:
+            if t.client_id is not None and t.module and t.opened_at is not None:
+                seen[(t.client_id, t.module)].append(t.opened_at)
+        return seen
+
+    seen = c.cached("opened_by_module", opened_by_module)
 
     def repeat(t: Any) -> bool:
         return any(t.opened_at - window <= other < t.opened_at
                    for other in seen[(t.client_id, t.module)])
 
-    return _ratio(group(items, lambda t: c.of(t.client_id, t.responsible_id, t.am_id)), repeat)
+    groups = {k: [t for t in v if t.client_id is not None and t.module]
+              for k, v in c.tickets_by(p, "opened_at").items()}
+    return _ratio({k: v for k, v in groups.items() if v}, repeat)
 
 
 def _live_accounts(c: Ctx) -> dict[DimValue, list[Any]]:
-    return group([a for a in c.facts.accounts.values() if a.status != BAJA],
-                 lambda a: c.of(a.id))
+    return c.cached(("live_accounts", c.dim), lambda: group(
+        [a for a in c.facts.accounts.values() if a.status != BAJA], lambda a: c.of(a.id)))
 
 
 def tickets_por_cuenta(c: Ctx, p: Period) -> Result:
-    tickets = group([t for t in c.facts.tickets if c.in_period(t.opened_at, p)],
-                    lambda t: c.of(t.client_id, t.responsible_id, t.am_id))
+    tickets = c.tickets_by(p, "opened_at")
     return {k: (len(tickets.get(k, [])) / len(v), len(v))
             for k, v in _live_accounts(c).items() if v}
 
