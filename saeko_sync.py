@@ -332,6 +332,51 @@ def reuniones(
             console.print(table)
 
 
+@app.command()
+def kpis(
+    grano: Annotated[str, typer.Option(help="dia | semana | mes | trimestre (el en curso)")]
+    = "mes",
+    por: Annotated[str, typer.Option(
+        help="total | equipo | am | segmento | region | cliente")] = "total",
+    desde: Annotated[str | None, typer.Option(help="Inicio de un periodo libre (AAAA-MM-DD)")]
+    = None,
+    hasta: Annotated[str | None, typer.Option(help="Fin de un periodo libre (AAAA-MM-DD)")]
+    = None,
+    kpi: Annotated[list[str] | None, typer.Option(help="Solo estos KPIs (id; repetible)")]
+    = None,
+    publicar: Annotated[bool, typer.Option("--publicar", help="Publica la hoja de KPIs ahora")]
+    = False,
+    looker: Annotated[bool, typer.Option("--looker", help="El enlace de Looker Studio")]
+    = False,
+) -> None:
+    """Los KPIs de postventa (config/kpis.yaml, docs/kpis.md): las cifras de ahora."""
+    from datetime import date
+
+    from jobs import kpis as kpis_job
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    if looker:
+        link = kpis_job.looker_link(settings, db)
+        if link is None:
+            err_console.print("La hoja de KPIs aún no se ha publicado: corre "
+                              "`saeko-sync kpis --publicar` (o espera a la regla M3).")
+            raise typer.Exit(1)
+        console.print(link, soft_wrap=True, markup=False, highlight=False)
+        return
+    if publicar:
+        kpis_job.publish(console, settings, db)
+        return
+    try:
+        start = date.fromisoformat(desde) if desde else None
+        end = date.fromisoformat(hasta) if hasta else None
+        kpis_job.show(console, settings, db, grain=grano, dimension=por, start=start,
+                      end=end, only=kpi or ())
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
 def settings_today(settings: Settings) -> Any:
     """Today in the deployment's time zone, as the rules see it (RULES_FROZEN_NOW too)."""
     from datetime import UTC, datetime

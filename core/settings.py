@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     google_service_account_file: Path | None = None
     google_delegated_user: str = ""
     google_kpi_spreadsheet_id: str = ""
+    # Looker Studio (saeko-sync kpis --looker, docs/kpis.md): the template report to copy
+    # and the aliases of its data sources (each the name of the tab it reads; empty: all).
+    looker_template_report_id: str = ""
+    looker_template_aliases: str = ""
     google_usage_spreadsheet_id: str = ""
     google_csat_form_id: str = ""
     google_nps_form_id: str = ""

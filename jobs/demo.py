@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from connectors.clients import ActionRuntime
 from core.settings import Settings, load_settings
+from jobs import kpis as kpis_job
 from jobs.console import RichProgress, progress_bars, sync_table, write_env_file
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.demo_accounts import (
@@ -139,6 +140,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
                       f"ya estaba en el modelo; "
                       f"{sum(r.counts.updated for r in after.reports)} registros con cambios, "
                       f"{sum(r.api_calls for r in after.reports)} llamadas API.")
+        kpis_job.demo_report(console, settings, db, runtime, server.url)  # M3
         monday = _run_schedules(console, settings, db, runtime, server.url)
         run_surveys(console, settings, db, runtime, simulator, monday)  # M4
         _print_model(console, settings, db)

@@ -69,7 +69,7 @@ class Service:
         self._stop = threading.Event()
         self._work = threading.RLock()
         routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
-                  + status.build_routes(db, quota=self.quota))
+                  + status.build_routes(db, quota=self.quota, settings=settings))
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from core.settings import Settings
+from jobs import status_kpis
 from store.db import Database
 from store.models import (
     ActionLedger,
@@ -39,8 +41,10 @@ class Markup(str):
     """A string already escaped for HTML."""
 
 
-def snapshot(db: Database, quota: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the page shows, as data (also served as JSON at /status.json)."""
+def snapshot(db: Database, quota: dict[str, Any] | None = None,
+             settings: Settings | None = None) -> dict[str, Any]:
+    """Everything the page shows, as data (also served as JSON at /status.json); with
+    ``settings``, the month's headline KPIs too."""
     with db.session() as s:
         syncs = [{"source": st.source, "stream": st.stream, "status": st.last_status,
                   "finished": st.last_finished_at.isoformat(" ", "seconds")
@@ -73,7 +77,8 @@ def snapshot(db: Database, quota: dict[str, Any] | None = None) -> dict[str, Any
                      select(JobRun).order_by(JobRun.id.desc()).limit(15))]
     return {"syncs": syncs, "rule_runs": runs, "problem_actions": actions, "broken_rules": broken,
             "rule_retries": retries,
-            "inbox": {k: int(v) for k, v in backlog.items()}, "jobs": jobs, "quota": quota or {}}
+            "inbox": {k: int(v) for k, v in backlog.items()}, "jobs": jobs, "quota": quota or {},
+            "kpis": status_kpis.headline(db, settings) if settings is not None else None}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -81,7 +86,8 @@ def render(data: dict[str, Any]) -> str:
         return Markup(f"<span class={'ok' if ok else 'bad'}>{html.escape(label)}</span>")
 
     parts = [f"<!doctype html><html lang=es><head><meta charset=utf-8><title>saeko-sync</title>"
-             f"<style>{_STYLE}</style></head><body><h1>saeko-sync — estado</h1>"]
+             f"<style>{_STYLE}{status_kpis.STYLE}</style></head><body>"
+             "<h1>saeko-sync — estado</h1>", status_kpis.render(data.get("kpis"))]
     parts.append("<h2>Última sincronización por flujo</h2>" + _table(
         ["fuente", "flujo", "estado", "terminó (UTC)", "nuevos", "actualizados", "llamadas",
          "error"],
@@ -122,18 +128,19 @@ def render(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def build_routes(db: Database, quota: Any = None) -> list[Route]:
+def build_routes(db: Database, quota: Any = None, settings: Settings | None = None
+                 ) -> list[Route]:
     """``/`` (HTML), ``/status.json``, ``/runs/{id}`` (a trace) and ``/healthz``."""
 
     def _quota() -> dict[str, Any]:
         return quota() if callable(quota) else {}
 
     async def page(_request: Request) -> Response:
-        data = await run_in_threadpool(snapshot, db, _quota())
+        data = await run_in_threadpool(snapshot, db, _quota(), settings)
         return HTMLResponse(render(data))
 
     async def as_json(_request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(snapshot, db, _quota()))
+        return JSONResponse(await run_in_threadpool(snapshot, db, _quota(), settings))
 
     async def run(request: Request) -> Response:
         def load() -> dict[str, Any] | None:

@@ -250,6 +250,24 @@ class Meeting(Synced, Base):
     status: Mapped[str | None] = mapped_column(String(40))
 
 
+class Task(Synced, Base):
+    """A Podio task (source 'podio', source_id = task_id): the automations' and people's,
+    for the task-completion and at-risk KPIs (store/kpis). ``external_id`` is the marker an
+    automation's task carries (the action ledger's idempotency key)."""
+
+    __tablename__ = "tasks"
+    text: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str | None] = mapped_column(String(20))  # active | completed
+    due_on: Mapped[date | None] = mapped_column(Date, index=True)
+    responsible_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ref_type: Mapped[str | None] = mapped_column(String(20))
+    ref_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    external_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 # --- the engine's own tables ---------------------------------------------------------
 
 

@@ -42,6 +42,9 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
              keep=False)
     text = out.getvalue()
     morning, monday = text.split("Los programas: el lunes", 1)
+    # M3: the KPI sheet published in the sandbox, where to look, and the month's figures.
+    assert re.search(r"M3 · hoja de KPIs publicada en el sandbox \(11 pestañas", morning)
+    assert "KPIs de postventa · " in morning and "Tiempo de primera respuesta" in morning
     assert "simula la hora de los programas" in monday
 
     scored = re.search(r"M1 · primera calificación al activar las reglas: (\d+) clientes "

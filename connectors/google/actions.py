@@ -72,41 +72,70 @@ def write_table(client: GoogleClient, spreadsheet_id: str, tab: str, header: Seq
     + at most 1 structural write + 1 values write, whatever the size. The tab is never
     deleted and recreated (Looker Studio data sources are bound to it).
     """
-    if not header:
-        raise ValueError("write_table needs a header row")
-    width, height = len(header), len(rows) + 1
+    (result,) = write_tables(client, spreadsheet_id, [(tab, header, rows)])
+    return result
+
+
+def write_tables(client: GoogleClient, spreadsheet_id: str,
+                 tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]
+                 ) -> list[dict[str, Any]]:
+    """Replace several tabs' content, each with its table (tab, header, rows).
+
+    One metadata read for all; at most ONE ``batchUpdate`` for all the structure (tabs
+    created when missing, grids resized to their tables with the header row frozen — none
+    when every grid already fits); then exactly one ``values.update`` per tab. Writing the
+    same tables again costs 1 read + 1 write per tab and changes no cell.
+    """
+    for tab, header, _rows in tables:
+        if not header:
+            raise ValueError(f"write_table needs a header row (tab {tab!r})")
     zone = ZoneInfo(client.settings.timezone)
     http = client.sheets(write=True).http_client
     meta = http.fetch_sheet_metadata(spreadsheet_id)
-    props = next((s["properties"] for s in meta.get("sheets", [])
-                  if s["properties"]["title"] == tab), None)
-    grid = {"rowCount": height, "columnCount": width, "frozenRowCount": 1 if height > 1 else 0}
-    created = resized = False
-    if props is None:
-        http.batch_update(spreadsheet_id, {"requests": [{"addSheet": {"properties": {
-            "title": tab, "gridProperties": grid}}}]})
-        created = True
-    elif (props["gridProperties"].get("rowCount"), props["gridProperties"].get("columnCount"),
-          props["gridProperties"].get("frozenRowCount", 0)) != tuple(grid.values()):
-        http.batch_update(spreadsheet_id, {"requests": [{"updateSheetProperties": {
-            "properties": {"sheetId": props["sheetId"], "gridProperties": grid},
-            "fields": "gridProperties.rowCount,gridProperties.columnCount,"
-                      "gridProperties.frozenRowCount"}}]})
-        resized = True
-    values = [[cell_value(h) for h in header]]
-    for row in rows:
-        if len(row) > width:
-            raise ValueError(f"a row has {len(row)} values but the header has {width}")
-        values.append([cell_value(v, zone) for v in row] + [""] * (width - len(row)))
-    quoted = "'" + tab.replace("'", "''") + "'"
-    result = http.values_update(spreadsheet_id, f"{quoted}!A1",
-                                params={"valueInputOption": "USER_ENTERED"},
-                                body={"values": values, "majorDimension": "ROWS"})
-    log.info("google.sheets.table_written", tab=tab, rows=len(rows), columns=width,
-             created=created, resized=resized)
-    return {"spreadsheet_id": spreadsheet_id, "tab": tab, "rows": len(rows), "columns": width,
-            "created": created, "resized": resized,
-            "updated_range": result.get("updatedRange")}
+    existing = {s["properties"]["title"]: s["properties"] for s in meta.get("sheets", [])}
+    requests: list[dict[str, Any]] = []
+    outcome: list[dict[str, Any]] = []
+    for tab, header, rows in tables:
+        width, height = len(header), len(rows) + 1
+        grid = {"rowCount": height, "columnCount": width,
+                "frozenRowCount": 1 if height > 1 else 0}
+        props = existing.get(tab)
+        created = resized = False
+        if props is None:
+            requests.append({"addSheet": {"properties": {"title": tab, "gridProperties": grid}}})
+            created = True
+        elif (props["gridProperties"].get("rowCount"), props["gridProperties"].get("columnCount"),
+              props["gridProperties"].get("frozenRowCount", 0)) != tuple(grid.values()):
+            requests.append({"updateSheetProperties": {
+                "properties": {"sheetId": props["sheetId"], "gridProperties": grid},
+                "fields": "gridProperties.rowCount,gridProperties.columnCount,"
+                          "gridProperties.frozenRowCount"}})
+            resized = True
+        outcome.append({"spreadsheet_id": spreadsheet_id, "tab": tab, "rows": len(rows),
+                        "columns": width, "created": created, "resized": resized,
+                        "sheet_id": None if props is None else props.get("sheetId")})
+    if requests:
+        answer = http.batch_update(spreadsheet_id, {"requests": requests})
+        added = {r["addSheet"]["properties"]["title"]: r["addSheet"]["properties"]["sheetId"]
+                 for r in answer.get("replies") or [] if "addSheet" in (r or {})}
+        for result in outcome:
+            if result["sheet_id"] is None:
+                result["sheet_id"] = added.get(result["tab"])
+    for (tab, header, rows), result in zip(tables, outcome, strict=True):
+        width = len(header)
+        values = [[cell_value(h) for h in header]]
+        for row in rows:
+            if len(row) > width:
+                raise ValueError(f"a row has {len(row)} values but the header has {width}")
+            values.append([cell_value(v, zone) for v in row] + [""] * (width - len(row)))
+        quoted = "'" + tab.replace("'", "''") + "'"
+        answer = http.values_update(spreadsheet_id, f"{quoted}!A1",
+                                    params={"valueInputOption": "USER_ENTERED"},
+                                    body={"values": values, "majorDimension": "ROWS"})
+        result["updated_range"] = answer.get("updatedRange")
+        log.info("google.sheets.table_written", tab=tab, rows=len(rows), columns=width,
+                 created=result["created"], resized=result["resized"])
+    return outcome
 
 
 # --- Gmail ---------------------------------------------------------------------------------

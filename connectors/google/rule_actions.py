@@ -5,7 +5,7 @@ import: the primitives are imported when an action is sent."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.clients import ActionRuntime
@@ -117,6 +117,23 @@ def _send_table(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str
     return f"pestaña {payload['tab']} ({len(values)} filas)"
 
 
+def _prepare_kpis(values: dict[str, Any], _ctx: PrepareContext) -> Prepared:
+    moment = values.get("ahora")
+    payload = {"huella": values.get("huella") or "", "ahora": to_json(moment)}
+    return Prepared(payload, "sheets:kpis",
+                    f"hoja de KPIs (datos {short(values.get('huella') or '—', 12)})")
+
+
+def _send_kpis(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
+    from connectors.google import kpi_sheet
+
+    moment = from_json(payload.get("ahora"))
+    if not isinstance(moment, datetime):
+        raise ValueError("sheets.kpis necesita «ahora» (una fecha y hora)")
+    published = kpi_sheet.publish_from_store(rt.client("google"), rt.settings, moment)
+    return f"hoja de KPIs: {len(published.tabs)} pestañas, {published.rows} filas"
+
+
 ACTIONS = [
     ActionType("gmail.enviar", "Envía un correo (una sola vez) desde el buzón del servicio.",
                {"para": Param(PEOPLE, required=True, doc="personas, usuarios o emails"),
@@ -133,6 +150,12 @@ ACTIONS = [
     ActionType("sheets.tabla", "Escribe una tabla completa en una pestaña de la hoja de KPIs.",
                {"pestana": Param(TEXT, required=True), "filas": Param(VALUE, required=True)},
                _prepare_table, _send_table, None),
+    # M3: rewriting every tab is idempotent (same data, same cells): nothing to look up.
+    ActionType("sheets.kpis", "Publica todas las pestañas de la hoja de KPIs (M3) desde el "
+               "modelo: KPIs por día, semana, mes y trimestre, detalle y diccionario.",
+               {"ahora": Param(DATE, required=True, doc="el momento de los datos: {{ ahora }}"),
+                "huella": Param(TEXT, doc="la huella de los datos: tablero_kpis().huella")},
+               _prepare_kpis, _send_kpis, None, role="tablero_kpis"),
 ]
 
 # M8: calendario.reunion (connectors/google/meeting_actions.py).

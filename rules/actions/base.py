@@ -100,6 +100,9 @@ class ActionType:
     written: Callable[[Session, Any, dict[str, Any]], None] | None = None
     # The record a done effect creates (its ref is that record's key), if any.
     creates: Creates | None = None
+    # What a caller outside a rule looks the action up by, instead of by its name (e.g.
+    # "tablero_kpis": ``saeko-sync kpis --publicar`` runs M3's publication).
+    role: str | None = None
 
     @property
     def tool(self) -> str:
