@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from core.yamlconf import load_yaml_model_cached
 from rules.functions import Env, function, store_session
+from store.kpis.facts import check_in_done
 from store.models import CheckIn, Client, Contact, Meeting, School, Staff
 
 CONFIG_FILE = "reuniones.yaml"
@@ -48,8 +49,6 @@ WEEKLY = ("operaciones", "revision-mesa", "uno-a-uno")
 KINDS = (*WEEKLY, CHECK_IN)
 CONFIRMED, CANCELLED = "confirmed", "cancelled"  # Calendar's event statuses
 LOST = ("Baja",)  # client statuses without check-ins
-# What makes a Seguimiento a check-in done (config/podio.yaml, app Seguimientos).
-DONE_KIND, DONE_OUTCOMES = "Check-in", ("Realizado", None)
 DAYS = {"lunes": 0, "martes": 1, "miercoles": 2, "miércoles": 2, "jueves": 3, "viernes": 4,
         "sabado": 5, "sábado": 5, "domingo": 6}
 # Weeks of a series every N weeks count from this Monday.
@@ -528,9 +527,7 @@ def check_in_counts(session: Session, month: date, zone: str, now: datetime
                Meeting.starts_at >= start, Meeting.starts_at < end)).all()
     done_clients = set(session.scalars(
         select(CheckIn.client_id).where(
-            CheckIn.deleted_at.is_(None), CheckIn.kind == DONE_KIND,
-            (CheckIn.outcome == DONE_OUTCOMES[0]) | CheckIn.outcome.is_(None),
-            CheckIn.happened_at >= start, CheckIn.happened_at < end)))
+            check_in_done(), CheckIn.happened_at >= start, CheckIn.happened_at < end)))
     names = {int(i): str(n) for i, n in session.execute(select(Staff.id, Staff.name))}
     counts: dict[int, list[int]] = {}
     for staff_id, client_id, starts_at in planned:

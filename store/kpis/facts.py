@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -43,7 +43,9 @@ BAJA = "Baja"  # the client status of a cancelled account (config/podio.yaml cli
 ESCALATED = "Escalado"  # the ticket status of an escalation (config/podio.yaml tickets.estatus)
 CHECK_IN_KIND = "check-in"  # meetings.kind of a planned check-in (M8)
 MEETING_CANCELLED = "cancelled"  # Calendar's event status
-NOT_DONE_OUTCOMES = ("Cancelado", "Reprogramado")  # check_ins.outcome that is no check-in
+# What makes a Seguimiento (config/podio.yaml, app Seguimientos) a check-in done: type
+# «Check-in» and resultado «Realizado» or empty. One definition for the KPI and M8's table.
+DONE_KIND, DONE_OUTCOME = "Check-in", "Realizado"
 RISK_RULE = "m1-salud-cliente"  # whose Podio tasks are the at-risk alerts
 TASK_ACTION = "podio.tarea"
 RENEWED = "Renovado"
@@ -352,10 +354,15 @@ def _check_ins(session: Session, lo: datetime, hi: datetime
             Meeting.starts_at >= lo, Meeting.starts_at < hi)) if r[1] is not None]
     done = [(int(r[0] or 0), r[1]) for r in session.execute(
         select(CheckIn.client_id, CheckIn.happened_at).where(
-            CheckIn.deleted_at.is_(None), CheckIn.client_id.is_not(None),
-            or_(CheckIn.outcome.is_(None), CheckIn.outcome.not_in(NOT_DONE_OUTCOMES)),
+            check_in_done(), CheckIn.client_id.is_not(None),
             CheckIn.happened_at >= lo, CheckIn.happened_at < hi)) if r[1] is not None]
     return planned, done
+
+
+def check_in_done() -> ColumnElement[bool]:
+    """The Seguimientos that are check-ins done (the KPI ``checkins`` and M8's counts)."""
+    return and_(CheckIn.deleted_at.is_(None), CheckIn.kind == DONE_KIND,
+                or_(CheckIn.outcome.is_(None), CheckIn.outcome == DONE_OUTCOME))
 
 
 def _usage(session: Session, start: date, end: date) -> list[tuple[int, date, int | None]]:
