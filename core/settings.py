@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     podio_retry_base_seconds: float = 1.0
     podio_rate_limit_backoff_seconds: float = 60.0
     podio_deletion_scan_hours: float = 24.0
+    # The task stream (connectors/podio/tasks.py) runs at most this often; a full sync always.
+    podio_tasks_sync_minutes: float = Field(default=60.0, ge=0)
 
     # --- Jira ---
     jira_url: str = ""

@@ -10,6 +10,7 @@ from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
 from connectors.base import ProgressFn
+from connectors.podio import tasks
 from connectors.podio.client import PodioClient
 from connectors.podio.deletions import item_gone, scan_deletions
 from connectors.podio.streams import SOURCE, PodioStream
@@ -46,6 +47,11 @@ def sync_podio(settings: Settings, db: Database, *, full: bool = False,
             reports.append(run_stream(db, stream, full=full, progress=progress))
         with db.session() as session:
             resolve_references(session, mapping.apps.values())
+        app_ids = [app_id for app_id, _t in settings.podio_apps.values() if app_id]
+        if app_ids and tasks.due(db, settings, full=full):
+            reports.append(run_stream(db, tasks.PodioTaskStream(
+                client, app_ids, staff=_user_ids(db), settings=settings), full=full,
+                progress=progress))
     finally:
         if own_client:
             client.close()
@@ -134,6 +140,13 @@ def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: in
     with db.session() as session:
         resolve_references(session, [mapping.apps[name]], [str(item_id)])
     return single_outcome(report)
+
+
+def _user_ids(db: Database) -> dict[int, int]:
+    """Podio user id -> staff id (a task's responsible is a user)."""
+    with db.session() as session:
+        return {s.podio_user_id: s.id for s in session.scalars(select(Staff))
+                if s.podio_user_id is not None}
 
 
 def _staff_ids(session: Session) -> dict[int, int]:

@@ -76,7 +76,7 @@ class SocialApi:
 
     def list_tasks(self, call: Call) -> Reply:
         params = dict(call.request.query_params)
-        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params)
+        return 200, [self._task_json(call, t) for t in self.s.tasks.query(params, self.s.task_app)
                      if self.s.task_visible(t, call.principal)]
 
     def tasks_on(self, call: Call) -> Reply:

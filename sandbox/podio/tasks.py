@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -165,9 +166,15 @@ class TaskStore:
             raise PodioError(404, f"No task with id {task_id}")
         return task
 
-    def query(self, params: dict[str, str]) -> list[Task]:
-        """GET /task/ filters: reference, completed, external_id, responsible, limit, offset."""
+    def query(self, params: dict[str, str],
+              app_of: Callable[[Task], int | None] | None = None) -> list[Task]:
+        """GET /task/ filters: reference, app (``app_of`` says a task's app), completed,
+        external_id, responsible; ``sort_by`` created_on | completed_on (default: rank,
+        here creation order) with ``sort_desc``; limit, offset."""
         tasks = [t for t in self.tasks.values() if not t.deleted]
+        if params.get("app") and app_of is not None:
+            apps = {as_int(v) for v in params["app"].replace(";", ",").split(",")}
+            tasks = [t for t in tasks if app_of(t) in apps]
         if params.get("reference"):
             refs = set()
             for part in params["reference"].split(";"):
@@ -182,6 +189,14 @@ class TaskStore:
         if params.get("responsible"):
             wanted = {as_int(v) for v in params["responsible"].replace(";", ",").split(",")}
             tasks = [t for t in tasks if t.responsible.user_id in wanted]
+        sort_by = params.get("sort_by") or "rank"
+        if sort_by not in ("rank", "created_on", "completed_on"):
+            raise PodioError(400, f"Invalid sort_by {sort_by!r}: rank, created_on or "
+                                  "completed_on")
+        if sort_by != "rank":
+            never = datetime.min  # a task not completed sorts first (ascending)
+            tasks.sort(key=lambda t: (getattr(t, sort_by) or never, t.task_id),
+                       reverse=(params.get("sort_desc") or "").lower() in ("1", "true"))
         limit, offset = as_int(params.get("limit") or 100), as_int(params.get("offset") or 0)
         if limit < 1 or limit > MAX_TASK_LIST_LIMIT or offset < 0:
             raise PodioError(400, f"limit must be 1..{MAX_TASK_LIST_LIMIT}, offset >= 0")
