@@ -35,7 +35,7 @@ def _dashboard(env: Env) -> dict[str, Any]:
                              "reglas")
         session = store_session(env, "tablero_kpis")
         config = kpis.load_config(env.config_dir)
-        built = tables.build(session, config, env.now)
+        built = tables.build_and_keep(session, config, env.now)
         env.memo[key] = {"huella": tables.fingerprint(built),
                          "publicada": last_published(session),
                          "pestanas": len(built), "filas": sum(len(t.rows) for t in built)}

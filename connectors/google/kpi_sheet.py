@@ -43,15 +43,17 @@ def spreadsheet_id(settings: Settings) -> str:
 
 
 def publish(client: GoogleClient, session: Session, config: kpis.KpiConfig,
-            now: datetime) -> Published:
-    """Write every tab of the KPI spreadsheet from the model as of ``now``."""
+            now: datetime, *, fingerprint: str = "") -> Published:
+    """Write every tab of the KPI spreadsheet from the model as of ``now``; the tables
+    M3's condition just built are reused when ``fingerprint`` is theirs (``tables.kept``)."""
     sheet = spreadsheet_id(client.settings)
-    built = tables.build(session, config, now)
+    built = tables.kept(session, now, fingerprint) or tables.build(session, config, now)
     written = actions.write_tables(client, sheet, [(t.tab, t.header, t.rows) for t in built])
     return Published(sheet, tables.fingerprint(built), written)
 
 
-def publish_from_store(client: GoogleClient, settings: Settings, now: datetime) -> Published:
+def publish_from_store(client: GoogleClient, settings: Settings, now: datetime, *,
+                       fingerprint: str = "") -> Published:
     """``publish`` with its own store session (the rule action runs outside the cycle's),
     then remember where each tab is (``store.kpis.looker.remember``: the Looker Studio link
     of ``saeko-sync kpis --looker`` needs the tabs' ids)."""
@@ -59,7 +61,7 @@ def publish_from_store(client: GoogleClient, settings: Settings, now: datetime) 
     try:
         config = kpis.load_config(settings.config_dir, settings.rules_dir)
         with db.session() as session:
-            published = publish(client, session, config, now)
+            published = publish(client, session, config, now, fingerprint=fingerprint)
             looker.remember(session, published.spreadsheet_id,
                             {t["tab"]: t["sheet_id"] for t in published.tabs},
                             published.fingerprint, now)

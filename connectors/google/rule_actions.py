@@ -130,7 +130,8 @@ def _send_kpis(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
     moment = from_json(payload.get("ahora"))
     if not isinstance(moment, datetime):
         raise ValueError("sheets.kpis necesita «ahora» (una fecha y hora)")
-    published = kpi_sheet.publish_from_store(rt.client("google"), rt.settings, moment)
+    published = kpi_sheet.publish_from_store(rt.client("google"), rt.settings, moment,
+                                             fingerprint=str(payload.get("huella") or ""))
     return f"hoja de KPIs: {len(published.tabs)} pestañas, {published.rows} filas"
 
 

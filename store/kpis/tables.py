@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -172,6 +173,37 @@ def build(session: Session, config: KpiConfig, now: datetime) -> list[Table]:
     tables += [details.tickets(), details.answers(), details.accounts(), details.renewals(),
                _dictionary(config), _columns()]
     return tables
+
+
+# The tables M3's condition built last (rules/dashboard.py), for its action
+# (connectors/google/kpi_sheet.py) seconds later: at 2,000 clients one build takes about
+# 20 s. The action reuses them only for the same database and ``now`` and when their
+# fingerprint is the one the condition passed it (the action's «huella»), within
+# REUSE_SECONDS; anything else builds afresh.
+_kept: dict[str, tuple[float, tuple[str, str], str, list[Table]]] = {}
+REUSE_SECONDS = 300.0
+
+
+def build_and_keep(session: Session, config: KpiConfig, now: datetime) -> list[Table]:
+    """``build``, kept for the publication that may follow (``kept``)."""
+    built = build(session, config, now)
+    _kept["last"] = (time.monotonic(), _where(session, now), fingerprint(built), built)
+    return built
+
+
+def kept(session: Session, now: datetime, print_: str) -> list[Table] | None:
+    """The tables ``build_and_keep`` built for this database and ``now`` whose fingerprint
+    is ``print_``, if built in the last REUSE_SECONDS."""
+    hit = _kept.get("last")
+    if hit is None or not print_:
+        return None
+    at, where, built_print, built = hit
+    fresh = time.monotonic() - at <= REUSE_SECONDS
+    return built if fresh and where == _where(session, now) and built_print == print_ else None
+
+
+def _where(session: Session, now: datetime) -> tuple[str, str]:
+    return session.get_bind().engine.url.render_as_string(hide_password=False), now.isoformat()
 
 
 def fingerprint(tables: list[Table]) -> str:
