@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,12 +22,11 @@ from typing import Any
 from chaos_plan import ROOT, WORLD_CLIENTS, WORLD_NOW, WORLD_SEED
 from rich.console import Console
 
+from core.settings import copy_config as copy_shipped_config
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import build_world
 
 # Rules and config copied from config/ for every run (the shipped T1-T8 only).
-CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
-                "reuniones.yaml", "kpis.yaml")
 
 # --- bounds --------------------------------------------------------------------------------
 
@@ -84,14 +82,7 @@ def served_sandbox() -> Iterator[Sandbox]:
 def copy_config(folder: Path) -> Path:
     """config/ with every shipped automation (T1-T8, M2, M5…: config/rules/[tm]N-*.yaml;
     not the examples)."""
-    config = folder / "config"
-    (config / "rules").mkdir(parents=True, exist_ok=True)
-    for name in CONFIG_FILES:
-        shutil.copy(ROOT / "config" / name, config / name)
-    shutil.copytree(ROOT / "config" / "plantillas", config / "plantillas", dirs_exist_ok=True)
-    for rule in sorted((ROOT / "config" / "rules").glob("[tm][0-9]*-*.yaml")):
-        shutil.copy(rule, config / "rules" / rule.name)
-    return config
+    return copy_shipped_config(folder, "[tm][0-9]*-*.yaml", source=ROOT / "config")
 
 
 @dataclass

@@ -34,6 +34,25 @@ from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+
+def copy_config(folder: Path, *rules: str, source: Path | None = None) -> Path:
+    """A copy of the shipped ``config/`` as ``folder``/config: every settings file
+    (``config/*.yaml``), the templates, and the shipped rules matching the glob patterns
+    ``rules`` (none: an empty rules folder). Tests, benchmarks and the chaos suite run on
+    such copies."""
+    import shutil
+
+    source = source or PROJECT_ROOT / "config"
+    config = folder / "config"
+    (config / "rules").mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yaml")):
+        shutil.copy(path, config / path.name)
+    shutil.copytree(source / "plantillas", config / "plantillas", dirs_exist_ok=True)
+    for pattern in rules:
+        for rule in sorted((source / "rules").glob(pattern)):
+            shutil.copy(rule, config / "rules" / rule.name)
+    return config
+
 # PODIO_APP_<NAME>_ID / PODIO_APP_<NAME>_TOKEN of any app config/podio.yaml names.
 PODIO_APP_VARIABLE = re.compile(r"^podio_app_(?P<app>[a-z0-9_]+?)_(?P<part>id|token)$",
                                 re.IGNORECASE)

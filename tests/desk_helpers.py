@@ -5,7 +5,6 @@ scenario plays (``play_scenario``), with what it leaves behind (``state_of``).""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.clients import ActionRuntime
-from core.settings import PROJECT_ROOT, Settings, load_settings
+from core.settings import Settings, copy_config, load_settings
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from rules.engine import CycleReport, run_cycle
 from sandbox.server import Sandbox, SandboxServer
@@ -35,8 +34,6 @@ DEV = "agente-3"  # the person who resolves issues in Jira
 LEAD_USER = 1009  # agente-1, the desk lead named in t8's datos
 COO_USER = 1001
 # Copied with the shipped rules into each scenario's config folder.
-CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
-                "reuniones.yaml", "kpis.yaml")
 TICKETS = "tickets"
 
 
@@ -122,27 +119,15 @@ class Desk:
 
 def scenario_config(tmp: Path) -> Path:
     """A config folder with the shipped rules T1–T8 (and an empty ``no-rules`` beside it)."""
-    config = tmp / "config"
-    (config / "rules").mkdir(parents=True)
     (tmp / "no-rules").mkdir()
-    for name in CONFIG_FILES:
-        shutil.copy(PROJECT_ROOT / "config" / name, config / name)
-    shutil.copytree(PROJECT_ROOT / "config" / "plantillas", config / "plantillas")
-    for rule in sorted((PROJECT_ROOT / "config" / "rules").glob("t[1-8]-*.yaml")):
-        shutil.copy(rule, config / "rules" / rule.name)
-    return config
+    return copy_config(tmp, "t[1-8]-*.yaml")
 
 
 def rules_config(tmp: Path, *patterns: str) -> Path:
     """A scenario's config folder with only the shipped rules matching ``patterns``
     (``"m11-*.yaml"``, a file name…)."""
-    config = scenario_config(tmp)
-    for rule in (config / "rules").glob("*.yaml"):
-        rule.unlink()
-    for pattern in patterns:
-        for rule in sorted((PROJECT_ROOT / "config" / "rules").glob(pattern)):
-            shutil.copy(rule, config / "rules" / rule.name)
-    return config
+    (tmp / "no-rules").mkdir()
+    return copy_config(tmp, *patterns)
 
 
 @contextmanager

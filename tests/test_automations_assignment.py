@@ -6,7 +6,6 @@ the trace explaining the choice, and nothing new when the cycles run again."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,14 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, copy_config
 from rules import api
 from rules.assignment import AmState, choose_am, number, weight_of, weighted_loads
 from sandbox.server import Sandbox, SandboxServer
 from sandbox.world import World, build_world
 from store.models import ActionLedger, Client
 from tests.conftest import WORLD_NOW
-from tests.desk_helpers import CONFIG_FILES, COO_USER, Desk, open_desk, store, stores
+from tests.desk_helpers import COO_USER, Desk, open_desk, store, stores
 
 RULE = PROJECT_ROOT / "config" / "rules" / "m5-asignacion-am.yaml"
 RULE_ID = "m5-asignacion-am"
@@ -107,12 +106,7 @@ def _load_of(world: World, am_key: str) -> float:
 
 def _config(tmp: Path, world: World) -> Path:
     """The shipped config with only M5's rule; Tecate's AM has room for TECATE_ROOM."""
-    config = tmp / "config"
-    (config / "rules").mkdir(parents=True)
-    for name in CONFIG_FILES:
-        shutil.copy(PROJECT_ROOT / "config" / name, config / name)
-    shutil.copytree(PROJECT_ROOT / "config" / "plantillas", config / "plantillas")
-    shutil.copy(RULE, config / "rules" / RULE.name)
+    config = copy_config(tmp, RULE.name)
     staff = yaml.safe_load((config / "staff.yaml").read_text(encoding="utf-8"))
     for person in staff["staff"]:
         if person["key"] == "am-tecate":
