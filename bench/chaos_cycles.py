@@ -28,7 +28,7 @@ from sandbox.world import build_world
 
 # Rules and config copied from config/ for every run (the shipped T1-T8 only).
 CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
-                "reuniones.yaml", "kpis.yaml")
+                "reuniones.yaml", "kpis.yaml", "informes.yaml", "comisiones.yaml")
 
 # --- bounds --------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ LEAD_USER = 1009  # agente-1, the desk lead named in t8's datos
 COO_USER = 1001
 # Copied with the shipped rules into each scenario's config folder.
 CONFIG_FILES = ("calendar.yaml", "podio.yaml", "staff.yaml", "google.yaml", "salud.yaml",
-                "reuniones.yaml", "kpis.yaml")
+                "reuniones.yaml", "kpis.yaml", "informes.yaml", "comisiones.yaml")
 TICKETS = "tickets"
 
 
