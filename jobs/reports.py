@@ -88,3 +88,27 @@ def _send(settings: Settings, rendered: object, to: list[str], now: datetime,
         return rendered.tab
     finally:
         runtime.close()
+
+
+def demo_report(console: object, settings: Settings, moment: datetime) -> None:
+    """`make demo`: the reports the Monday cycle sent are in REPORTS_DIR; add the monthly
+    report and the commissions of the last whole month (their slot is the first business
+    day) and name every file, so a newcomer can open them."""
+    from zoneinfo import ZoneInfo
+
+    from rich.console import Console
+
+    import reports
+
+    assert isinstance(console, Console)
+    local = moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(settings.timezone))
+    month = reports.previous_period("mes", local.date()).label
+    for kind in (reports.MONTHLY, reports.COMMISSIONS):
+        reports.keep(settings, reports.make(settings, kind, month, now=moment))
+    folder = Path(settings.reports_dir)
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".html", ".pdf"))
+    console.rule("Informes (M10) y comisiones (M12)")
+    console.print(f"{len(files)} archivos en {folder} (ábrelos en el navegador o un visor "
+                  "de PDF):")
+    for path in files:
+        console.print(f"  {path}", soft_wrap=True, markup=False, highlight=False)
