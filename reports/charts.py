@@ -58,7 +58,7 @@ def _trend_alt(report: Report) -> str:
 
 
 def _trend(report: Report, targets: dict[str, float | None]) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=DPI)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=DPI)
     for color, (kpi, series) in zip(COLORS, report.trend.items(), strict=False):
         labels = [p for p, _v in series]
         points = [(i, v) for i, (_p, v) in enumerate(series) if v is not None]
@@ -72,14 +72,15 @@ def _trend(report: Report, targets: dict[str, float | None]) -> bytes:
     ax.set_ylim(0, 105)
     _percent_axis(ax)
     ax.set_title(f"Tendencia ({report.period_text})", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncol=len(report.trend), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
 
 def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]]) -> bytes:
     people = sorted({name for rows in bars.values() for name, _v in rows} | set(report.ams))
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(len(people), 2) * len(bars)),
+    fig, ax = plt.subplots(figsize=(6.4, 1.0 + 0.45 * max(len(people), 2) * len(bars)),
                            dpi=DPI)
     height = 0.8 / max(len(bars), 1)
     for i, (color, (kpi, rows)) in enumerate(zip(COLORS, bars.items(), strict=False)):
@@ -95,7 +96,8 @@ def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]]) -> by
     ax.set_xlim(0, 115)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.percent(v, 0)))
     ax.set_title(f"Por AM ({report.period_text})", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(bars),
+              frameon=False)
     return _png(fig)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import matplotlib
 from fpdf import FPDF
+from PIL import Image
 
 FONT = "DejaVu"
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -29,7 +30,8 @@ def _pdf() -> FPDF:
 
 
 def document(title: str, subtitle: str, sections: list[dict[str, Any]]) -> bytes:
-    """A PDF of ``sections``: each ``{"titulo", "tabla": (header, rows, widths)}``,
+    """A PDF of ``sections``: each ``{"titulo", "tabla": (header, rows, widths)}`` (a cell
+    may be ``(text, link)``),
     ``{"titulo", "imagen": png bytes}`` or ``{"titulo", "texto"}``; every cell is text
     already formatted for the reader."""
     pdf = _pdf()
@@ -40,6 +42,11 @@ def document(title: str, subtitle: str, sections: list[dict[str, Any]]) -> bytes
     pdf.multi_cell(PAGE_WIDTH_MM, 6, subtitle, new_x="LMARGIN", new_y="NEXT")
     for section in sections:
         pdf.ln(3)
+        if "imagen" in section:  # keep a chart with its heading on one page
+            with Image.open(io.BytesIO(section["imagen"])) as png:
+                height = PAGE_WIDTH_MM * png.height / png.width
+            if pdf.get_y() + 8 + height > pdf.h - pdf.b_margin:
+                pdf.add_page()
         pdf.set_font(FONT, "B", 12)
         pdf.cell(PAGE_WIDTH_MM, 8, section["titulo"], new_x="LMARGIN", new_y="NEXT")
         if "imagen" in section:
@@ -53,8 +60,14 @@ def document(title: str, subtitle: str, sections: list[dict[str, Any]]) -> bytes
             with pdf.table(col_widths=widths, text_align="LEFT", line_height=5,
                            headings_style=_bold()) as table:
                 table.row(header)
-                for row in rows:
-                    table.row(row)
+                for cells in rows:
+                    row = table.row()
+                    for cell in cells:
+                        # (text, link): a link the reader can tap (the account in Podio).
+                        if isinstance(cell, tuple):
+                            row.cell(cell[0], link=cell[1])
+                        else:
+                            row.cell(cell)
     return bytes(pdf.output())
 
 

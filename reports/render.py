@@ -97,8 +97,11 @@ def report(settings: Settings, rep: Report, targets: dict[str, float | None],
     drawn = charts.charts(rep, targets)
     tab = MONTHLY_TAB if rep.kind == MONTHLY else WEEKLY_TAB
     figures = [{"nombre": f.name, "valor": f.shown, "meta": f.target, "estado": f.status,
-                "n": fmt.number(f.n, 0), "definicion": f.definition} for f in rep.figures]
-    accounts = [{"nombre": a.name, "am": a.am, "banda": a.band, "salud": a.score,
+                "frente_a_meta": f"meta {f.target}: {f.status}" if f.target != fmt.EMPTY
+                else "", "n": fmt.number(f.n, 0), "definicion": f.definition}
+               for f in rep.figures]
+    accounts = [{"nombre": a.name, "am": a.am, "banda": a.band,
+                 "salud": f"salud {a.score} ({a.band})" if a.score != fmt.EMPTY else "",
                  "motivos": a.reasons, "enlace": a.link} for a in rep.accounts]
     info = {"titulo": rep.title, "periodo": rep.period_text.capitalize(),
             "audiencia": rep.audience, "tickets": fmt.number(rep.tickets, 0),
@@ -124,9 +127,9 @@ def report(settings: Settings, rep: Report, targets: dict[str, float | None],
     sections += [{"titulo": c.title, "imagen": c.png} for c in drawn]
     sections.append({"titulo": "Cuentas que necesitan atención", "tabla": (
         ["Cuenta", "AM", "Salud", "Motivos", "Podio"],
-        [[a["nombre"], a["am"], f"{a['salud']} ({a['banda']})", a["motivos"],
-          a["enlace"] or fmt.EMPTY] for a in accounts],
-        (35, 28, 24, 55, 38))} if accounts else
+        [[a["nombre"], a["am"], a["salud"] or fmt.EMPTY, a["motivos"],
+          ("abrir en Podio", a["enlace"]) if a["enlace"] else fmt.EMPTY] for a in accounts],
+        (40, 30, 30, 55, 25))} if accounts else
         {"titulo": "Cuentas que necesitan atención", "texto": "Ninguna esta vez."})
     document = pdf.document(rep.title, f"{info['periodo']} · {rep.audience} · generado el "
                             f"{info['generado']}", sections)
