@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.errors import ConfigError
 from core.settings import Settings
 from store.db import Database
-from store.models import Staff
+from store.models import ActionLedger, Staff
 
 WORDS = {"semanal": "semana", "mensual": "mes", "comisiones": "mes"}
 
@@ -65,29 +65,39 @@ def run(settings: Settings, word: str, *, am_email: str | None, period: str | No
 
 def _send(settings: Settings, rendered: object, to: list[str], now: datetime,
           write_tab: bool) -> str | None:
+    """The rules' own actions (found by role in the registry), at once: the email and, for a
+    team report, its tab; each recorded as a done row of the ledger (key ``report
+    --enviar:<informe>:<now>``), so every report sent is in one place. A request from a
+    person: each run is one email."""
     from connectors.clients import ActionRuntime
-    from connectors.google import actions
-    from connectors.google.kpi_sheet import spreadsheet_id
+    from reports import MAIL_ROLE, TAB_ROLE
     from reports.render import Rendered
+    from rules.actions import REGISTRY
+    from rules.actions.base import to_json
 
     assert isinstance(rendered, Rendered)
     if not to:
         raise ConfigError("no hay a quién enviarlo: config/staff.yaml no tiene una COO activa")
+    payload = {"kind": rendered.kind, "period": rendered.period, "am": rendered.am_key,
+               "now": to_json(now),
+               "to": to, "cc": []}
+    roles = [MAIL_ROLE] + ([TAB_ROLE] if write_tab else [])
     runtime = ActionRuntime(settings)
+    db = Database(settings.database_url)
     try:
-        client = runtime.client("google")
-        # A request from a person: each run is one email (the marker names this run).
-        actions.send_email(client, to=to, subject=rendered.subject, text=rendered.text,
-                           html=rendered.html, marker=f"cli-informe:{rendered.slug}:"
-                           f"{now.isoformat()}", images=rendered.images,
-                           attachments=[(rendered.pdf_name, "application/pdf", rendered.pdf)])
-        if not write_tab:
-            return None
-        actions.write_table(client, spreadsheet_id(settings), rendered.tab, rendered.header,
-                            rendered.rows)
-        return rendered.tab
+        for role in roles:
+            action = next(a for a in REGISTRY.values() if a.role == role)
+            key = f"report --enviar:{rendered.slug}:{role}:{now.isoformat()}"
+            ref = action.send(runtime, payload, key)
+            with db.session() as session:
+                session.add(ActionLedger(
+                    idempotency_key=key, rule_id=None, action=action.name,
+                    target=",".join(to), payload={"args": payload}, status="done",
+                    attempts=1, external_ref=ref[:200], created_at=now, updated_at=now))
+        return rendered.tab if write_tab else None
     finally:
         runtime.close()
+        db.dispose()
 
 
 def demo_report(console: object, settings: Settings, moment: datetime) -> None:

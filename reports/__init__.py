@@ -16,6 +16,8 @@ HTML with inline charts), the PDF and the sheet rows; the rule actions ``gmail.i
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -24,14 +26,25 @@ from reports import build as build_mod
 from reports import commissions
 from reports.build import KINDS, MONTHLY, parse_period, previous_period
 from reports.config import load_commissions, load_reports
-from reports.render import Rendered, keep
 from store import kpis
 from store.db import Database
 
-COMMISSIONS = "comisiones"
+if TYPE_CHECKING:  # reports.render imports matplotlib: only when a report is made
+    from reports.render import Rendered
 
-__all__ = ["COMMISSIONS", "KINDS", "MONTHLY", "Rendered", "keep", "make", "make_commissions",
-           "make_in", "parse_period", "previous_period"]
+COMMISSIONS = "comisiones"
+# What ``saeko-sync report --enviar`` finds the rule actions by (``ActionType.role``).
+MAIL_ROLE, TAB_ROLE = "informe_correo", "informe_pestana"
+
+__all__ = ["COMMISSIONS", "KINDS", "MAIL_ROLE", "MONTHLY", "TAB_ROLE", "Rendered", "keep",
+           "make", "make_commissions", "make_in", "parse_period", "previous_period"]
+
+
+def keep(settings: Settings, rendered: Rendered) -> tuple[Path, Path]:
+    """Write the report's HTML and PDF under ``REPORTS_DIR/<periodo>/``."""
+    from reports import render
+
+    return render.keep(settings, rendered)
 
 
 def make_in(session: Session, settings: Settings, kind: str, period: str, *,

@@ -60,6 +60,8 @@ class Rendered:
     tab: str
     header: list[str]
     rows: list[list[Any]]
+    kind: str = ""                 # semanal-equipo, semanal-am, mensual, comisiones
+    am_key: str | None = None
 
     @property
     def pdf_name(self) -> str:
@@ -142,7 +144,7 @@ def report(settings: Settings, rep: Report, targets: dict[str, float | None],
         f" · {rep.audience}" if rep.am_key else "")
     return Rendered(rep.slug, rep.period.label, subject, mail["txt"], mail["html"],
                     kept["html"], [(f"{c.cid}@{CID_DOMAIN}", c.png) for c in drawn],
-                    document, tab, header, rows)
+                    document, tab, header, rows, rep.kind, rep.am_key)
 
 
 # --- M12 ---------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def commissions_report(settings: Settings, config: CommissionsConfig, month: Per
              ln.amount, ln.currency, ln.rate, ln.commission] for a in shown for ln in a.lines]
     subject = f"Comisiones de {info['periodo']}: {who} ({info['total']})"
     return Rendered(slug, month.label, subject, parts["txt"], parts["html"], parts["html"], [],
-                    document, COMMISSIONS_TAB, header, rows)
+                    document, COMMISSIONS_TAB, header, rows, "comisiones", am_key)
 
 
 # --- files -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.clients import ActionRuntime
+from reports import MAIL_ROLE, TAB_ROLE
 from rules.actions.base import (
     DATE,
     PEOPLE,
@@ -147,9 +148,9 @@ ACTIONS: list[ActionType] = [
                "correo HTML con las gráficas dentro y el PDF adjunto; lo guarda también en "
                "REPORTS_DIR.",
                {**_REPORT_PARAMS, "para": Param(PEOPLE, required=True), "cc": Param(PEOPLE)},
-               _prepare_mail, _send_mail, _find_mail, check=_check),
+               _prepare_mail, _send_mail, _find_mail, check=_check, role=MAIL_ROLE),
     # Rewriting a tab is idempotent (same data, same cells): nothing to look up.
     ActionType("sheets.informe", "Escribe un informe (M10) o las comisiones (M12) en su "
                "pestaña de la hoja de KPIs.", dict(_REPORT_PARAMS),
-               _prepare_tab, _send_tab, None, check=_check),
+               _prepare_tab, _send_tab, None, check=_check, role=TAB_ROLE),
 ]
