@@ -238,3 +238,29 @@ def test_the_period_a_scheduled_report_covers() -> None:
     assert previous(env, date(2027, 1, 4), "semana") == "2026-S53"
     assert previous(env, datetime(2026, 12, 1, 17, 0), "mes") == "2026-11"
     assert previous(env, date(2027, 1, 4), "mes") == "2026-12"
+
+
+def test_a_broken_report_template_is_reported_with_its_file_and_line(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.test_cli import run_cli
+
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    (tmp_path / ".env").write_text(f"CONFIG_DIR={config}\n")
+    template = config / "plantillas" / "m10-informe.html"
+    rows = template.read_text().splitlines()
+    rows[1] = "<h2>{{ informe.titlo }}</h2>"
+    template.write_text("\n".join(rows) + "\n")
+    result = run_cli(["rules", "validate"], tmp_path)
+    assert result.returncode == 1
+    problems = [r for r in result.stdout.splitlines() if r.startswith("config/")]
+    assert problems and all(
+        'config/plantillas/m10-informe.html:2: "informe" no tiene "titlo"' in p
+        for p in problems), problems
+    assert {p.split(":")[0] for p in problems} == {
+        "config/rules/m10-reporte-semanal-am.yaml", "config/rules/m10-reporte-semanal-equipo.yaml",
+        "config/rules/m10-reporte-mensual.yaml"}
+    listed = run_cli(["plantillas", "lista"], PROJECT_ROOT)
+    assert "m12-comisiones (m12-comisiones.html, m12-comisiones.txt) — usada por: " \
+           "m12-comisiones" in listed.stdout

@@ -110,6 +110,11 @@ def _send_tab(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
     return f"pestaña {rendered.tab} ({len(rendered.rows)} filas)"
 
 
+def _templates(literals: dict[str, Any]) -> list[str]:
+    name = TEMPLATE_OF.get(str(literals.get("informe")))
+    return [name] if name else []
+
+
 def _check(args: dict[str, Any], ctx: CheckContext) -> None:
     """At load (``rules validate``): the report exists and its template is right."""
     arg = args.get("informe")
@@ -148,7 +153,8 @@ ACTIONS: list[ActionType] = [
                "correo HTML con las gráficas dentro y el PDF adjunto; lo guarda también en "
                "REPORTS_DIR.",
                {**_REPORT_PARAMS, "para": Param(PEOPLE, required=True), "cc": Param(PEOPLE)},
-               _prepare_mail, _send_mail, _find_mail, check=_check, role=MAIL_ROLE),
+               _prepare_mail, _send_mail, _find_mail, check=_check, role=MAIL_ROLE,
+               templates=_templates),
     # Rewriting a tab is idempotent (same data, same cells): nothing to look up.
     ActionType("sheets.informe", "Escribe un informe (M10) o las comisiones (M12) en su "
                "pestaña de la hoja de KPIs.", dict(_REPORT_PARAMS),
