@@ -11,7 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib import pyplot as plt  # noqa: E402
+# The object API (Figure, not pyplot): no global figure state, so a report drawn in the
+# service's rule thread does not share anything with another one.
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -58,7 +59,8 @@ def _trend_alt(report: Report) -> str:
 
 
 def _trend(report: Report, targets: dict[str, float | None]) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=DPI)
+    fig = Figure(figsize=(6.4, 3.4), dpi=DPI)
+    ax = fig.subplots()
     for color, (kpi, series) in zip(COLORS, report.trend.items(), strict=False):
         labels = [p for p, _v in series]
         points = [(i, v) for i, (_p, v) in enumerate(series) if v is not None]
@@ -80,8 +82,8 @@ def _trend(report: Report, targets: dict[str, float | None]) -> bytes:
 
 def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]]) -> bytes:
     people = sorted({name for rows in bars.values() for name, _v in rows} | set(report.ams))
-    fig, ax = plt.subplots(figsize=(6.4, 1.0 + 0.45 * max(len(people), 2) * len(bars)),
-                           dpi=DPI)
+    fig = Figure(figsize=(6.4, 1.0 + 0.45 * max(len(people), 2) * len(bars)), dpi=DPI)
+    ax = fig.subplots()
     height = 0.8 / max(len(bars), 1)
     for i, (color, (kpi, rows)) in enumerate(zip(COLORS, bars.items(), strict=False)):
         found = dict(rows)
@@ -105,5 +107,4 @@ def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
