@@ -24,7 +24,7 @@ from rules.calendar import BusinessCalendar
 from rules.functions import FUNCTIONS, Env
 from sandbox.world import podio_item_id
 from store.models import ActionLedger
-from tests.desk_helpers import Desk, account_desk
+from tests.desk_helpers import Desk, account_desk, stores
 
 EDITOR = "coo@saeko.test"
 COO = "coo@saeko.test"
@@ -38,8 +38,18 @@ MONTHLY, COMMISSIONS = "Informe mensual de postventa", "Comisiones de noviembre 
 RAW = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\bnan\b|\{'|'\}|Decimal\(|datetime\.")
 
 
+@pytest.fixture(params=stores())
+def office(request: pytest.FixtureRequest, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+    """The sandbox and a store (SQLite, and PostgreSQL when reachable) switched on with the
+    shipped M10 and M12 rules only; reports kept under the test's folder."""
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "informes"))
+    with account_desk(tmp_path, "m10-*.yaml", "m12-*.yaml", kind=request.param) as desk:
+        yield desk
+
+
 @pytest.fixture
-def office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+def sqlite_office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "informes"))
     with account_desk(tmp_path, "m10-*.yaml", "m12-*.yaml") as desk:
         yield desk
@@ -203,10 +213,10 @@ def test_weekly_and_monthly_reports_and_commissions(office: Desk, tmp_path: Path
     assert len(_report_mails(desk)) == count
 
 
-def test_a_lost_gmail_answer_still_sends_each_report_once(office: Desk) -> None:
+def test_a_lost_gmail_answer_still_sends_each_report_once(sqlite_office: Desk) -> None:
     """Gmail sends the report but the answer is lost (and then it fails for a while): the
     next cycles find it by its reference instead of sending it again."""
-    desk = office
+    desk = sqlite_office
     desk.at("2026-11-23 08:05")
     lost = desk.sandbox.faults.add(kind="drop_after", tool="google",
                                    path="/gmail/v1/users/[^/]+/messages/send", method="POST",
