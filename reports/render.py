@@ -122,7 +122,7 @@ def report(settings: Settings, rep: Report, targets: dict[str, float | None],
     mail = _render(settings, REPORT_TEMPLATE, with_src(cid), rep.generated)
     kept = _render(settings, REPORT_TEMPLATE, with_src(data), rep.generated)
     sections: list[dict[str, Any]] = [{"titulo": "Indicadores", "tabla": (
-        ["Indicador", "Cifra", "Meta", "Estado", "Sobre"],
+        ["Indicador", "Cifra", "Meta", "Estado", "Base (n)"],
         [[f["nombre"], f["valor"], f["meta"], f["estado"], f["n"]] for f in figures],
         (70, 30, 30, 25, 25))},
         {"titulo": "Tickets", "texto": f"Tickets recibidos en el periodo: {info['tickets']}"}]
