@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy core store connectors rules jobs sandbox saeko_sync.py
+	$(BIN)/mypy core store connectors rules jobs sandbox reports saeko_sync.py
 
 # The status page rendered by headless Chromium (Debian's package) -> docs/status-page.png
 screenshot: install

@@ -377,6 +377,42 @@ def kpis(
         raise typer.Exit(2) from exc
 
 
+@app.command()
+def report(
+    informe: Annotated[str, typer.Argument(help="semanal | mensual | comisiones")],
+    am: Annotated[str | None, typer.Option("--am", help="Email del AM (semanal de un AM, o "
+                                                        "sus comisiones)")] = None,
+    periodo: Annotated[str | None, typer.Option(
+        help="2026-S48 (semana) o 2026-11 (mes); por omisión el último completo")] = None,
+    enviar: Annotated[bool, typer.Option("--enviar", help="Envíalo ahora por correo (y "
+                                                          "escribe su pestaña)")] = False,
+) -> None:
+    """Un informe de M10 (o las comisiones de M12) ahora: lo guarda en REPORTS_DIR (HTML y
+    PDF) y dice dónde; con --enviar también lo envía (docs/informes.md)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from jobs import reports as reports_job
+
+    settings = _settings()
+    now = settings.rules_frozen_now or datetime.now(UTC).replace(tzinfo=None)
+    local = now.replace(tzinfo=UTC).astimezone(ZoneInfo(settings.timezone))
+    try:
+        done = reports_job.run(settings, informe, am_email=am, period=periodo, send=enviar,
+                               now=now, today_local=local)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"Informe {done.kind} {done.period}:")
+    for path in done.files:
+        console.print(f"  {path}", soft_wrap=True, markup=False, highlight=False)
+    if done.sent_to:
+        console.print(f"Enviado a {', '.join(done.sent_to)}"
+                      + (f"; pestaña «{done.tab}» escrita." if done.tab else "."))
+    elif not enviar:
+        console.print("No se envió (usa --enviar para enviarlo por correo).")
+
+
 def settings_today(settings: Settings) -> Any:
     """Today in the deployment's time zone, as the rules see it (RULES_FROZEN_NOW too)."""
     from datetime import UTC, datetime

@@ -217,6 +217,10 @@ class Settings(BaseSettings):
     # instead of the wall clock, so a replayed day gives the same «ahora»/«hoy» every time.
     rules_frozen_now: datetime | None = None
 
+    # --- reports (M10, M12; docs/informes.md) ---
+    # Where each report is kept as files (HTML and PDF), one folder per kind and period.
+    reports_dir: Path = PROJECT_ROOT / "var" / "informes"
+
     @classmethod
     def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

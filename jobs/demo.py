@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from connectors.clients import ActionRuntime
 from core.settings import Settings, load_settings
 from jobs import kpis as kpis_job
+from jobs import reports as reports_job
 from jobs.console import RichProgress, progress_bars, sync_table, write_env_file
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.demo_accounts import (
@@ -84,13 +86,15 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
     db_file = folder / "saeko-demo.db"
     for stale in folder.glob("saeko-demo.db*"):
         stale.unlink()
+    shutil.rmtree(folder / "informes", ignore_errors=True)  # the reports of an earlier run
     box = Sandbox(clients=clients, seed=seed)
     server = SandboxServer(box).start()
     try:
         env = box.env()
         write_env_file(folder / "demo.env", env)
         settings = load_settings(**{k.lower(): v for k, v in env.items()},
-                                 database_url=f"sqlite:///{db_file}")
+                                 database_url=f"sqlite:///{db_file}",
+                                 reports_dir=folder / "informes")
         db = Database(settings.database_url)
         db.upgrade()
         console.rule("[bold]saeko-sync demo")
@@ -143,6 +147,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         kpis_job.demo_report(console, settings, db, runtime, server.url)  # M3
         monday = _run_schedules(console, settings, db, runtime, server.url)
         run_surveys(console, settings, db, runtime, simulator, monday)  # M4
+        reports_job.demo_report(console, settings, monday)  # M10, M12
         _print_model(console, settings, db)
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
@@ -165,7 +170,9 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
 EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
                  "podio.comentario": "comentarios", "jira.crear": "incidencias creadas",
                  "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos",
-                 "calendario.reunion": "reuniones en Calendar (M8)"}
+                 "calendario.reunion": "reuniones en Calendar (M8)",
+                 "gmail.informe": "informes por correo (M10/M12)",
+                 "sheets.informe": "pestañas de informes"}
 SHOWN_REFS = 4  # ids listed per automation; the rest are counted
 SCHEDULE_TRIGGERS = ("programa:", "cada:")  # how a schedule trigger describes itself
 

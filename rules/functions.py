@@ -158,6 +158,21 @@ def _period(env: Env, value: Any, unit: Any) -> str | None:
     raise ValueError(f"periodo {unit!r} desconocido: usa 'dia', 'semana', 'mes' o 'trimestre'")
 
 
+@function("periodo_anterior", 2, 2,
+          "el periodo entero anterior al de una fecha, como texto: lo que cubre un informe "
+          "programado (M10, M12); periodo_anterior(disparador.momento, 'semana') el lunes "
+          "30/11/2026 da 2026-S48, 'mes' el 01/12/2026 da 2026-11")
+def _previous_period(env: Env, value: Any, unit: Any) -> str | None:
+    if not isinstance(value, date):
+        return None
+    day = local_day(env, value)
+    if unit == "semana":
+        return _period(env, day - timedelta(days=day.weekday() + 1), unit)
+    if unit == "mes":
+        return _period(env, day.replace(day=1) - timedelta(days=1), unit)
+    raise ValueError(f"periodo {unit!r} desconocido: usa 'semana' o 'mes'")
+
+
 @function("horas_desde", 1, 1, "horas de reloj transcurridas desde un instante")
 def _hours_since(env: Env, value: Any) -> float | None:
     instant = _instant(value)

@@ -73,6 +73,9 @@ def template_uses(ruleset: RuleSet) -> dict[str, list[tuple[Rule, ActionSpec]]]:
             for arg in spec.args.values():
                 if arg.kind == TEMPLATE_FILE and isinstance(arg.literal, str):
                     uses.setdefault(arg.literal, []).append((rule, spec))
+            if spec.type.templates is not None:
+                for name in spec.type.templates({k: a.literal for k, a in spec.args.items()}):
+                    uses.setdefault(name, []).append((rule, spec))
     return uses
 
 
@@ -195,6 +198,10 @@ def preview(settings: Settings, db: Database, name: str, entity: str | None, *,
         raise ValueError(f"la regla «{rule_id}» no usa la plantilla «{name}»; la usan: "
                          + ", ".join(sorted({r.id for r, _s in uses[name]})))
     rule, spec = pairs[0]
+    if spec.type.templates is not None:
+        raise ValueError(f"«{name}» es la plantilla de un informe ({spec.type.name}): "
+                         "pruébalo con `saeko-sync report` (sin --enviar solo escribe los "
+                         "archivos)")
     with db.sessions() as session:
         engine = CycleEngine(session, config, ruleset, None, now, CycleReport(started_at=now),
                              dry_run=True)

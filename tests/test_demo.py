@@ -58,6 +58,14 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
 
     scheduled = _rows(monday)
     assert scheduled["M2"] > 0, monday
+    # M10/M12: the Monday's weekly reports, the monthly report and the commissions as files.
+    assert "Informes (M10) y comisiones (M12)" in monday
+    kept = sorted(p.name for p in (tmp_path / "informes").rglob("*.pdf"))
+    assert any(n.startswith("semanal-equipo-") for n in kept), kept
+    assert any(n.startswith("mensual-") for n in kept) and any(
+        n.startswith("comisiones-") for n in kept), kept
+    for name in kept:
+        assert name in monday
     for prefix in ("M11", "M13"):
         if _shipped(prefix.lower()):
             assert scheduled[prefix] > 0, monday

@@ -161,10 +161,15 @@ def _addresses(value: str | Iterable[str] | None) -> list[str]:
 
 
 def send_email(client: GoogleClient, *, to: str | Sequence[str], subject: str,
-               html: str | None, text: str, marker: str, cc: str | Sequence[str] | None = None
-               ) -> str:
+               html: str | None, text: str, marker: str, cc: str | Sequence[str] | None = None,
+               images: Sequence[tuple[str, bytes]] = (),
+               attachments: Sequence[tuple[str, str, bytes]] = ()) -> str:
     """Send one email as GOOGLE_DELEGATED_USER; returns the Gmail message id. Its body ends
-    with the marker's reference word (``find_email_by_marker`` finds it)."""
+    with the marker's reference word (``find_email_by_marker`` finds it).
+
+    ``images`` are (Content-ID, PNG) pairs shown inside the HTML (``<img src="cid:ID">``):
+    the HTML part becomes multipart/related with them. ``attachments`` are (file name, MIME
+    type, bytes); with any, the message is multipart/mixed (RFC 2046, 2387)."""
     sender = client.settings.google_delegated_user
     recipients = _addresses(to)
     if not recipients:
@@ -182,6 +187,15 @@ def send_email(client: GoogleClient, *, to: str | Sequence[str], subject: str,
     if html:
         message.add_alternative(f'{html}\n<p style="color:#999;font-size:11px">Ref. {word}</p>',
                                 subtype="html")
+        if images:
+            html_part = message.get_payload()[-1]  # type: ignore[index]
+            assert isinstance(html_part, EmailMessage)
+            for cid, png in images:
+                html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline",
+                                      filename=f"{cid.split('@')[0]}.png")
+    for filename, mime, data in attachments:
+        maintype, _, subtype = mime.partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     raw = base64.urlsafe_b64encode(message.as_bytes()).decode()
     messages = client.service("gmail").users().messages()
     sent = client.execute(messages.send(userId="me", body={"raw": raw}), use="gmail",

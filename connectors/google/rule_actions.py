@@ -163,3 +163,8 @@ ACTIONS = [
 from connectors.google.meeting_actions import ACTIONS as _MEETING_ACTIONS  # noqa: E402
 
 ACTIONS += _MEETING_ACTIONS
+
+# M10/M12: gmail.informe, sheets.informe (connectors/google/report_actions.py).
+from connectors.google.report_actions import ACTIONS as _REPORT_ACTIONS  # noqa: E402
+
+ACTIONS += _REPORT_ACTIONS

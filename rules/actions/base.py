@@ -103,6 +103,10 @@ class ActionType:
     # What a caller outside a rule looks the action up by, instead of by its name (e.g.
     # "tablero_kpis": ``saeko-sync kpis --publicar`` runs M3's publication).
     role: str | None = None
+    # The templates of config/plantillas/ the action sends that are not a «plantilla»
+    # argument, from its literal arguments (M10's reports: the report's template), so that
+    # M9's list names the rules using them.
+    templates: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property
     def tool(self) -> str:

@@ -325,6 +325,19 @@ class GoogleTool:
             cell = sheet.cells.get(row, {}).get(col)
             return cell.fmt if cell else None
 
+    def message_part(self, message_id: str, name: str) -> bytes:
+        """The decoded bytes of a sent message's part by file name or Content-ID (an
+        attachment, an inline image), as a mail client would save it."""
+        with self.lock:
+            stored = next(m for m in self._all_messages() if m["id"] == message_id)
+            for part in stored["message"].walk():
+                cid = str(part.get("Content-ID", "")).strip("<>")
+                if name in (part.get_filename(), cid):
+                    payload = part.get_payload(decode=True)
+                    assert isinstance(payload, bytes)
+                    return payload
+        raise KeyError(f"the message {message_id} has no part {name!r}")
+
     def sent_messages(self) -> list[dict[str, Any]]:
         """Every message sent through Gmail, oldest first."""
         with self.lock:
@@ -379,7 +392,8 @@ class GoogleTool:
                 "cc": stored["cc"], "bcc": stored["bcc"], "html": stored["html"],
                 "text": stored["text"], "message_id": stored["message_id"],
                 "headers": {k: str(v) for k, v in stored["message"].items()},
-                "sent_at": stored["sent_at"].isoformat()}
+                "sent_at": stored["sent_at"].isoformat(),
+                "parts": _parts(stored["message"])}
 
     # --- inspection routes ---------------------------------------------------------
 
@@ -419,3 +433,18 @@ class GoogleTool:
         self.expire_tokens()
         return JSONResponse({"ok": True})
 
+
+
+def _parts(message: Any) -> list[dict[str, Any]]:
+    """Every MIME part of a message in order (multipart containers too): type, disposition,
+    file name, Content-ID and decoded size — what a mail client shows as the body, the
+    inline images and the attachments."""
+    out = []
+    for part in message.walk():
+        payload = None if part.is_multipart() else part.get_payload(decode=True)
+        out.append({"mimeType": part.get_content_type(),
+                    "disposition": part.get_content_disposition(),
+                    "filename": part.get_filename(),
+                    "contentId": str(part.get("Content-ID", "")).strip("<>") or None,
+                    "size": len(payload) if isinstance(payload, bytes) else 0})
+    return out
