@@ -471,7 +471,7 @@ def sandbox(
         google: Any = box.tools["google"]
         google.key_dir = Path("var/sandbox").resolve()
     env = box.env()
-    console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary()}")
+    console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary_text()}")
     for tool in box.tools:
         console.print(f"  {tool:6} {box.url(tool)}")
     console.print(f"  inspección {server.url}/_sandbox/ (docs/sandbox.md)")
@@ -496,13 +496,16 @@ def demo(
         help="Al final corre el servicio con personal simulado (página de estado en vivo)")]
     = False,
     port: Annotated[int, typer.Option(help="Puerto del servicio con --serve")] = 8080,
+    reloj_real: Annotated[bool, typer.Option(
+        "--reloj-real", help="El mundo y las reglas a la hora actual (por omisión, un reloj "
+        "fijo: misma semilla, mismo demo)")] = False,
 ) -> None:
     """Demo completo: sandbox + SQLite, un ciclo entero, y qué pasó."""
     from jobs.demo import run_demo
 
     configure_logging("WARNING", "console")
     run_demo(console, err_console, clients=clients, seed=seed, folder=folder, keep=keep,
-             serve=serve, port=port)
+             serve=serve, port=port, real_clock=reloj_real)
 
 
 def _safe_url(url: str) -> str:
