@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from rules.actions.base import from_json
 from rules.expr import Compiled, EvalError
 from rules.ledger import STATUS_ES
 
@@ -113,7 +114,12 @@ def format_arguments(payload: dict[str, Any], indent: str) -> list[str]:
             lines.append(f"{indent}{name}: {len(str(value))} caracteres (saeko-sync plantillas "
                          "prueba NOMBRE --html archivo.html para verlo)")
             continue
-        if isinstance(value, dict):
+        value = from_json(value)
+        if isinstance(value, datetime):
+            text = f"{value:%d/%m/%Y %H:%M} UTC"
+        elif isinstance(value, date):
+            text = f"{value:%d/%m/%Y}"
+        elif isinstance(value, dict):
             text = "; ".join(f"{k} = {_show(v)}" for k, v in value.items())
         elif isinstance(value, list):
             text = ", ".join(str(v) for v in value)
