@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -86,6 +86,7 @@ ACTIVITY_LABELS = {
 # instant (naive UTC; a Wednesday, 10:00 in Tijuana) so that a seed gives the same demo on
 # every run; `--reloj-real` anchors them at the current hour instead.
 DEMO_START = datetime(2026, 11, 18, 18, 0)
+HINTS_LATER = timedelta(hours=1)  # the rules' clock the pasted commands use: that morning
 
 
 def _staged(kind: str, count: int, labels: dict[str, tuple[str, str]] = STAGED_LABELS
@@ -187,7 +188,7 @@ def _run(console: Console, box: Sandbox, *, seed: int, folder: Path, db_file: Pa
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
         console.print(f"• Ajustes del sandbox: {folder / 'demo.env'}")
-        _print_hints(console, db, db_file)
+        _print_hints(console, db, db_file, real_clock)
         if serve:
             _serve_with_activity(console, settings, db, box, port)
         elif keep:
@@ -345,7 +346,7 @@ def _print_model(console: Console, settings: Settings, db: Database) -> None:
         console.print(sample)
 
 
-def _print_hints(console: Console, db: Database, db_file: Path) -> None:
+def _print_hints(console: Console, db: Database, db_file: Path, real_clock: bool) -> None:
     """Commands to paste that read the demo's own store (not the .env's): the traces of a
     ticket an automation wrote on, by the Podio item id shown above, and its dry-run."""
     rule, item = "t1-acuse-recibo", "ITEM"
@@ -356,9 +357,11 @@ def _print_hints(console: Console, db: Database, db_file: Path) -> None:
             ticket = s.get(Ticket, int(str(done.target).split(":", 1)[1]))
             if ticket is not None:
                 rule, item = str(done.rule_id), ticket.source_id
-    prefix = f"DATABASE_URL=sqlite:///{db_file.resolve()} saeko-sync"
-    console.print("• Trazas y simulaciones de este demo (su base, no la de .env); pégalas tal "
-                  "cual:", soft_wrap=True)
+    clock = "" if real_clock else f"RULES_FROZEN_NOW={DEMO_START + HINTS_LATER:%Y-%m-%dT%H:%M} "
+    prefix = f"DATABASE_URL=sqlite:///{db_file.resolve()} {clock}saeko-sync"
+    console.print("• Trazas y simulaciones de este demo (su base, no la de .env" +
+                  ("" if real_clock else "; y el reloj del demo") + "); pégalas tal cual:",
+                  soft_wrap=True)
     for command in (f"rules trace {rule} --entity {item}", f"rules dry-run {rule} --entity "
                     f"{item}", "rules dry-run", "rules list"):
         console.print(f"    {prefix} {command}", soft_wrap=True, markup=False,
