@@ -8,8 +8,10 @@ data in the store. Nothing is written: one session, rolled back, and no tool is 
   its records as if its trigger fired now, so that an admin sees which would match and why
   the others would not.
 - A backtest (``--desde``): the change events seen since that date and every slot of the
-  rule's schedules since then, evaluated with the rule as edited now, each at its own time
-  (against today's data: the store keeps no past versions of a record).
+  rule's schedules since then, evaluated with the rule as edited now, each at its own time.
+  An event is evaluated on the record as that change left it (the later changes' old
+  values and the empty fields our automations filled since are undone); a schedule slot
+  on today's records (the store keeps no past versions of the other records).
 
 Each action shows its rendered effect (fields, task text, due date, email subject and
 body); an effect the ledger already has is shown as done, with what the rule as it is now
@@ -42,7 +44,7 @@ from rules.spec import Rule
 from rules.timed import States
 from rules.traces import format_simulated
 from store.db import Database, utcnow
-from store.models import ChangeEvent
+from store.models import ActionLedger, ChangeEvent
 
 SHOWN_MATCHES = 5  # records shown in full per rule (with each effect); the rest are counted
 MAX_SLOTS = 500  # schedule slots a backtest replays per trigger (cada: 5m over a year is more)
@@ -244,16 +246,27 @@ class _Simulation:
                 func.coalesce(ChangeEvent.changed_at, ChangeEvent.seen_at) >= since,
                 ChangeEvent.entity.in_((*ENTITIES[rule.entity].events, rule.entity)))
                 .order_by(ChangeEvent.id)))
+            past = _History(self.s, rule.entity, events, since)
             fired = 0
             for moment, batch in groupby(events, key=_minute):
                 engine = self.engine(max(moment + timedelta(minutes=1), since))
                 cands = EventCandidates(engine).event_candidates(rule, list(batch), {}, {})
                 fired += len(cands)
+                records = engine.ex.load(rule, [c.entity_id for c in cands
+                                                if c.entity_id is not None],
+                                         include_deleted=True)
+                for cand in cands:  # each on the record as that change left it
+                    record = records.get(cand.entity_id or 0)
+                    if record is not None:
+                        event_id = int(cand.trigger["evento"])
+                        engine.ex.evaluate(rule, [cand], {record["id"]: past.as_of(
+                            record, event_id, moment)})
                 if cands:
-                    engine.ex.evaluate(rule, cands)
                     self._collect(engine, rule, preview)
             parts.append(f"{len(events)} cambios de {ENTITIES[rule.entity].plural} desde "
-                         f"entonces, {fired} activan su disparador")
+                         f"entonces, {fired} activan su disparador; cada uno se evalúa con el "
+                         "registro como lo dejó ese cambio (se deshacen los cambios "
+                         "posteriores y los campos vacíos que llenaron las automatizaciones)")
         for trigger in rule.schedule_triggers:
             slots = _slots(trigger.schedule, since, now)
             for slot in slots:
@@ -281,6 +294,53 @@ class _Simulation:
         preview.how = "; ".join(parts)
 
 
+class _History:
+    """Records as they were right after a change: the later change events' old values, and
+    the empty fields saeko-sync filled since (``solo_vacios``: they were empty), undone.
+    What cannot be known (a relation that pointed elsewhere) stays as it is today."""
+
+    def __init__(self, session: Session, entity: str, events: list[ChangeEvent],
+                 since: datetime) -> None:
+        self.definition = ENTITIES[entity]
+        self.later: dict[int, list[ChangeEvent]] = {}
+        for event in events:
+            self.later.setdefault(event.entity_id, []).append(event)
+        self.fills: dict[int, list[tuple[datetime, list[str]]]] = {}
+        for row in session.scalars(select(ActionLedger).where(
+                ActionLedger.action == "podio.actualizar", ActionLedger.status == L.DONE,
+                ActionLedger.target.like(f"{entity}:%"), ActionLedger.created_at >= since)):
+            args = (row.payload or {}).get("args") or {}
+            if args.get("only_empty"):
+                entity_id = int(str(row.target).split(":", 1)[1])
+                self.fills.setdefault(entity_id, []).append(
+                    (row.created_at, list(args.get("columns") or {})))
+
+    def as_of(self, record: dict[str, Any], event_id: int, moment: datetime
+              ) -> dict[str, Any]:
+        out = dict(record)
+        undone: set[str] = set()
+        for later in self.later.get(record["id"], []):
+            if later.id <= event_id:
+                continue
+            for column, change in (later.changes or {}).items():
+                self._undo(out, undone, column, change[0] if isinstance(change, list) else None)
+        for at, columns in self.fills.get(record["id"], []):
+            if at >= moment:
+                for column in columns:
+                    self._undo(out, undone, column, None)
+        return out
+
+    def _undo(self, record: dict[str, Any], undone: set[str], column: str, old: Any) -> None:
+        name = self.definition.field_for_column(column)
+        if name is None or name in undone:
+            return
+        undone.add(name)
+        if name in self.definition.fields:
+            record[name] = old
+        elif old is None:  # a relation that was empty
+            record[name] = None
+
+
 def _simulated(entity_id: int | None, now: datetime, kind: str = "simulacion") -> Candidate:
     return Candidate(entity_id, {"tipo": kind, "descripcion": "simulación"}, "simulacion",
                      "simulacion", {"tipo": kind, "momento": now})
@@ -306,8 +366,9 @@ def format_dry_run(result: DryRun) -> str:
     matched ones with each rendered effect (a sample), and why the others did not match."""
     if not result.rules:
         return "No hay reglas activas (simulación; no se escribió nada)."
-    head = (f"Backtest desde el {result.since:%d/%m/%Y}: lo que cada regla, como está "
-            "escrita ahora, habría hecho (con los datos de hoy)" if result.since else
+    head = (f"Backtest desde el {result.since:%d/%m/%Y}: lo que la regla, como está escrita "
+            "ahora, habría hecho con cada cambio y cada vez de su programa desde entonces"
+            if result.since else
             f"Simulación sobre el registro «{result.entity}»" if result.entity else
             f"Simulación de {result.named} con los datos actuales" if result.named else
             "Simulación de las reglas activas (una regla desactivada se simula si la "

@@ -95,7 +95,7 @@ def _show(value: Any) -> str:
 # or None to leave it out (ids the admin does not write).
 ARG_LABELS: dict[str, str | None] = {
     "item_id": "item de Podio", "app_id": None, "entity": None, "columns": None,
-    "kept": "ya tenían valor", "fields": "campos", "text": "texto",
+    "kept": "ya tenían valor", "only_empty": None, "fields": "campos", "text": "texto",
     "description": "descripción", "responsible_user_id": "responsable (usuario de Podio)",
     "due_on": "vence", "labels": "etiquetas", "to": "para", "cc": "cc",
     "subject": "asunto", "html": "HTML", "project": "proyecto", "issue_type": "tipo",
