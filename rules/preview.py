@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.settings import Settings
 from rules import ledger as L
+from rules.actions import REGISTRY
 from rules.catalog import ENTITIES
 from rules.config import RulesConfig
 from rules.data import UnknownRecord, find_record
@@ -306,8 +307,9 @@ class _History:
         for event in events:
             self.later.setdefault(event.entity_id, []).append(event)
         self.fills: dict[int, list[tuple[datetime, list[str]]]] = {}
+        writers = [a.name for a in REGISTRY.values() if a.written is not None]
         for row in session.scalars(select(ActionLedger).where(
-                ActionLedger.action == "podio.actualizar", ActionLedger.status == L.DONE,
+                ActionLedger.action.in_(writers), ActionLedger.status == L.DONE,
                 ActionLedger.target.like(f"{entity}:%"), ActionLedger.created_at >= since)):
             args = (row.payload or {}).get("args") or {}
             if args.get("only_empty"):
