@@ -252,3 +252,15 @@ def test_validate_checks_people_numbers_and_yes_no(tmp_path: Path) -> None:
     assert "3 problema(s)" in out
     good = run_cli(["rules", "validate", str(rules / "apagada.yaml")], tmp_path)
     assert good.returncode == 0, good.stdout
+
+
+def test_reloj_real_runs_the_demo_at_the_current_hour(tmp_path: Path) -> None:
+    result = run_cli(["demo", "--clients", "6", "--reloj-real", "--folder",
+                      str(tmp_path / "real")], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Reloj: el real (--reloj-real)" in result.stdout
+    hints = HINT.findall(result.stdout)
+    assert hints and "RULES_FROZEN_NOW" not in hints[0][0]
+    with sqlite3.connect(str(tmp_path / "real" / "saeko-demo.db")) as conn:
+        (latest,), = conn.execute("select max(opened_at) from tickets")
+    assert str(latest) >= f"{datetime.now().year}-{datetime.now().month:02d}", latest
