@@ -153,45 +153,83 @@ def rules_list() -> None:
                   highlight=False)
 
 
+ENTITY_HELP = ("El registro como lo ves en las herramientas: id del item de Podio, clave de "
+               "Jira (SOP-12) o id del modelo")
+
+
 @rules_app.command("dry-run")
 def rules_dry_run(
-    rule: Annotated[str | None, typer.Argument(help="Id de la regla (todas si se omite)")]
-    = None,
-    entity: Annotated[int | None, typer.Option(help="Id del registro en el modelo")] = None,
+    rule: Annotated[str | None, typer.Argument(
+        help="Id de la regla (por omisión, todas las activas)")] = None,
+    entity: Annotated[str | None, typer.Option(help=ENTITY_HELP)] = None,
+    desde: Annotated[str | None, typer.Option(
+        help="Backtest: lo que la regla, como está ahora, habría hecho desde esta fecha "
+        "(AAAA-MM-DD)")] = None,
 ) -> None:
-    """Muestra qué haría cada regla con los datos actuales, sin escribir nada."""
+    """Muestra qué haría cada regla, como está escrita ahora, con los datos actuales (o
+    desde una fecha), con cada efecto ya llenado; no escribe nada."""
+    from datetime import datetime
+
     from rules import api
+    from rules.data import UnknownRecord
+    from rules.preview import UnknownRule
 
     settings = _settings()
     db = Database(settings.database_url)
     db.upgrade()
     try:
-        results = api.dry_run(settings, db, rule, entity)
-    except KeyError as exc:
-        err_console.print(str(exc.args[0]))
+        since = datetime.fromisoformat(desde) if desde else None
+    except ValueError:
+        err_console.print(f"«{desde}» no es una fecha: escríbela como AAAA-MM-DD, p. ej. "
+                          "2026-11-01.", markup=False)
+        raise typer.Exit(2) from None
+    try:
+        result = api.dry_run(settings, db, rule, entity, since=since)
+    except (UnknownRule, UnknownRecord, ValueError) as exc:
+        err_console.print(str(exc.args[0]), markup=False, highlight=False)
         raise typer.Exit(1) from exc
-    console.print(api.format_dry_run(results), markup=False, highlight=False, soft_wrap=True)
+    console.print(api.format_dry_run(result), markup=False, highlight=False, soft_wrap=True)
 
 
 @rules_app.command("trace")
 def rules_trace(
     rule: Annotated[str | None, typer.Argument(help="Id de la regla")] = None,
-    entity: Annotated[int | None, typer.Option(help="Id del registro en el modelo")] = None,
+    entity: Annotated[str | None, typer.Option(help=ENTITY_HELP)] = None,
     correlation: Annotated[str | None, typer.Option(
         help="Id de correlación: todo lo que causó un mismo evento")] = None,
     limit: int = 10,
 ) -> None:
     """Las últimas ejecuciones guardadas de una regla (o de un evento de negocio)."""
     from rules import api
+    from rules.data import UnknownRecord
+    from rules.preview import UnknownRule
 
     settings = _settings()
     db = Database(settings.database_url)
+    db.upgrade()
     if correlation:
         runs = api.traces_by_correlation(db, correlation)
     elif rule:
-        runs = api.traces(db, rule, entity, limit)
+        try:
+            api.check_rule(settings, db, rule)
+            entity_id = None if entity is None else api.entity_of(settings, db, rule, entity)
+        except (UnknownRule, UnknownRecord) as exc:
+            err_console.print(str(exc.args[0]), markup=False, highlight=False)
+            raise typer.Exit(1) from exc
+        runs = api.traces(db, rule, entity_id, limit)
     else:
-        err_console.print("Indica una regla o --correlation.")
+        err_console.print("Uso: saeko-sync rules trace REGLA [--entity ID] | --correlation ID",
+                          markup=False)
+        recent = api.recent_runs(db)
+        if recent:
+            err_console.print("Reglas con ejecuciones guardadas (la más reciente primero):")
+            for rule_id, count, last in recent[:20]:
+                when = f", la última el {last:%d/%m/%Y %H:%M} UTC" if last else ""
+                err_console.print(f"  {rule_id}: {count} ejecuciones{when}", markup=False,
+                                  highlight=False)
+        else:
+            err_console.print("Aún no hay ejecuciones guardadas en esta base "
+                              f"({_safe_url(settings.database_url)}).", markup=False)
         raise typer.Exit(2)
     console.print(api.format_traces(runs), markup=False, highlight=False, soft_wrap=True)
 
@@ -507,7 +545,7 @@ def sandbox(
         google: Any = box.tools["google"]
         google.key_dir = Path("var/sandbox").resolve()
     env = box.env()
-    console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary()}")
+    console.print(f"Sandbox en [bold]{server.url}[/bold] — mundo demo: {box.world.summary_text()}")
     for tool in box.tools:
         console.print(f"  {tool:6} {box.url(tool)}")
     console.print(f"  inspección {server.url}/_sandbox/ (docs/sandbox.md)")
@@ -532,13 +570,16 @@ def demo(
         help="Al final corre el servicio con personal simulado (página de estado en vivo)")]
     = False,
     port: Annotated[int, typer.Option(help="Puerto del servicio con --serve")] = 8080,
+    reloj_real: Annotated[bool, typer.Option(
+        "--reloj-real", help="El mundo y las reglas a la hora actual (por omisión, un reloj "
+        "fijo: misma semilla, mismo demo)")] = False,
 ) -> None:
     """Demo completo: sandbox + SQLite, un ciclo entero, y qué pasó."""
     from jobs.demo import run_demo
 
     configure_logging("WARNING", "console")
     run_demo(console, err_console, clients=clients, seed=seed, folder=folder, keep=keep,
-             serve=serve, port=port)
+             serve=serve, port=port, real_clock=reloj_real)
 
 
 def _safe_url(url: str) -> str:

@@ -6,7 +6,9 @@ import secrets
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,7 +35,7 @@ from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
 from sandbox.server import Sandbox, SandboxServer
-from store.db import Database, utcnow
+from store.db import Database, shifted_clock, utcnow
 from store.entities import load_mapping
 from store.models import (
     ActionLedger,
@@ -72,22 +74,57 @@ STAGED_LABELS = {
     "reassign_am": ("cliente reasignado a otro AM", "clientes reasignados a otro AM"),
     "client_lost": ("cliente en «Baja»", "clientes en «Baja»"),
     "skipped": ("omitida", "omitidas")}
+# What the simulated staff did (sandbox/activity.py's actions), in Spanish: (one, several).
+ACTIVITY_LABELS = {
+    "new_ticket": ("ticket nuevo", "tickets nuevos"),
+    "escalate": ("ticket escalado a Jira", "tickets escalados a Jira"),
+    "answer": ("respuesta de un agente", "respuestas de agentes"),
+    "work": ("ticket atendido", "tickets atendidos"),
+    "resolve_jira": ("incidencia resuelta en Jira", "incidencias resueltas en Jira"),
+    "csat": ("encuesta CSAT contestada", "encuestas CSAT contestadas"),
+    "skipped": ("acción omitida (nada a qué aplicarla)",
+                "acciones omitidas (nada a qué aplicarlas)")}
+# The demo's fixed clock: the world, the sandbox, the store and the rules start at this
+# instant (naive UTC; a Wednesday, 10:00 in Tijuana) so that a seed gives the same demo on
+# every run; `--reloj-real` anchors them at the current hour instead.
+DEMO_START = datetime(2026, 11, 18, 18, 0)
+HINTS_LATER = timedelta(hours=1)  # the rules' clock the pasted commands use: that morning
 
 
-def _staged(kind: str, count: int) -> str:
-    one, several = STAGED_LABELS.get(kind, (kind, kind))
+def _staged(kind: str, count: int, labels: dict[str, tuple[str, str]] = STAGED_LABELS
+            ) -> str:
+    one, several = labels.get(kind, (kind, kind))
     return f"{count} {one if count == 1 else several}"
 
 
+def activity_text(done: Counter[str]) -> str:
+    """What the simulated staff did, as a Spanish list ("10 tickets nuevos, 3 …")."""
+    return ", ".join(_staged(k, n, ACTIVITY_LABELS) for k, n in done.items()) or "nada aún"
+
+
 def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
-             folder: Path, keep: bool, serve: bool = False, port: int = 8080) -> None:
-    """Start the sandbox, sync everything into a fresh SQLite file, and report."""
+             folder: Path, keep: bool, serve: bool = False, port: int = 8080,
+             real_clock: bool = False) -> None:
+    """Start the sandbox, sync everything into a fresh SQLite file, and report. The
+    world and every clock start at DEMO_START unless ``real_clock``."""
     folder.mkdir(parents=True, exist_ok=True)
     db_file = folder / "saeko-demo.db"
     for stale in folder.glob("saeko-demo.db*"):
         stale.unlink()
     shutil.rmtree(folder / "informes", ignore_errors=True)  # the reports of an earlier run
-    box = Sandbox(clients=clients, seed=seed)
+    with ExitStack() as clock:
+        if real_clock:
+            box = Sandbox(clients=clients, seed=seed)
+        else:
+            offset = clock.enter_context(shifted_clock(DEMO_START))
+            box = Sandbox(clients=clients, seed=seed, now=DEMO_START)
+            box.clock.advance(offset)
+        _run(console, box, seed=seed, folder=folder, db_file=db_file, keep=keep, serve=serve,
+             port=port, real_clock=real_clock)
+
+
+def _run(console: Console, box: Sandbox, *, seed: int, folder: Path, db_file: Path,
+         keep: bool, serve: bool, port: int, real_clock: bool) -> None:
     server = SandboxServer(box).start()
     try:
         env = box.env()
@@ -99,7 +136,11 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         db.upgrade()
         console.rule("[bold]saeko-sync demo")
         console.print(f"Sandbox: {server.url}  ·  mundo demo (semilla {seed}): "
-                      f"{box.world.summary()}")
+                      f"{box.world.summary_text()}")
+        console.print("Reloj: el real (--reloj-real)" if real_clock else
+                      f"Reloj del demo: empieza el {DEMO_START:%d/%m/%Y %H:%M} UTC, el mismo en "
+                      "cada corrida (misma semilla, mismo demo); --reloj-real usa la hora "
+                      "actual.")
         started = time.monotonic()
         runtime = ActionRuntime(settings)
         sync_clients = long_lived_clients(runtime, configured_sources(settings))
@@ -121,7 +162,7 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         for action in DEMO_PLAN:
             simulator.act(action)
         console.print(f"Una mañana de trabajo simulada en las herramientas: "
-                      f"{dict(simulator.done)}")
+                      f"{activity_text(simulator.done)}.")
         staged = stage_accounts(box, simulator, seed)
         console.print("Y en las cuentas (Podio y la hoja de uso, como lo hace el personal): "
                       + ", ".join(_staged(k, n) for k, n in staged.items())
@@ -152,14 +193,20 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
         console.rule("Dónde mirar")
         console.print(f"• Base SQLite: {db_file}  (sqlite3 {db_file} '.tables')")
         console.print(f"• Ajustes del sandbox: {folder / 'demo.env'}")
-        console.print("• `saeko-sync sandbox --write-env .env` deja el sandbox corriendo y "
-                      "`saeko-sync sync` lo usa; inspección en /_sandbox/ (docs/sandbox.md)")
+        _print_hints(console, db, db_file, real_clock)
         if serve:
             _serve_with_activity(console, settings, db, box, port)
         elif keep:
             console.print(f"Sandbox sigue en {server.url} — Ctrl-C para terminar.")
             while True:
                 time.sleep(3600)
+        else:
+            console.print(f"[bold]El sandbox se detuvo al terminar el demo[/bold]: sus "
+                          f"direcciones ({server.url}/…) ya no responden. Para mirarlo vivo: "
+                          "`saeko-sync demo --keep` (lo deja corriendo), `saeko-sync demo "
+                          "--serve` (con el servicio y personal simulado) o `saeko-sync "
+                          "sandbox --write-env .env` (un sandbox nuevo para `saeko-sync "
+                          "sync`).", soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -240,9 +287,10 @@ def _print_automations(console: Console, settings: Settings, db: Database,
                       (f" ({', '.join(notes)})" if notes else ""),
                       _written(mine), _where(mine))
     console.print(table)
-    console.print(f"Inspección del sandbox: {url}/_sandbox/podio/items/ID · "
+    console.print(f"Inspección del sandbox (mientras el demo corre; `--keep` lo deja vivo "
+                  f"al final): {url}/_sandbox/podio/items/ID · "
                   f"{url}/_sandbox/jira/issues/CLAVE · {url}/_sandbox/google/messages · "
-                  "trazas: saeko-sync rules trace ID")
+                  "trazas: ver «Dónde mirar», abajo")
 
 
 def _written(rows: list[ActionLedger]) -> str:
@@ -305,6 +353,28 @@ def _print_model(console: Console, settings: Settings, db: Database) -> None:
         console.print(sample)
 
 
+def _print_hints(console: Console, db: Database, db_file: Path, real_clock: bool) -> None:
+    """Commands to paste that read the demo's own store (not the .env's): the traces of a
+    ticket an automation wrote on, by the Podio item id shown above, and its dry-run."""
+    rule, item = "t1-acuse-recibo", "ITEM"
+    with db.session() as s:
+        for done in s.scalars(select(ActionLedger).where(
+                ActionLedger.status == "done", ActionLedger.rule_id.like("t%"),
+                ActionLedger.target.like("ticket:%")).order_by(ActionLedger.id).limit(1)):
+            ticket = s.get(Ticket, int(str(done.target).split(":", 1)[1]))
+            if ticket is not None:
+                rule, item = str(done.rule_id), ticket.source_id
+    clock = "" if real_clock else f"RULES_FROZEN_NOW={DEMO_START + HINTS_LATER:%Y-%m-%dT%H:%M} "
+    prefix = f"DATABASE_URL=sqlite:///{db_file.resolve()} {clock}saeko-sync"
+    console.print("• Trazas y simulaciones de este demo (su base, no la de .env" +
+                  ("" if real_clock else "; y el reloj del demo") + "); pégalas tal cual:",
+                  soft_wrap=True)
+    for command in (f"rules trace {rule} --entity {item}", f"rules dry-run {rule} --entity "
+                    f"{item}", "rules dry-run", "rules list"):
+        console.print(f"    {prefix} {command}", soft_wrap=True, markup=False,
+                      highlight=False)
+
+
 def _serve_with_activity(console: Console, settings: Settings, db: Database, box: Sandbox,
                          port: int) -> None:
     """Run `serve` against the sandbox with simulated staff until Ctrl-C."""
@@ -326,7 +396,7 @@ def _serve_with_activity(console: Console, settings: Settings, db: Database, box
                       "contesta encuestas cada ~3 s. Ctrl-C para terminar.")
         while True:
             time.sleep(10)
-            console.print(f"actividad: {dict(simulator.done)}")
+            console.print(f"Actividad del personal simulado: {activity_text(simulator.done)}.")
     finally:
         simulator.stop()
         service.shutdown()

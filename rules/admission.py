@@ -54,7 +54,12 @@ class Admission(RunPart):
             if is_new and target in unfinished and rule.mode != "paralelo":
                 if self._apply_mode(rule, match, unfinished[target]):
                     continue
-            if is_new and held:
+            if is_new and held and self.dry_run:  # a preview still shows each effect
+                match.trace["nota"] = (f"en un ciclo real, {len(fresh)} registros × "
+                                       f"{len(rule.actions)} acciones superan el límite de "
+                                       f"{rule.storm_limit} efectos: se retendrían para "
+                                       f"aprobación (saeko-sync rules approve {rule.id})")
+            elif is_new and held:
                 self._hold(rule, match, len(fresh))
                 outcome.held += 1
                 continue

@@ -3,7 +3,7 @@
 
     rules validate [PATH]          validate(settings, path) -> list[Problem]; exit 1 if any
     rules list                     list_rules(settings, db) -> list[RuleSummary]
-    rules dry-run [RULE] [--entity ID]   dry_run(settings, db, rule_id, entity_id)
+    rules dry-run [RULE] [--entity ID] [--desde FECHA]   dry_run(settings, db, rule_id, ...)
     rules trace RULE [--entity ID] traces(db, rule_id, entity_id) / traces_by_correlation
     rules approve [RULE]           approve(db, rule_id) / discard(db, rule_id)
     run                            rules.engine.run_cycle(settings, db) -> CycleReport
@@ -22,16 +22,14 @@ from sqlalchemy import func, select
 from core.errors import ConfigError
 from core.settings import Settings
 from rules import ledger as L
+from rules import preview
 from rules.config import RulesConfig
-from rules.engine import CycleEngine, CycleReport
-from rules.event_match import EventCandidates
-from rules.event_phase import Events
+from rules.data import UnknownRecord, find_record
 from rules.functions import FUNCTIONS
+from rules.preview import DryRun
 from rules.problems import Problem
 from rules.ruleset import load_rules, validate_path
-from rules.runs import Candidate
-from rules.timed import States
-from rules.traces import format_simulated, format_trace, jsonable, label
+from rules.traces import format_trace, jsonable, label
 from store.db import Database, utcnow
 from store.models import ActionLedger, RuleRun, RuleState
 
@@ -167,55 +165,49 @@ def format_rule_list(rules: list[RuleSummary]) -> str:
 
 
 def dry_run(settings: Settings, db: Database, rule_id: str | None = None,
-            entity_id: int | None = None, *, now: datetime | None = None
-            ) -> list[dict[str, Any]]:
-    """What each rule would do against the current data; writes nothing anywhere.
-
-    With ``entity_id`` the rule is tried on that record as if its trigger fired; without,
-    on the pending change events, the data conditions due now, and (schedules) as if the
-    schedule fired now. Returns one trace per evaluated record (matches and misses).
-    """
-    now = now or utcnow()
-    config = RulesConfig.from_settings(settings)
-    ruleset = load_rules(config, db, record=False)
-    rules = [r for r in ruleset.rules.values() if rule_id in (None, r.id)]
-    if rule_id and not rules:
-        raise KeyError(f'no hay ninguna regla "{rule_id}" cargada; mira saeko-sync rules list')
-    report = CycleReport(started_at=now)
-    with db.sessions() as session:
-        engine = CycleEngine(session, config, ruleset, None, now, report, dry_run=True)
-        events = Events(engine).pending_events() if entity_id is None else []
-        matcher, states = EventCandidates(engine), States(engine)
-        for rule in rules:
-            if entity_id is not None or (rule.entity is None and rule.schedule_triggers):
-                cand = Candidate(entity_id, {"tipo": "simulacion",
-                                             "descripcion": "simulación sobre un registro"},
-                                 "simulacion", "simulacion", {"tipo": "simulacion",
-                                                              "momento": now})
-                engine.ex.evaluate(rule, [cand])
-                continue
-            if rule.event_triggers and events:
-                cands = matcher.event_candidates(rule, events, {}, {})
-                if cands:
-                    engine.ex.evaluate(rule, cands)
-            if rule.state_trigger is not None:
-                states.state(rule, rule.state_trigger)
-            if rule.schedule_triggers and rule.entity is not None:
-                records = engine.ex.load(rule, None)
-                info = {"tipo": "programa", "descripcion": "simulación: como si el programa "
-                        "se cumpliera ahora"}
-                engine.ex.evaluate(rule, [Candidate(i, info, "simulacion", "simulacion",
-                                                    {"tipo": "programa", "momento": now})
-                                          for i in records], records, trace_misses=False)
-        session.rollback()
-    return engine.ex.dry_results
+            entity: str | int | None = None, *, now: datetime | None = None,
+            since: datetime | None = None) -> DryRun:
+    """What the rules as written now would do, writing nothing (rules.preview): every
+    active rule, or the one named; on one record (``entity``: the ids people see); or since
+    a date (``since``: a backtest)."""
+    return preview.dry_run(settings, db, rule_id, entity, now=now, since=since)
 
 
-def format_dry_run(results: list[dict[str, Any]]) -> str:
-    if not results:
-        return "Ninguna regla tiene nada que hacer ahora (simulación; no se escribió nada)."
-    blocks = [format_simulated(t) for t in results]
-    return "\n\n".join(blocks) + "\n\n(simulación: no se escribió nada)"
+def format_dry_run(result: DryRun) -> str:
+    return preview.format_dry_run(result)
+
+
+def check_rule(settings: Settings, db: Database, rule_id: str) -> None:
+    """UnknownRule (listing the known rules) unless ``rule_id`` is loaded or has stored
+    runs (a rule since removed keeps its traces)."""
+    ruleset = load_rules(RulesConfig.from_settings(settings), db, record=False)
+    if rule_id in ruleset.rules:
+        return
+    with db.session() as s:
+        if s.scalar(select(RuleRun.id).where(RuleRun.rule_id == rule_id).limit(1)) is None:
+            raise preview.UnknownRule(preview.known_rules_text(ruleset, rule_id))
+
+
+def entity_of(settings: Settings, db: Database, rule_id: str, given: str) -> int:
+    """The model id of the record ``given`` (Podio item id, Jira key or model id) in the
+    rule's entity; UnknownRecord in Spanish when there is none."""
+    ruleset = load_rules(RulesConfig.from_settings(settings), db, record=False)
+    rule = ruleset.rules.get(rule_id)
+    with db.session() as s:
+        entity = rule.entity if rule is not None else s.scalar(
+            select(RuleRun.entity).where(RuleRun.rule_id == rule_id).limit(1))
+        if not entity:
+            raise UnknownRecord(f"la regla «{rule_id}» no es sobre registros: quita --entity")
+        return find_record(s, str(entity), given)
+
+
+def recent_runs(db: Database) -> list[tuple[str, int, datetime | None]]:
+    """(rule, stored runs, latest) of every rule with stored runs, latest first."""
+    with db.session() as s:
+        rows = s.execute(select(RuleRun.rule_id, func.count(), func.max(RuleRun.started_at))
+                         .group_by(RuleRun.rule_id)).all()
+    return sorted(((str(r), int(n), last) for r, n, last in rows),
+                  key=lambda row: row[2] or datetime.min, reverse=True)
 
 
 def traces(db: Database, rule_id: str, entity_id: int | None = None,
@@ -246,7 +238,8 @@ def _run_dict(run: RuleRun) -> dict[str, Any]:
 
 def format_traces(runs: list[dict[str, Any]]) -> str:
     if not runs:
-        return "No hay ejecuciones guardadas para esa regla (¿aún no se dispara?)."
+        return ("No hay ejecuciones guardadas de esa regla (o de ese registro): aún no se "
+                "dispara. `saeko-sync rules dry-run REGLA` muestra qué haría ahora.")
     return "\n\n".join(format_trace(r) for r in runs)
 
 
@@ -290,6 +283,6 @@ def functions_help() -> list[tuple[str, str]]:
     return [(f.name, f.doc) for f in FUNCTIONS.values()]
 
 
-__all__ = ["approve", "discard", "dry_run", "exit_code", "failures", "format_dry_run",
-           "format_problems", "format_rule_list", "format_traces", "functions_help", "held",
-           "jsonable", "label", "list_rules", "traces", "traces_by_correlation", "validate"]
+__all__ = ["approve", "check_rule", "discard", "dry_run", "entity_of", "exit_code", "failures",
+           "format_dry_run", "format_problems", "format_rule_list", "format_traces", "functions_help", "held",
+           "jsonable", "label", "list_rules", "recent_runs", "traces", "traces_by_correlation", "validate"]

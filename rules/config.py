@@ -77,6 +77,10 @@ class RulesConfig:
     def staff_by_email(self, email: str) -> dict[str, Any] | None:
         return self._staff_by_email.get(email.strip().lower())
 
+    def staff_emails(self) -> list[str]:
+        """Every staff member's email (config/staff.yaml), lower case."""
+        return sorted(self._staff_by_email)
+
     def staff_by_key(self, key: str) -> dict[str, Any] | None:
         return next((p for p in self._staff if p.get("clave") == key), None)
 

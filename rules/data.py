@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from rules.catalog import ENTITIES, Entity
@@ -122,3 +122,34 @@ def build_record(definition: Entity, row: Any) -> Record:
     for name in definition.relations:
         record[name] = None
     return record
+
+
+class UnknownRecord(ValueError):
+    """No record is called that (the message, in Spanish, says what was tried)."""
+
+
+def find_record(session: Session, entity: str, given: str | int) -> int:
+    """The model id of the record people call ``given``, as they see it in the tools: a
+    Podio item id (or another tool's id), a Jira key (SOP-12: the issue, or the ticket
+    escalated to it), an email or key for «personal», else the model's own id."""
+    definition = ENTITIES[entity]
+    model: Any = definition.model
+    text = str(given).strip()
+    found: Any = None
+    if definition.synced:
+        found = session.scalar(select(model.id).where(model.source_id == text))
+        for column in ("key", "jira_key"):  # a Jira key: incidencia, or its ticket
+            if found is None and hasattr(model, column):
+                found = session.scalar(select(model.id).where(
+                    func.upper(getattr(model, column)) == text.upper()).order_by(model.id))
+    elif hasattr(model, "email"):
+        found = session.scalar(select(model.id).where(or_(
+            model.email == text, getattr(model, "key", model.email) == text)))
+    if found is not None:
+        return int(found)
+    digits = text.lstrip("#")
+    if digits.isdigit() and session.get(model, int(digits)) is not None:
+        return int(digits)
+    tried = ("item de Podio, clave de Jira ni id del modelo" if definition.synced
+             else "correo, clave ni id del modelo")
+    raise UnknownRecord(f"no existe ningún(a) {entity} «{text}» (ni {tried})")

@@ -4,6 +4,7 @@ is the entry point)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,16 @@ from rules.types import (
     is_time_kind,
     member,
 )
+
+# How the functions (rules/functions.py) annotate a parameter that takes a number.
+NUMBER_ANNOTATIONS = frozenset({"int", "float", "int | float", "float | int", "Decimal"})
+
+
+def _param_types(fn: Callable[..., Any]) -> list[str]:
+    """The annotations (as text) of a function's admin parameters (after ``env``)."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    return [p.annotation if isinstance(p.annotation, str) else getattr(
+        p.annotation, "__name__", str(p.annotation)) for p in params]
 
 
 def _err(node: nodes.Node, message: str) -> StaticError:
@@ -321,6 +332,14 @@ class Builder:
                         else f"entre {spec.min_args} y {spec.max_args}")
             raise _err(node, f'la función "{name}" recibe {expected} argumentos, no '
                              f"{len(node.args)}")
+        wanted_types = _param_types(spec.fn)[:len(node.args)]
+        for position, (arg, wanted) in enumerate(zip(node.args, wanted_types, strict=False), 1):
+            if (wanted in NUMBER_ANNOTATIONS and isinstance(arg, nodes.Const)
+                    and (isinstance(arg.value, bool)
+                         or not isinstance(arg.value, int | float))):
+                shown = f"«{arg.value}»" if isinstance(arg.value, str) else repr(arg.value)
+                raise _err(node, f'el argumento {position} de "{name}" debe ser un número, no '
+                                 f"{shown}")
         args = [self.build(a) for a in node.args]
         for _fn, arg_t in args:
             if isinstance(arg_t, EntT):

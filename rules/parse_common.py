@@ -13,6 +13,20 @@ from rules.templates import Template, is_single_expression
 from rules.types import T
 from rules.yamlsrc import LMap
 
+# Yes/no as admins write them in YAML (YAML itself reads true/false, yes/no, on/off).
+TRUE_WORDS = frozenset({"si", "sí", "verdadero", "yes", "true", "on"})
+FALSE_WORDS = frozenset({"no", "falso", "false", "off"})
+
+
+def yes_no(value: Any) -> bool | None:
+    """``activa: si`` and the like as a boolean; None when it is not a yes or a no."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+    return None
+
 
 class PartParser:
     """Base of the rule parsers: reports every problem as ``file:line`` in Spanish."""
@@ -20,6 +34,15 @@ class PartParser:
     def __init__(self, config: RulesConfig, sink: ProblemSink) -> None:
         self.config = config
         self.sink = sink
+
+    def flag(self, item: LMap, key: str, default: bool) -> bool:
+        """A yes/no key (``activa: si``, ``horas_habiles: true``); a problem otherwise."""
+        value = yes_no(item.get(key, default))
+        if value is None:
+            self.sink.add(item.line_of(key), f'"{key}" debe ser sí o no (true o false), no '
+                                             f'"{item.get(key)}"')
+            return default
+        return value
 
     def zone(self, value: Any, line: int) -> str:
         """A time zone of the rule (the calendar's by default)."""

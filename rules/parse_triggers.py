@@ -109,11 +109,7 @@ class TriggerParser(PartParser):
         if kind == "cambio" and not fields and (from_values is not None or
                                                 to_values is not None):
             self.sink.add(line, 'con "de"/"a" indica también "campo:" (p. ej. campo: estatus)')
-        include_own = item.get("incluir_propios", False)
-        if not isinstance(include_own, bool):
-            self.sink.add(item.line_of("incluir_propios"), '"incluir_propios" debe ser true o '
-                                                           "false")
-            include_own = False
+        include_own = self.flag(item, "incluir_propios", False)
         return EventTrigger(str(kind), fields, columns, from_values, to_values, include_own,
                             line)
 
@@ -145,11 +141,7 @@ class TriggerParser(PartParser):
         self.unknown_keys(item, SCHEDULE_KEYS, "disparador programa")
         trigger_zone = self.zone(item.get("zona"), item.line_of("zona")) if "zona" in item \
             else zone
-        business = item.get("solo_horario_habil", False)
-        if not isinstance(business, bool):
-            self.sink.add(item.line_of("solo_horario_habil"), '"solo_horario_habil" debe ser '
-                                                              "true o false")
-            business = False
+        business = self.flag(item, "solo_horario_habil", False)
         key = "programa" if "programa" in item else "cada"
         try:
             if key == "programa":
@@ -182,10 +174,7 @@ class TriggerParser(PartParser):
                                                        ' usa p. ej. "72h", "30m" o "3d"')
             else:
                 amount, unit = float(match.group(1)), match.group(2).replace("min", "m")
-        business = item.get("horas_habiles", False)
-        if not isinstance(business, bool):
-            self.sink.add(item.line_of("horas_habiles"), '"horas_habiles" debe ser true o false')
-            business = False
+        business = self.flag(item, "horas_habiles", False)
         since = None
         if "desde" in item:
             since = self.compile(item["desde"], scope, item.line_of("desde"), "desde")

@@ -28,6 +28,7 @@ RULE_KEYS = ("id", "nombre", "descripcion", "activa", "entidad", "disparadores",
 # (an action waiting to be retried or approved): the run modes of Home Assistant.
 MODES = ("unico", "reiniciar", "cola", "paralelo")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,79}$")
+EMAIL = re.compile(r"^[^@\s]+@([^@\s]+)$")
 
 
 class RuleParser(PartParser):
@@ -69,15 +70,15 @@ class RuleParser(PartParser):
         if not isinstance(name, str) or not name.strip():
             add(data.line_of("nombre"), 'falta "nombre": un título legible, p. ej. '
                                         '"T3 · Escalar a Jira"')
-        enabled = data.get("activa", True)
-        if not isinstance(enabled, bool):
-            add(data.line_of("activa"), '"activa" debe ser true o false')
+        enabled = self.flag(data, "activa", True)
         entity = self._entity(data)
         zone = self.zone(data.get("zona"), data.line_of("zona"))
         raw_data = data.get("datos") or {}
         if not isinstance(raw_data, dict):
             add(data.line_of("datos"), '"datos" debe ser un bloque de claves con valores')
             raw_data = {}
+        if isinstance(raw_data, LMap):
+            self._data_people(raw_data)
         mode = data.get("modo", "unico")
         if mode not in MODES:
             add(data.line_of("modo"), f'modo "{mode}" desconocido{suggest(str(mode), MODES)} '
@@ -100,6 +101,20 @@ class RuleParser(PartParser):
                     data.line)
         rule.relation_paths = relation_paths(rule)
         return rule
+
+    def _data_people(self, data: LMap) -> None:
+        """A «datos» value naming a person of the department by email (``lider_mesa:
+        agente-1@saeko.test``: the staff's domain) must be in config/staff.yaml."""
+        staff = self.config.staff_emails()
+        domains = {email.rsplit("@", 1)[1] for email in staff}
+        for key in data:
+            for value in _strings(data[key]):
+                match = EMAIL.match(value.strip())
+                if match and match.group(1).lower() in domains and \
+                        value.strip().lower() not in staff:
+                    self.sink.add(data.line_of(key), f'datos.{key}: «{value}» no está en '
+                                  f"config/staff.yaml{suggest(value.strip().lower(), staff)} "
+                                  "(cada persona del personal debe estar ahí)")
 
     def _entity(self, data: LMap) -> str | None:
         entity = data.get("entidad")
@@ -137,3 +152,14 @@ class RuleParser(PartParser):
         if raw is None:
             return None
         return self.key_template(raw, scope, data.line_of("una_vez_por"), "una_vez_por")
+
+
+def _strings(value: Any) -> list[str]:
+    """Every text inside a «datos» value (lists and blocks included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _strings(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return []

@@ -73,6 +73,8 @@ class Planner(RunPart):
                 added = added or row is not None
             else:
                 entry.update(estado=row.status, resumen=(row.payload or {}).get("summary"))
+                if self.dry_run:  # what the rule as edited now would write instead
+                    entry["ahora"] = self._preview(plan, spec)
             if spec.id:
                 done = row is not None and row.status == L.DONE
                 results[spec.id] = {"ref": row.external_ref if done and row else
@@ -149,6 +151,22 @@ class Planner(RunPart):
             return None
         entry.update(estado=L.PLANNED)
         return self._row(plan, spec, key, L.PLANNED, prepared=prepared)
+
+    def _preview(self, plan: Planning, spec: ActionSpec) -> dict[str, Any]:
+        """A dry-run's rendering of an action whose effect the ledger already has: what the
+        rule, as it is written now, would write (its «si», then its arguments)."""
+        ctx = plan.match.ctx
+        try:
+            if spec.when is not None and not spec.when.run(ctx):
+                return {"nota": "la condición «si» ya no se cumpliría: se omitiría"}
+            prepared = self.prepare(plan.rule, spec, ctx)
+        except ActionSkipped as exc:
+            return {"nota": f"esperaría: {exc}"}
+        except PREPARE_ERRORS as exc:
+            return {"error": f"no se podrían calcular los argumentos: {exc}"}
+        if prepared.skip_reason:
+            return {"nota": f"se omitiría: {prepared.skip_reason}"}
+        return {"resumen": prepared.summary, "argumentos": prepared.payload}
 
     def _row(self, plan: Planning, spec: ActionSpec, key: str, status: str, *,
              prepared: Prepared | None = None, note: str | None = None,

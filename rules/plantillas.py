@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
-from sqlalchemy import or_, select
 
 from core.settings import Settings
 from rules.actions.base import TEMPLATE_FILE, ActionSkipped, PrepareContext
-from rules.catalog import ENTITIES
 from rules.config import RulesConfig
+from rules.data import find_record
 from rules.engine import CycleEngine, CycleReport
 from rules.expr import EvalError
 from rules.functions import FUNCTIONS
@@ -236,27 +235,11 @@ def preview(settings: Settings, db: Database, name: str, entity: str | None, *,
 
 
 def _record_id(session: Any, entity: str, given: str | None) -> int:
-    """The model id of the record people call ``given``: a Podio item id (or another
-    tool's id) first, else the model's id; for «personal», an email or key too."""
-    definition = ENTITIES[entity]
-    model: Any = definition.model
+    """The model id of the record people call ``given`` (rules.data.find_record)."""
     if given is None or not str(given).strip():
         raise ValueError(f"falta el registro: --entidad con el id del item de Podio (o el id "
                          f"del modelo) de un(a) {entity}")
-    text = str(given).strip()
-    if definition.synced:
-        found = session.scalar(select(model.id).where(model.source_id == text))
-        if found is not None:
-            return int(found)
-    elif hasattr(model, "email"):
-        found = session.scalar(select(model.id).where(or_(
-            model.email == text, getattr(model, "key", model.email) == text)))
-        if found is not None:
-            return int(found)
-    if text.isdigit() and session.get(model, int(text)) is not None:
-        return int(text)
-    raise ValueError(f"no hay ningún(a) {entity} con id «{text}» (ni item de Podio ni id del "
-                     "modelo)")
+    return find_record(session, entity, given)
 
 
 def _label(entity: str, record: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from rules.actions.base import from_json
 from rules.expr import Compiled, EvalError
 from rules.ledger import STATUS_ES
 
@@ -90,12 +91,56 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def format_trace(run: dict[str, Any]) -> str:
-    """One stored run, as a readable Spanish text."""
+# How a dry-run shows an effect's arguments (the actions' payloads, rules/actions): label,
+# or None to leave it out (ids the admin does not write).
+ARG_LABELS: dict[str, str | None] = {
+    "item_id": "item de Podio", "app_id": None, "entity": None, "columns": None,
+    "kept": "ya tenían valor", "only_empty": None, "fields": "campos", "text": "texto",
+    "description": "descripción", "responsible_user_id": "responsable (usuario de Podio)",
+    "due_on": "vence", "labels": "etiquetas", "to": "para", "cc": "cc",
+    "subject": "asunto", "html": "HTML", "project": "proyecto", "issue_type": "tipo",
+    "summary": "resumen", "priority": "prioridad", "key": "incidencia", "body": "texto"}
+SHOWN_TEXT = 1200  # characters of a long rendered text a dry-run shows
+
+
+def format_arguments(payload: dict[str, Any], indent: str) -> list[str]:
+    """An effect's rendered arguments, one per line («asunto: …», «vence: …»)."""
+    lines = []
+    for key, value in payload.items():
+        name = ARG_LABELS.get(key, key)
+        if name is None or value in (None, "", [], {}):
+            continue
+        if key == "html":
+            lines.append(f"{indent}{name}: {len(str(value))} caracteres (saeko-sync plantillas "
+                         "prueba NOMBRE --html archivo.html para verlo)")
+            continue
+        value = from_json(value)
+        if isinstance(value, datetime):
+            text = f"{value:%d/%m/%Y %H:%M} UTC"
+        elif isinstance(value, date):
+            text = f"{value:%d/%m/%Y}"
+        elif isinstance(value, dict):
+            text = "; ".join(f"{k} = {_show(v)}" for k, v in value.items())
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        if len(text) > SHOWN_TEXT:
+            text = text[:SHOWN_TEXT - 1] + "…"
+        first, *rest = text.splitlines() or [""]
+        lines.append(f"{indent}{name}: {first}")
+        lines += [f"{indent}  {line}" for line in rest]
+    return lines
+
+
+def format_trace(run: dict[str, Any], *, details: bool = False) -> str:
+    """One stored run, as a readable Spanish text; ``details`` adds each effect's rendered
+    arguments (a dry-run: what would be written)."""
     trace = run.get("trace") or {}
     lines = [f"Regla {run.get('rule_id')} (versión {run.get('rule_hash')}"
              f"{', última versión buena' if trace.get('respaldo') else ''}) · "
-             f"{trace.get('registro') or 'sin registro'} · {run.get('started_at')} UTC"]
+             f"{trace.get('registro') or 'sin registro'} · {run.get('started_at')}"
+             + (" UTC" if isinstance(run.get("started_at"), datetime) else "")]
     if run.get("correlation_id"):
         lines.append(f"  Correlación: {run['correlation_id']}")
     trigger = trace.get("disparador") or {}
@@ -118,14 +163,32 @@ def format_trace(run: dict[str, Any]) -> str:
     for action in trace.get("acciones") or []:
         status = STATUS_ES.get(action.get("estado", ""), action.get("estado", ""))
         ref = f" → {action['ref']}" if action.get("ref") else ""
+        if details and action.get("ahora") is not None:
+            status = f"ya {status}"
+        note = f" — {action['nota']}" if details and action.get("nota") else ""
         lines.append(f"    • {action.get('accion')}: {action.get('resumen') or ''} "
-                     f"[{status}{ref}]")
+                     f"[{status}{ref}]{note}")
         if action.get("error"):
             lines.append(f"      error: {action['error']}")
+        if details:
+            lines += format_arguments(action.get("argumentos") or {}, "        ")
+            lines += _format_now(action.get("ahora"))
     return "\n".join(lines)
 
 
-def format_simulated(trace: dict[str, Any]) -> str:
+def _format_now(now: dict[str, Any] | None) -> list[str]:
+    """What the rule as edited now would write for an effect the ledger already has."""
+    if now is None:
+        return []
+    head = "      con la regla como está ahora"
+    if now.get("error") or now.get("nota"):
+        return [f"{head}: {now.get('error') or now.get('nota')}"]
+    return [f"{head} escribiría: {now.get('resumen') or ''}",
+            *format_arguments(now.get("argumentos") or {}, "        ")]
+
+
+def format_simulated(trace: dict[str, Any], *, details: bool = False) -> str:
     """One dry-run trace (a dry-run stores no run), as a readable Spanish text."""
     return format_trace({"rule_id": trace.get("regla"), "rule_hash": trace.get("version"),
-                         "started_at": "simulación", "trace": trace, "correlation_id": None})
+                         "started_at": "simulación", "trace": trace, "correlation_id": None},
+                        details=details)

@@ -263,6 +263,14 @@ class World:
             "usage_rows": len(self.usage), "surveys": len(self.surveys),
         }
 
+    def summary_text(self) -> str:
+        """The summary in Spanish, for people ("20 clientes, 40 escuelas, …")."""
+        n = self.summary()
+        return (f"{n['clients']} clientes, {n['schools']} escuelas, {n['users']} usuarios, "
+                f"{n['tickets']} tickets ({n['escalated']} escalados a Jira), "
+                f"{n['contracts']} contratos, {n['invoices']} facturas, {n['usage_rows']} "
+                f"filas de uso semanal, {n['surveys']} encuestas")
+
 
 def demo_staff() -> list[StaffMember]:
     """The department: a COO, 4 AMs, 3 CSMs and 5 support agents (@saeko.test)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -13,11 +13,28 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How far this process's clock is from the wall clock: zero, except while `saeko-sync demo`
+# runs its world at a fixed instant (jobs/demo.py, ``shifted_clock``), so that the store, the
+# rules and the sync all see the demo's time and the same seed gives the same demo.
+_clock_offset = timedelta()
 
 
 def utcnow() -> datetime:
     """Naive UTC now: the model stores UTC without zone (portable across both stores)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None) + _clock_offset
+
+
+@contextmanager
+def shifted_clock(start: datetime) -> Iterator[timedelta]:
+    """Within the block, ``utcnow()`` starts at ``start`` (naive UTC) and advances with the
+    wall clock; yields the offset (for the sandbox's clock to follow). Restored on exit."""
+    global _clock_offset
+    previous = _clock_offset
+    _clock_offset = start - datetime.now(UTC).replace(tzinfo=None)
+    try:
+        yield _clock_offset
+    finally:
+        _clock_offset = previous
 
 
 def make_engine(url: str) -> Engine:

@@ -110,7 +110,7 @@ def test_preview_renders_a_template_with_real_data(sandbox: Sandbox, tmp_path: P
     missing = run_cli(["plantillas", "prueba", "encuesta-nps", "--entidad", "999999999"],
                       tmp_path)
     assert missing.returncode == 1
-    assert "no hay ningún(a) usuario con id «999999999»" in missing.stderr
+    assert "no existe ningún(a) usuario «999999999»" in missing.stderr
     unknown = run_cli(["plantillas", "prueba", "encuesta-npss", "--entidad", str(item)],
                       tmp_path)
     assert unknown.returncode == 1

@@ -220,16 +220,17 @@ def test_dry_run_writes_nothing(env: dict[str, Any], db: Database, sandbox: Sand
                          .where(ChangeEvent.processed_at.is_(None))) or 0,)
 
     before, calls_before = counts(), sandbox.calls.snapshot()
-    results = api.dry_run(env["settings"], db, "aviso-escalado", now=LOCAL_NOON)
+    results = api.dry_run(env["settings"], db, "aviso-escalado", now=LOCAL_NOON).traces
     assert counts() == before and sandbox.calls.snapshot() == calls_before
     matched = [t for t in results if t["resultado"] == "coincide"]
     assert len(matched) == 1
     assert [a["estado"] for a in matched[0]["acciones"]] == ["simulada", "simulada"]
-    text = api.format_dry_run(results)
+    text = api.format_dry_run(api.dry_run(env["settings"], db, "aviso-escalado",
+                                          now=LOCAL_NOON))
     assert "comentario en Podio item" in text and "no se escribió nada" in text
     with db.session() as s:
         ticket_id = s.scalars(select(Ticket.id).where(Ticket.source_id == str(item))).one()
-    one = api.dry_run(env["settings"], db, "aviso-escalado", ticket_id, now=LOCAL_NOON)
+    one = api.dry_run(env["settings"], db, "aviso-escalado", ticket_id, now=LOCAL_NOON).traces
     assert len(one) == 1 and one[0]["resultado"] == "coincide"
     assert counts() == before and env["podio"].comments(item) == []
 

@@ -136,7 +136,7 @@ def _prepare_update(values: dict[str, Any], ctx: PrepareContext) -> Prepared:
                                                     for k, v in fields.items())
     payload = {"item_id": item_id, "app_id": ctx.config.podio_app_id(entity),
                "fields": to_json(fields), "columns": to_json(columns), "entity": entity,
-               "kept": skipped}
+               "kept": skipped, "only_empty": bool(values.get("solo_vacios"))}
     return Prepared(payload, target, summary)
 
 

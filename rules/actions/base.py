@@ -155,7 +155,13 @@ def from_json(value: Any) -> Any:
 
 def short(value: Any, limit: int = 80) -> str:
     """A value as a short readable text for summaries."""
-    text = value if isinstance(value, str) else json.dumps(to_json(value), ensure_ascii=False)
+    if isinstance(value, datetime):
+        text = f"{value:%d/%m/%Y %H:%M}"
+    elif isinstance(value, date):
+        text = f"{value:%d/%m/%Y}"
+    else:
+        text = value if isinstance(value, str) else json.dumps(to_json(value),
+                                                               ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
