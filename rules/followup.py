@@ -85,7 +85,8 @@ def _number(value: float) -> int | float:
           "(config/kpis.yaml, «sla», por prioridad), en horas hábiles desde su apertura "
           "hasta ahora: la apertura, la prioridad, el tipo ('primera_respuesta' o "
           "'resolucion') y los múltiplos del objetivo; .multiplo, .nivel (1 el primero), "
-          ".ultimo, .objetivo, .limite (horas) y .horas; vacío si no alcanzó ninguno: "
+          ".ultimo, .objetivo, .limite (horas), .horas y .desde (cuándo lo alcanzó); vacío "
+          "si no alcanzó ninguno: "
           "umbral_sla(ticket.fecha_apertura, ticket.prioridad, 'primera_respuesta', "
           "datos.umbrales).nivel")
 def _threshold(env: Env, opened: Any, priority: Any, kind: Any, multiples: Any
@@ -101,9 +102,28 @@ def _threshold(env: Env, opened: Any, priority: Any, kind: Any, multiples: Any
     if not reached:
         return None
     level = reached[-1]
+    limit = steps[level] * target
     return {"tipo": kind, "multiplo": _number(steps[level]), "nivel": level + 1,
             "ultimo": level == len(steps) - 1, "objetivo": _number(target),
-            "limite": _number(steps[level] * target), "horas": round(hours, 1)}
+            "limite": _number(limit), "horas": round(hours, 1),
+            "desde": env.calendar.add_business_hours(opened, limit, env.zone)}
+
+
+@function("reglas_encendidas", 0, 0,
+          "cuándo se encendieron las reglas en esta base de datos (su primer ciclo de "
+          "reglas); vacío si todavía no: umbral_sla(…).desde > reglas_encendidas() avisa solo "
+          "lo que pasó después (M6: una base nueva no repite los avisos de antes)")
+def _switched_on(env: Env) -> datetime | None:
+    from rules.event_phase import RULES_SWITCHED_ON
+    from store.models import StoreMeta
+
+    memo: dict[str, Any] = env.memo.setdefault(_MEMO, {})
+    if "switched_on" not in memo:
+        row = store_session(env, "reglas_encendidas").get(StoreMeta, RULES_SWITCHED_ON)
+        at = (row.value or {}).get("at") if row is not None else None
+        memo["switched_on"] = datetime.fromisoformat(at) if at else None
+    value: datetime | None = memo["switched_on"]
+    return value
 
 
 def _links(env: Env, ids: list[int]) -> dict[int, str]:
