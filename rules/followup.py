@@ -185,7 +185,8 @@ def _open_cases(env: Env, person: Any, closed: Any = None) -> list[Record]:
                    (Ticket.status.is_(None)) | (Ticket.status.not_in(done)))).all()
         by_person: dict[int, list[int]] = {}
         for ticket_id, responsible in rows:
-            by_person.setdefault(int(responsible), []).append(int(ticket_id))
+            if responsible is not None:
+                by_person.setdefault(int(responsible), []).append(int(ticket_id))
         memo[key] = by_person
     ids = memo[key].get(int(person_id), [])
     if not ids:
