@@ -117,6 +117,14 @@ def _stories(world: World, rng: random.Random, quick: bool) -> list[list[Action]
             story.append(_act(life, ticket, "T2; T5 closing data (+ AM task on hand-off)",
                               agent=agent))
         stories.append(story)
+    # M6: a ticket nobody takes: a reminder per threshold of its 2-hour first-response
+    # target as the day goes on (the desk lead's email from the second). Compared only for
+    # copies: which cycle crosses a threshold depends on the clock (chaos_state.CLOCK_DRIVEN).
+    user = rng.choice(users)
+    stories.append([_act("new_ticket", NewTicket(len(lifecycles)),
+                         "T1; M6 reminders at 2 h, 4 h (+ desk lead) while unanswered",
+                         title="No puedo entrar al portal de padres", user=user.key,
+                         by_email=False, agent=rng.choice(AGENTS))])
     resolves = 1 if quick else 3
     for ticket in open_escalated[:resolves]:
         assert ticket.escalation is not None

@@ -30,6 +30,7 @@ from jobs.demo_accounts import (
     schedules_moment,
     stage_accounts,
 )
+from jobs.demo_followup import followup_line
 from jobs.demo_surveys import run_surveys
 from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
@@ -176,6 +177,8 @@ def _run(console: Console, box: Sandbox, *, seed: int, folder: Path, db_file: Pa
             console.print(planned)
         _print_automations(console, settings, db, rules, server.url,
                            scheduled_note="con horario: ver el ciclo del lunes, abajo")
+        if (followup := followup_line(db, rules)):
+            console.print(followup)
         console.print(escalations_line(db, rules))
         if (moved := meetings_line(db, rules.started_at, title="en este ciclo")):
             console.print(moved)
@@ -234,13 +237,16 @@ def _run_schedules(console: Console, settings: Settings, db: Database,
     local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Tijuana"))
     console.rule(f"Los programas: el lunes {local:%d/%m/%Y} a las {local:%H:%M} (Tijuana)")
     console.print("Las reglas programadas corren a su hora (M2 y M13 cada día hábil a las "
-                  "9:00, M11 los lunes a las 12:00 y el primer día hábil del mes). Para verlas "
+                  "9:00, M11 los lunes a las 12:00 y el primer día hábil del mes, M6 cada 5 "
+                  "minutos en horario hábil y su resumen por agente a las 9:00). Para verlas "
                   "sin esperar, este ciclo corre con el reloj de las reglas fijado en ese "
                   "lunes: simula la hora de los programas (las herramientas no cambian).")
     report = run_cycle(settings, db, now=moment, runtime=runtime)
     _print_automations(console, settings, db, report, url,
                        f"Automatizaciones: el ciclo del lunes {local:%d/%m} a las "
                        f"{local:%H:%M}", only_fired=True)
+    if (followup := followup_line(db, report)):
+        console.print(followup)
     console.print(escalations_line(db, report))
     return moment
 

@@ -360,6 +360,6 @@ def _weights(weights: Any) -> dict[str, float] | None:
         raise ValueError("los pesos van en un bloque segmento: peso, p. ej. en datos:  "
                          "pesos: {TOP: 2, Estándar: 1}")
     return weights
-# Imported for what they register: M3's tablero_kpis, M8's reunion(), M11/M13's and M4's
-# functions.
-from rules import dashboard, meetings, portfolio, surveys  # noqa: E402,F401
+# Imported for what they register: M3's tablero_kpis, M6's follow-up, M8's reunion(),
+# M11/M13's and M4's functions.
+from rules import dashboard, followup, meetings, portfolio, surveys  # noqa: E402,F401

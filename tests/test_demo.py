@@ -1,5 +1,5 @@
-"""`saeko-sync demo` stages the account situations and shows what M1, M2, M5, M7 (and M11,
-M13 when their rules ship) did: in its output and in the store the demo leaves behind."""
+"""`saeko-sync demo` stages the account situations and shows what M1, M2, M5, M7 (and M6,
+M11, M13 when their rules ship) did: in its output and in the store the demo leaves behind."""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
             assert scheduled[prefix] > 0, monday
     second = ESCALATIONS.search(monday)
     assert second and "m2-renovacion-estancada" in second.group(3), monday
+    # M6: the reminders of the desk's late tickets and each agent's digest at 9:00.
+    if _shipped("m6"):
+        followup = re.search(r"M6 · seguimiento de casos abiertos en este ciclo: (\d+) "
+                             r"recordatorios? al responsable .*, (\d+) (?:resumen diario|"
+                             r"resúmenes diarios) por agente", monday)
+        assert followup and int(followup.group(2)) > 0, monday
     # M4: the first business day of the next quarter, surveys by email; some answered.
     surveys = re.search(r"M4: (\d+) micro-encuestas \(muestra del 30 % de los usuarios "
                         r"operativos\) y (\d+) NPS a directivos, de (\d+) usuarios", text)
