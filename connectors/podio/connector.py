@@ -57,10 +57,13 @@ def _config_summary(settings: Settings) -> str:
     return f"{len(load_mapping(settings.config_dir).apps)} apps mapeadas"
 
 
-def _quota(settings: Settings, podio: PodioClient) -> dict[str, Any]:
-    reported = podio.last_rate_limit
-    return {"used": podio.quota.used_last_hour, "limit": settings.podio_rate_limit_per_hour,
-            **({"remaining_reported": reported.get("remaining")} if reported else {})}
+def _quota(settings: Settings, podio: PodioClient | None) -> dict[str, Any]:
+    """This process's calls in the last hour (the client's own guard) and what Podio says
+    on every response (X-Rate-Limit-Limit / X-Rate-Limit-Remaining, reference §3), per
+    credential and ceiling."""
+    return {"used": podio.quota.used_last_hour if podio else 0, "window": "última hora",
+            "limit": settings.podio_rate_limit_per_hour,
+            "reported": list(podio.rate_reports.values()) if podio else [], "note": None}
 
 
 def _mapped_fields(config_dir: Path) -> dict[str, list[MappedField]]:
