@@ -36,8 +36,8 @@ from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
 from rules.engine import run_cycle
 from store.db import Database
-from store.retention import RETENTION_INTERVAL_SECONDS, prune_traces
 from store.models import WebhookInbox
+from store.retention import RETENTION_INTERVAL_SECONDS, prune_traces
 
 log = structlog.get_logger(__name__)
 
