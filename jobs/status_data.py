@@ -168,7 +168,9 @@ def snapshot(db: Database, quota: dict[str, Any] | None = None,
                 for j in s.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(15))]
         dead = _dead_deliveries(s, links)
         letters = _dead_letters(s, links)
-        today = _written_today(s, local_day_start(now, zone), links)
+        # "Today" by the rules' clock: the ledger's times are the cycle's (RULES_FROZEN_NOW).
+        rules_now = (settings.rules_frozen_now if settings else None) or now
+        today = _written_today(s, local_day_start(rules_now, zone), links)
     return {"now": _iso(now), "timezone": zone,
             "refresh_seconds": settings.status_refresh_seconds if settings else 0,
             "syncs": syncs, "written_today": today, "rule_runs": runs,
