@@ -138,8 +138,8 @@ def doctor_lines(settings: Settings, db: Database, clients: dict[str, Any] | Non
         text = reported_text(tool, merged, now)
         if text is None:
             text = report.get("note") or (
-                f"{TOOL_LABELS.get(tool, tool)} no ha informado su cuota en la última hora "
-                "(ningún proceso le ha llamado)")
+                f"sin informe de {TOOL_LABELS.get(tool, tool)} en la última hora (lo guardan "
+                "`saeko-sync serve` y `saeko-sync run` tras cada ciclo)")
         empty = any(r["remaining"] == 0 for r in newest(merged)
                     if now - datetime.fromisoformat(r["at"]) <= REPORT_WINDOW)
         lines.append((f"cuota {tool}", not empty, text))
