@@ -114,9 +114,9 @@ def render(data: dict[str, Any], *, query: str = "") -> str:
     parts.append(_syncs(data, clock))
     parts.append(_written(data))
     parts.append(_webhooks(data, clock))
-    parts.append(_rules(data, clock, query))
     parts.append(_jobs(data, clock))
     parts.append(_quota(data, clock))
+    parts.append(_rules(data, clock, query))
     parts.append("</body></html>")
     return "".join(parts)
 
