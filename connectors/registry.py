@@ -126,6 +126,11 @@ class Connector:
     # its latest responses ([{credential, limit, remaining, at}]), "note": why it says
     # nothing, when it does not}; None: the tool has no quota to show.
     quota: Callable[[Settings, Any], dict[str, Any]] | None = None
+    # Where a person sees one of the tool's records (settings, source id, stored raw payload
+    # or None) -> URL, or None when the tool has no page for it (the status page's links).
+    record_url: Callable[[Settings, str, Any], str | None] | None = None
+    # How the quota reports name a credential, for people (e.g. "usuario de integración").
+    credential_label: Callable[[str], str] | None = None
     # Model columns written back to the tool, per app (config/<tool>.yaml), for rules.
     mapped_fields: Callable[[Path], dict[str, list[MappedField]]] | None = None
     # A link to answer one of the tool's forms with answers filled in (url, question -> value).

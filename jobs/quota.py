@@ -26,7 +26,6 @@ log = structlog.get_logger(__name__)
 META_PREFIX = "quota:"
 # Podio's window is one hour (reference §3): a report older than that says nothing of now.
 REPORT_WINDOW = timedelta(hours=1)
-TOOL_LABELS = {"podio": "Podio", "jira": "Jira", "google": "Google"}
 
 
 def current(settings: Settings, clients: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,13 +81,17 @@ def newest(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def credential_label(credential: str) -> str:
-    """A report's credential in Spanish: Podio's integration user or one app's token."""
-    if credential == "user":
-        return "usuario de integración"
-    if credential.startswith("app:"):
-        return f"token de la app {credential.split(':', 1)[1]}"
-    return credential
+def credential_label(tool: str, credential: str) -> str:
+    """A report's credential as the tool names it for people (``Connector.credential_label``)."""
+    try:
+        label = registry.connector(tool).credential_label
+    except KeyError:
+        label = None
+    return label(credential) if label is not None else credential
+
+
+def tool_label(tool: str) -> str:
+    return tool.capitalize()
 
 
 def reported_text(tool: str, reports: list[dict[str, Any]], now: datetime,
@@ -104,9 +107,9 @@ def reported_text(tool: str, reports: list[dict[str, Any]], now: datetime,
     for r in sorted(recent, key=lambda r: r["remaining"]):
         at = datetime.fromisoformat(r["at"])
         used = r["limit"] - r["remaining"]
-        parts.append(f"{credential_label(r['credential'])}: quedan {r['remaining']} de "
+        parts.append(f"{credential_label(tool, r['credential'])}: quedan {r['remaining']} de "
                      f"{r['limit']} ({used} usadas en la hora), {(fmt or ago)(at, now)}")
-    return f"{TOOL_LABELS.get(tool, tool)} informa " + "; ".join(parts)
+    return f"{tool_label(tool)} informa " + "; ".join(parts)
 
 
 def ago(at: datetime, now: datetime) -> str:
@@ -138,7 +141,7 @@ def doctor_lines(settings: Settings, db: Database, clients: dict[str, Any] | Non
         text = reported_text(tool, merged, now)
         if text is None:
             text = report.get("note") or (
-                f"sin informe de {TOOL_LABELS.get(tool, tool)} en la última hora (lo guardan "
+                f"sin informe de {tool_label(tool)} en la última hora (lo guardan "
                 "`saeko-sync serve` y `saeko-sync run` tras cada ciclo)")
         empty = any(r["remaining"] == 0 for r in newest(merged)
                     if now - datetime.fromisoformat(r["at"]) <= REPORT_WINDOW)

@@ -15,16 +15,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from connectors.podio.links import item_url
+from connectors import registry
+from connectors.base import SOURCES
 from core.settings import Settings
 from jobs import quota as quotas
 from jobs import status_kpis, writebacks
+from rules import catalog
 from store.db import Database, utcnow
 from store.entities import load_mapping
 from store.models import (
     ActionLedger,
     DeadLetter,
-    Incident,
     JobRun,
     RuleEventRetry,
     RuleRun,
@@ -61,20 +62,33 @@ def local_day_start(now: datetime, zone: str) -> datetime:
 
 class Links:
     """Labels and links for records by the ids the model keeps (entity + internal id, or a
-    Podio item id), read in one query per table."""
+    tool's source id), read in one query per table; each tool says where its records are
+    seen (``Connector.record_url``)."""
 
     def __init__(self, session: Session, settings: Settings | None) -> None:
         self.session = session
-        self.jira_url = settings.jira_url if settings else ""
+        self.settings = settings or Settings.model_construct()
         try:
-            apps = load_mapping(settings.config_dir).apps.values() if settings else []
-        except Exception:  # noqa: BLE001 - a broken podio.yaml leaves plain labels
-            apps = []
-        self.models: dict[str, Any] = {app.entity: app.model for app in apps}
+            catalog.use_mapping(load_mapping(self.settings.config_dir))
+        except Exception:  # noqa: BLE001 - a broken podio.yaml: the shipped entities
+            pass
+        self.models: dict[str, Any] = {e.name: e.model for e in catalog.ENTITIES.values()
+                                       if e.synced}
+
+    def url(self, source: str | None, source_id: str, raw: Any) -> str | None:
+        """The tool's page of a record (``source``: a sync source or a tool name)."""
+        try:
+            connector = (registry.for_source(source) if source in SOURCES
+                         else registry.connector(source or ""))
+        except KeyError:
+            return None
+        if connector.record_url is None:
+            return None
+        return connector.record_url(self.settings, source_id, raw)
 
     def entities(self, wanted: Iterable[tuple[str | None, int | None]]
                  ) -> dict[tuple[str, int], dict[str, Any]]:
-        """(entity, internal id) -> {label, url} for Podio records and Jira incidents."""
+        """(entity, internal id) -> {label, url}."""
         by_entity: dict[str, set[int]] = {}
         for entity, entity_id in wanted:
             if entity and entity_id is not None:
@@ -83,40 +97,48 @@ class Links:
         for entity, ids in by_entity.items():
             model = self.models.get(entity)
             if model is not None:
-                for row in self.session.scalars(select(model).where(
-                        model.id.in_(ids))):
-                    out[(entity, row.id)] = self._podio(entity, row)
-            elif entity == "incidencia":
-                for row in self.session.scalars(select(Incident).where(Incident.id.in_(ids))):
-                    ref = writebacks.jira_ref(row.key, self.jira_url)
-                    out[(entity, row.id)] = {"label": f"incidencia {row.key}", "url": ref.url}
-        for entity, ids in by_entity.items():
+                for row in self.session.scalars(select(model).where(model.id.in_(ids))):
+                    out[(entity, row.id)] = self._record(entity, row)
             for entity_id in ids:
                 out.setdefault((entity, entity_id), {"label": f"{entity} #{entity_id}",
                                                      "url": None})
         return out
 
-    def items(self, item_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Podio item id -> {label, url} (its title when synced, its own link)."""
-        wanted = {str(i) for i in item_ids}
-        out: dict[int, dict[str, Any]] = {}
+    def records(self, tool: str, source_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """source id -> {label, url} of records of ``tool`` (its title when synced, its own
+        link; the tool's link for the id alone otherwise)."""
+        wanted = {str(i) for i in source_ids}
+        try:
+            sources = registry.connector(tool).sources
+        except KeyError:
+            sources = ()
+        out: dict[str, dict[str, Any]] = {}
         for entity, model in self.models.items():
-            if not wanted:
+            if not wanted or not sources:
                 break
             for row in self.session.scalars(select(model).where(
-                    model.source == "podio", model.source_id.in_(wanted))):
-                out[int(row.source_id)] = self._podio(entity, row)
+                    model.source.in_(sources), model.source_id.in_(wanted))):
+                out[row.source_id] = self._record(entity, row)
                 wanted.discard(row.source_id)
-        for item in wanted:
-            if item.isdigit():
-                out[int(item)] = {"label": f"item {item}", "url": item_url(item)}
+        for source_id in wanted:
+            out[source_id] = {"label": f"{tool} {source_id}",
+                              "url": self.url(tool, source_id, None)}
         return out
 
-    @staticmethod
-    def _podio(entity: str, row: Any) -> dict[str, Any]:
-        title = getattr(row, "title", None) or getattr(row, "name", None)
-        label = f"{entity} {row.source_id}" + (f" «{str(title)[:60]}»" if title else "")
-        return {"label": label, "url": item_url(row.source_id, row.raw)}
+    def ref(self, ref: writebacks.Ref, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """A write-back's place as {label, url} (``found``: ``records`` of its tool)."""
+        if ref.source_id is not None and ref.source_id in found:
+            return found[ref.source_id]
+        url = ref.url or (self.url(ref.tool, ref.source_id or "", ref.raw) if ref.tool
+                          else None)
+        return {"label": ref.label, "url": url}
+
+    def _record(self, entity: str, row: Any) -> dict[str, Any]:
+        name = (getattr(row, "title", None) or getattr(row, "name", None)
+                or getattr(row, "summary", None))
+        ident = getattr(row, "key", None) or row.source_id
+        label = f"{entity} {ident}" + (f" «{str(name)[:60]}»" if name else "")
+        return {"label": label, "url": self.url(row.source, row.source_id, row.raw)}
 
 
 def snapshot(db: Database, quota: dict[str, Any] | None = None,
@@ -202,20 +224,33 @@ def _period_start(period: str, every: float | None) -> str | None:
 
 
 def _dead_deliveries(s: Session, links: Links) -> list[dict[str, Any]]:
-    """The latest dead webhook deliveries with why they died (the worker's last error)."""
+    """The latest dead webhook deliveries with why they died (the worker's last error) and
+    the record each was about (the tool's ``record_key``, e.g. "item:4000001")."""
     rows = list(s.scalars(select(WebhookInbox).where(WebhookInbox.status == "dead")
                           .order_by(WebhookInbox.id.desc()).limit(RECENT_ROWS)))
     reasons = {letter.source_id: letter.reason for letter in s.scalars(
         select(DeadLetter).where(DeadLetter.stream == "webhook",
                                  DeadLetter.source_id.in_([str(r.id) for r in rows])))}
-    items = {r.id: int(v) for r in rows
-             if str(v := (r.payload or {}).get("item_id", "")).isdigit()}
-    item_links = links.items(items.values())
+    about = {r.id: _delivery_record(r) for r in rows}
+    found = {tool: links.records(tool, [i for r in rows if (a := about[r.id]) and a[0] == tool
+                                        for i in [a[1]]])
+             for tool in {a[0] for a in about.values() if a}}
     return [{"id": r.id, "source": r.source, "kind": r.event_type, "attempts": r.attempts,
              "received": _iso(r.received_at),
              "reason": reasons.get(str(r.id)) or r.error or "sin motivo registrado",
-             "record": item_links.get(items[r.id]) if r.id in items else None}
+             "record": found[a[0]].get(a[1]) if (a := about[r.id]) else None}
             for r in rows]
+
+
+def _delivery_record(row: WebhookInbox) -> tuple[str, str] | None:
+    """(tool, source id) of the record a delivery is about, when the tool can say."""
+    try:
+        hooks = registry.connector(row.source).webhooks
+        key = hooks.record_key(row.event_type or "", row.payload or {}) if hooks else None
+    except Exception:  # noqa: BLE001 - a payload the tool cannot read names no record
+        return None
+    source_id = (key or "").rpartition(":")[2]
+    return (row.source, source_id) if source_id.isdigit() else None
 
 
 def _dead_letters(s: Session, links: Links) -> list[dict[str, Any]]:
@@ -223,13 +258,21 @@ def _dead_letters(s: Session, links: Links) -> list[dict[str, Any]]:
     rows = list(s.scalars(select(DeadLetter).where(
         DeadLetter.resolved_at.is_(None), DeadLetter.stream != "webhook")
         .order_by(DeadLetter.id.desc()).limit(RECENT_ROWS)))
-    item_links = links.items(int(r.source_id) for r in rows
-                             if r.source == "podio" and r.source_id.isdigit())
+    tools = {r.source: _tool_of(r.source) for r in rows}
+    found = {tool: links.records(tool, [r.source_id for r in rows if tools[r.source] == tool])
+             for tool in set(tools.values()) if tool}
     return [{"source": r.source, "stream": r.stream, "at": _iso(r.created_at),
              "reason": r.reason,
-             "record": item_links.get(int(r.source_id)) if r.source == "podio"
-             and r.source_id.isdigit() else {"label": r.source_id, "url": None}}
+             "record": found.get(tools[r.source] or "", {}).get(r.source_id)
+             or {"label": r.source_id, "url": None}}
             for r in rows]
+
+
+def _tool_of(source: str) -> str | None:
+    try:
+        return registry.for_source(source).name
+    except KeyError:
+        return None
 
 
 def _written_today(s: Session, since: datetime, links: Links) -> list[dict[str, Any]]:
@@ -242,9 +285,13 @@ def _written_today(s: Session, since: datetime, links: Links) -> list[dict[str, 
     groups: dict[str, list[ActionLedger]] = {}
     for row in rows:
         groups.setdefault(writebacks.automation_of(row.rule_id), []).append(row)
-    refs = {name: writebacks.refs(these, links.jira_url) for name, these in groups.items()}
-    items = links.items(r.item_id for found in refs.values() for r in found
-                        if r.item_id is not None)
+    refs = {name: writebacks.refs(these) for name, these in groups.items()}
+    wanted: dict[str, set[str]] = {}
+    for found in refs.values():
+        for ref in found:
+            if ref.tool and ref.source_id:
+                wanted.setdefault(ref.tool, set()).add(ref.source_id)
+    records = {tool: links.records(tool, ids) for tool, ids in wanted.items()}
     out = []
     for automation in sorted(groups, key=lambda g: (len(g), g)):
         these = groups[automation]
@@ -252,8 +299,7 @@ def _written_today(s: Session, since: datetime, links: Links) -> list[dict[str, 
                     "rules": sorted({r.rule_id or "—" for r in these}),
                     "effects": len(these),
                     "written": writebacks.written(these, every_effect=True),
-                    "refs": [items.get(ref.item_id) if ref.item_id in items
-                             else {"label": ref.label, "url": ref.url}
+                    "refs": [links.ref(ref, records.get(ref.tool or "", {}))
                              for ref in refs[automation]]})
     return out
 

@@ -201,7 +201,7 @@ def _quota(data: dict[str, Any], clock: Clock) -> str:
         said = quotas.reported_text(tool, q.get("reported") or [], now,
                                     fmt=lambda at, _now: f"a las {clock.at(at.isoformat())}"
                                     f" ({quotas.ago(at, now)})")
-        rows.append([quotas.TOOL_LABELS.get(tool, tool),
+        rows.append([quotas.tool_label(tool),
                      said or q.get("note") or "sin informe en la última hora",
                      f"{q.get('used', 0)} llamadas ({q.get('window', '')})",
                      q.get("limit") or "—"])

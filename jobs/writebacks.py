@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.podio.links import PODIO_TASK_URL, item_url
+from connectors.podio.links import PODIO_TASK_URL
 from store.models import ActionLedger
 
 EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
@@ -52,42 +52,44 @@ def written(rows: Iterable[ActionLedger], *, every_effect: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Ref:
-    """Where a person looks at an effect: a label and, when there is one, a link."""
+    """Where a person looks at an effect: a label, and the tool's record it is on — by its
+    source id (a synced record: ``Links`` finds its title and own link) or by what the
+    tool's ``record_url`` needs (``raw``) — or a ready ``url``."""
 
     label: str
+    tool: str | None = None
+    source_id: str | None = None
+    raw: dict[str, Any] | None = None
     url: str | None = None
-    item_id: int | None = None  # a Podio item: its own link can replace the short form
 
 
-def refs(rows: Iterable[ActionLedger], jira_url: str = "") -> list[Ref]:
-    """The Podio items, Jira issues and Podio tasks the rows wrote to, once each, in order."""
+def refs(rows: Iterable[ActionLedger]) -> list[Ref]:
+    """The records the rows wrote to (items, issues, tasks), once each, in order."""
     out: list[Ref] = []
     for row in rows:
-        ref = ref_of(row, jira_url)
+        ref = ref_of(row)
         if ref is not None and ref not in out:
             out.append(ref)
     return out
 
 
-def ref_of(row: ActionLedger, jira_url: str = "") -> Ref | None:
-    """Where one ledger row's effect is: its Podio item, its Jira issue, or its task."""
+def ref_of(row: ActionLedger) -> Ref | None:
+    """Where one ledger row's effect is: the record it wrote to, the issue it created, or
+    its task (the tool is the action's prefix: "podio.actualizar" → podio)."""
     args = _args(row)
-    if row.action.startswith("jira.crear") and row.external_ref:
-        return jira_ref(row.external_ref, jira_url)
+    tool = row.action.split(".")[0]
+    if row.action.endswith(".crear") and row.external_ref:
+        ref = str(row.external_ref)
+        return Ref(f"{tool.capitalize()} {ref}", tool, raw={"key": ref})
     if args.get("item_id"):
-        return Ref(f"item {args['item_id']}", item_url(args["item_id"]),
-                   int(args["item_id"]) if str(args["item_id"]).isdigit() else None)
+        return Ref(f"item {args['item_id']}", tool, source_id=str(args["item_id"]))
     if args.get("key"):
-        return jira_ref(str(args["key"]), jira_url)
-    if row.action == "podio.tarea" and row.external_ref:
+        return Ref(f"{tool.capitalize()} {args['key']}", tool, raw={"key": args["key"]})
+    if row.action == "podio.tarea" and row.external_ref:  # a task on no item
         task = str(row.external_ref).removeprefix("tarea ").strip()
         return Ref(str(row.external_ref),
-                   PODIO_TASK_URL.format(task_id=task) if task.isdigit() else None)
+                   url=PODIO_TASK_URL.format(task_id=task) if task.isdigit() else None)
     return None
-
-
-def jira_ref(key: str, jira_url: str) -> Ref:
-    return Ref(f"Jira {key}", f"{jira_url.rstrip('/')}/browse/{key}" if jira_url else None)
 
 
 def _args(row: ActionLedger) -> dict[str, Any]:

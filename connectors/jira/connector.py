@@ -73,6 +73,12 @@ def _quota(_settings: Settings, jira: Any) -> dict[str, Any]:
             "token de API no tiene cuota por hora, solo límites por segundo"}
 
 
+def _record_url(settings: Settings, _issue_id: str, raw: Any) -> str | None:
+    """The issue's page on the site (/browse/KEY), from its stored payload."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    return f"{settings.jira_url.rstrip('/')}/browse/{key}" if key and settings.jira_url else None
+
+
 CONNECTOR = Connector(
     name="jira",
     sources=("jira",),
@@ -85,5 +91,6 @@ CONNECTOR = Connector(
                       record_key=webhooks.record_key, handle=webhooks.handle,
                       instructions=webhooks.instructions),
     quota=_quota,
+    record_url=_record_url,
     scan_deletions=_scan_deletions,
 )

@@ -66,6 +66,19 @@ def _quota(settings: Settings, podio: PodioClient | None) -> dict[str, Any]:
             "reported": list(podio.rate_reports.values()) if podio else [], "note": None}
 
 
+def _record_url(_settings: Settings, item_id: str, raw: Any) -> str:
+    from connectors.podio.links import item_url
+
+    return item_url(item_id, raw)
+
+
+def _credential_label(credential: str) -> str:
+    """The client's subjects: the integration user, or one app's token."""
+    if credential == "user":
+        return "usuario de integración"
+    return f"token de la app {credential.removeprefix('app:')}"
+
+
 def _mapped_fields(config_dir: Path) -> dict[str, list[MappedField]]:
     """app -> its mapped fields (config/podio.yaml)."""
     from store.entities import load_mapping
@@ -95,6 +108,8 @@ CONNECTOR = Connector(
                       register=webhooks.register),
     config_summary=_config_summary,
     quota=_quota,
+    record_url=_record_url,
+    credential_label=_credential_label,
     mapped_fields=_mapped_fields,
     scan_deletions=_scan_deletions,
 )
