@@ -246,5 +246,6 @@ def _period(seconds: float) -> str:
 
 
 def _summary(cycle: Any) -> str:
+    errors = f"; errores: {'; '.join(cycle.errors)}" if cycle.errors else ""
     return ", ".join(f"{r.source}/{r.stream}: +{r.counts.created} ~{r.counts.updated}"
-                     for r in cycle.reports) + (f"; errors: {cycle.errors}" if cycle.errors else "")
+                     for r in cycle.reports) + errors

@@ -40,8 +40,9 @@ class Pruned:
 def prune_traces(settings: Settings, db: Database, *, now: datetime | None = None,
                  max_batches: int | None = None) -> Pruned:
     """Delete the rule runs older than their retention; ``max_batches`` bounds the work
-    (None: until nothing is due). Returns how many of each kind were deleted."""
-    now = now or utcnow()
+    (None: until nothing is due). Returns how many of each kind were deleted. Ages are by
+    the rules' clock (RULES_FROZEN_NOW when set), the one their start times were taken on."""
+    now = now or settings.rules_frozen_now or utcnow()
     # The "no coincide" runs first: they are the bulk, and a bounded run should go to them.
     cutoffs = {False: now - timedelta(hours=settings.trace_miss_retention_hours),
                True: now - timedelta(days=settings.trace_retention_days)}

@@ -168,3 +168,17 @@ def test_without_a_token_the_page_is_only_for_this_machine(db: Database) -> None
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
         service.shutdown()
+
+
+def test_a_broken_rule_file_reads_line_by_line(db: Database) -> None:
+    """The broken-rules cell lists each problem as a sentence, not the stored dicts."""
+    from jobs.status import render, snapshot
+    from store.models import RuleState
+
+    with db.session() as s:
+        s.add(RuleState(rule_id="t9-nueva", path="config/rules/t9.yaml", good_hash="abc",
+                        problems=[{"path": "config/rules/t9.yaml", "line": 7, "rule_id": "t9",
+                                   "message": "campo desconocido «prioridd»"}]))
+    page = render(snapshot(db))
+    assert "línea 7: campo desconocido «prioridd»" in page
+    assert "{'" not in page and "'line'" not in page
