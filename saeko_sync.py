@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,8 +105,10 @@ def run(
     Sale con 1 si hubo errores y con 3 si otro proceso estaba ejecutando las reglas.
     """
     from connectors.clients import ActionRuntime
+    from jobs import quota
     from jobs.cycle import configured_sources, long_lived_clients, run_sync
     from rules.engine import run_cycle
+    from store.retention import CHEAP_BATCHES, prune_traces
 
     settings = _settings()
     db = Database(settings.database_url)
@@ -117,6 +120,8 @@ def run(
                              clients=long_lived_clients(runtime, configured_sources(settings)))
         console.print(sync_table(cycle.reports))
         report = run_cycle(settings, db, now=settings.rules_frozen_now, runtime=runtime)
+        quota.persist(db, quota.current(settings, runtime.built()), f"run-{os.getpid()}")
+        prune_traces(settings, db, max_batches=CHEAP_BATCHES)
     finally:
         runtime.close()
     for line in report.lines():

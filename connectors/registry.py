@@ -120,8 +120,17 @@ class Connector:
     # The part of the doctor's configuration line about the tool's mapping (e.g. "6 apps
     # mapeadas"), or None.
     config_summary: Callable[[Settings], str] | None = None
-    # Client-side quota of a live client for the status page, or None.
+    # The tool's quota for the status page and doctor (settings, live client or None when
+    # none was built): {"used": this process's calls, "window": what "used" covers,
+    # "limit": the client-side budget or None, "reported": what the tool itself said on
+    # its latest responses ([{credential, limit, remaining, at}]), "note": why it says
+    # nothing, when it does not}; None: the tool has no quota to show.
     quota: Callable[[Settings, Any], dict[str, Any]] | None = None
+    # Where a person sees one of the tool's records (settings, source id, stored raw payload
+    # or None) -> URL, or None when the tool has no page for it (the status page's links).
+    record_url: Callable[[Settings, str, Any], str | None] | None = None
+    # How the quota reports name a credential, for people (e.g. "usuario de integración").
+    credential_label: Callable[[str], str] | None = None
     # Model columns written back to the tool, per app (config/<tool>.yaml), for rules.
     mapped_fields: Callable[[Path], dict[str, list[MappedField]]] | None = None
     # A link to answer one of the tool's forms with answers filled in (url, question -> value).

@@ -206,6 +206,15 @@ class Settings(BaseSettings):
     deletion_scan_minutes: float = Field(default=180.0, gt=0)
     # A delivery claimed by a replica returns to the pool if not finished within this time.
     inbox_claim_seconds: float = Field(default=120.0, gt=0)
+    # The status page (docs/serve.md): its token (Bearer, ?token= or basic auth; without
+    # one the page answers only on a loopback SERVE_HOST to loopback clients), how often it
+    # reloads itself (0: never).
+    status_token: SecretStr = SecretStr("")
+    status_refresh_seconds: int = Field(default=30, ge=0)
+    # Trace retention (rule_runs): traces of runs that matched, and the much more numerous
+    # "no coincide" ones, kept shortest. `serve` prunes every hour, `run` after its cycle.
+    trace_retention_days: float = Field(default=30.0, gt=0)
+    trace_miss_retention_hours: float = Field(default=24.0, gt=0)
 
     # --- rule engine (docs/rules.md) ---
     rules_dir: Path | None = None  # default: <config_dir>/rules
@@ -271,6 +280,13 @@ class Settings(BaseSettings):
         if value is not None and value.tzinfo is not None:
             return value.astimezone(UTC).replace(tzinfo=None)
         return value
+
+    @model_validator(mode="after")
+    def _misses_kept_shortest(self) -> Settings:
+        if self.trace_miss_retention_hours > self.trace_retention_days * 24:
+            raise ValueError("TRACE_MISS_RETENTION_HOURS must not exceed TRACE_RETENTION_DAYS "
+                             "(in hours): the \"no coincide\" traces are kept shortest")
+        return self
 
     @cached_property
     def podio_apps(self) -> dict[str, tuple[int | None, str]]:

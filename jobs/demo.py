@@ -32,6 +32,7 @@ from jobs.demo_accounts import (
 )
 from jobs.demo_followup import followup_line
 from jobs.demo_surveys import run_surveys
+from jobs.writebacks import written
 from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
 from sandbox.activity import StaffSimulator
@@ -217,12 +218,6 @@ def _run(console: Console, box: Sandbox, *, seed: int, folder: Path, db_file: Pa
 
 
 # What each kind of effect shows in the demo's automation summary.
-EFFECT_LABELS = {"podio.actualizar": "campos escritos", "podio.tarea": "tareas",
-                 "podio.comentario": "comentarios", "jira.crear": "incidencias creadas",
-                 "jira.comentar": "comentarios en Jira", "gmail.enviar": "correos",
-                 "calendario.reunion": "reuniones en Calendar (M8)",
-                 "gmail.informe": "informes por correo (M10/M12)",
-                 "sheets.informe": "pestañas de informes"}
 SHOWN_REFS = 4  # ids listed per automation; the rest are counted
 SCHEDULE_TRIGGERS = ("programa:", "cada:")  # how a schedule trigger describes itself
 
@@ -291,32 +286,12 @@ def _print_automations(console: Console, settings: Settings, db: Database,
             continue
         table.add_row(f"{automation} · {names}", f"{fired} registros" +
                       (f" ({', '.join(notes)})" if notes else ""),
-                      _written(mine), _where(mine))
+                      written(mine), _where(mine))
     console.print(table)
     console.print(f"Inspección del sandbox (mientras el demo corre; `--keep` lo deja vivo "
                   f"al final): {url}/_sandbox/podio/items/ID · "
                   f"{url}/_sandbox/jira/issues/CLAVE · {url}/_sandbox/google/messages · "
                   "trazas: ver «Dónde mirar», abajo")
-
-
-def _written(rows: list[ActionLedger]) -> str:
-    parts: list[str] = []
-    for action, label in EFFECT_LABELS.items():
-        these = [r for r in rows if r.action == action]
-        if not these:
-            continue
-        if action == "podio.actualizar":
-            fields = sorted({f for r in these for f in ((r.payload or {}).get("args") or {})
-                             .get("fields", {})})
-            parts.append(f"{len(these)} items: {', '.join(fields)}")
-        elif action == "gmail.enviar":
-            subjects = [str((r.payload or {}).get("args", {}).get("subject", ""))
-                        for r in these]
-            parts.append(f"{len(these)} {label}: «{subjects[0]}»"
-                         + (f" y {len(these) - 1} más" if len(these) > 1 else ""))
-        else:
-            parts.append(f"{len(these)} {label}")
-    return "; ".join(parts) or "—"
 
 
 def _where(rows: list[ActionLedger]) -> str:

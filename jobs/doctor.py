@@ -62,4 +62,18 @@ def run_checks(settings: Settings) -> list[Check]:
             results.append((name, True, check(settings)))
         except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
             results.append((name, False, str(exc)))
-    return results
+    return results + _quota_lines(settings)
+
+
+def _quota_lines(settings: Settings) -> list[Check]:
+    """One line per tool: its quota over the last hour as the tool reported it to any
+    process (jobs/quota.py)."""
+    from jobs import quota
+
+    db = Database(settings.database_url)
+    try:
+        return quota.doctor_lines(settings, db)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return [("cuotas", False, f"no se pudieron leer ({exc.__class__.__name__}: {exc})")]
+    finally:
+        db.dispose()

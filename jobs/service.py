@@ -30,13 +30,14 @@ from starlette.applications import Starlette
 from connectors import registry
 from connectors.clients import ActionRuntime
 from core.settings import Settings
-from jobs import status, webhooks
+from jobs import quota, status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
 from rules.engine import run_cycle
 from store.db import Database
 from store.models import WebhookInbox
+from store.retention import RETENTION_INTERVAL_SECONDS, prune_traces
 
 log = structlog.get_logger(__name__)
 
@@ -60,16 +61,13 @@ class Service:
         # ``_work``: some clients (Google's httplib2) are not thread-safe, and the tools'
         # quotas, not the CPU, are the limit.
         self.runtime = ActionRuntime(settings)
-        # The clients whose quota the status page shows exist from the start, as it does.
-        for connector in registry.connectors():
-            if connector.quota is not None and connector.enabled(settings):
-                self.runtime.client(connector.name)
         self.worker = InboxWorker(settings, db, self.holder, runtime=self.runtime)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._work = threading.RLock()
         routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
-                  + status.build_routes(db, quota=self.quota, settings=settings))
+                  + status.build_routes(db, quota=self.quota, settings=settings,
+                                        host=host))
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))
@@ -79,13 +77,12 @@ class Service:
     # --- quota report -----------------------------------------------------------------
 
     def quota(self) -> dict[str, Any]:
-        """tool -> its client-side quota, for the tools that keep one."""
-        out: dict[str, Any] = {}
-        for tool, client in self.runtime.built().items():
-            report = registry.connector(tool).quota
-            if report is not None:
-                out[tool] = report(self.settings, client)
-        return out
+        """tool -> this process's quota report (jobs/quota.py), for the tools that keep one."""
+        return quota.current(self.settings, self.runtime.built())
+
+    def _share_quota(self) -> None:
+        """Store what the tools last reported, for the other replicas, `doctor` and the page."""
+        quota.persist(self.db, self.quota(), self.holder)
 
     # --- work ---------------------------------------------------------------------------
 
@@ -96,6 +93,7 @@ class Service:
         with self._work:
             report = run_cycle(self.settings, self.db, now=self.settings.rules_frozen_now,
                                runtime=self.runtime)
+            self._share_quota()
         if scheduled and report.skipped:
             raise Skipped(report.skipped)
         return "; ".join(report.lines())[:1000]
@@ -111,6 +109,8 @@ class Service:
                     result = self.worker.process_batch()
                     if result.done:
                         self._evaluate_rules()
+                    elif result.failed:
+                        self._share_quota()
             except Exception as exc:  # noqa: BLE001 - keep the worker alive, log the cause
                 log.error("worker.error", error=f"{exc.__class__.__name__}: {exc}")
         self._release_claims()
@@ -161,6 +161,15 @@ class Service:
             raise RuntimeError("; ".join(parts))
         return "; ".join(parts)
 
+    def retention_job(self) -> None:
+        period = _period(RETENTION_INTERVAL_SECONDS)
+        run_once(self.db, "retention", period, self.holder, self.prune_now)
+
+    def prune_now(self) -> str:
+        """Delete the traces past their retention (store/retention.py), all that is due."""
+        pruned = prune_traces(self.settings, self.db)
+        return f"{pruned.matched} trazas con coincidencia y {pruned.missed} «no coincide» borradas"
+
     def rules_job(self) -> None:
         period = _period(self.settings.rules_interval_seconds)
         run_once(self.db, "rules", period, self.holder,
@@ -181,6 +190,9 @@ class Service:
         self.scheduler.add_job(self.deletions_job, "interval",
                                seconds=self.settings.deletion_scan_minutes * 60,
                                id="deletions", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.retention_job, "interval", seconds=RETENTION_INTERVAL_SECONDS,
+                               id="retention", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
     def run(self) -> None:
@@ -234,5 +246,6 @@ def _period(seconds: float) -> str:
 
 
 def _summary(cycle: Any) -> str:
+    errors = f"; errores: {'; '.join(cycle.errors)}" if cycle.errors else ""
     return ", ".join(f"{r.source}/{r.stream}: +{r.counts.created} ~{r.counts.updated}"
-                     for r in cycle.reports) + (f"; errors: {cycle.errors}" if cycle.errors else "")
+                     for r in cycle.reports) + errors

@@ -283,6 +283,8 @@ class SyncState(Base):
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_started_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The end of the stream's last successful run: how fresh its rows are (status page).
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_status: Mapped[str | None] = mapped_column(String(20))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -334,7 +336,8 @@ class RuleRun(Base):
     """One evaluation of one rule on one entity, with its trace."""
 
     __tablename__ = "rule_runs"
-    __table_args__ = (Index("ix_rule_runs_rule_entity", "rule_id", "entity_id"),)
+    __table_args__ = (Index("ix_rule_runs_rule_entity", "rule_id", "entity_id"),
+                      Index("ix_rule_runs_matched_started", "matched", "started_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(100))
     rule_hash: Mapped[str | None] = mapped_column(String(64))

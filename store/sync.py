@@ -212,5 +212,7 @@ def get_state(session: Session, source: str, stream: str) -> SyncState:
 def record_outcome(state: SyncState, report: SyncReport, status: str, error: str | None) -> None:
     """Note how a stream's run ended (the status page and `sync --json` read it)."""
     state.last_finished_at = utcnow()
+    if status == "ok":
+        state.last_ok_at = state.last_finished_at
     state.last_status, state.last_error = status, error
     state.last_counts = report.as_dict()

@@ -7,7 +7,7 @@ rule actions; Google sends no webhooks saeko-sync listens to.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.registry import Connector
 from core.errors import ConfigError, ConnectorError, SaekoError
@@ -134,6 +134,15 @@ def _form_link(url: str, values: dict[str, str]) -> str:
     return prefilled_url(url, values)
 
 
+def _quota(_settings: Settings, google: Any) -> dict[str, Any]:
+    """This process's calls since start; Google's responses carry no quota figures (its
+    quotas are per minute and shown only in the Cloud console, reference §3.9)."""
+    return {"used": google.calls if google is not None else 0, "window": "desde el arranque",
+            "limit": None, "reported": [],
+            "note": "Google no informa su cuota en las respuestas (cuotas por minuto; ver la "
+                    "consola de Google Cloud)"}
+
+
 CONNECTOR = Connector(
     name="google",
     sources=("forms", "sheets"),
@@ -143,4 +152,5 @@ CONNECTOR = Connector(
     health=health,
     rule_actions="connectors.google.rule_actions",
     form_link=_form_link,
+    quota=_quota,
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -108,7 +109,10 @@ class JiraClient:
         # HTTP requests made (library retries aside): serverInfo at construction, then one
         # per call(), plus the field list the library reads before its first search.
         self.calls = 0
-        self.reader = self._connect()
+        # X-RateLimit-Limit / -Remaining of Jira's latest response, when it sends them
+        # (reference §6.1): (credential, limit) -> {credential, limit, remaining, at}.
+        self.rate_reports: dict[tuple[str, int], dict[str, Any]] = {}
+        self.reader = self._watch(self._connect())
         if self.reader.deploymentType != "Cloud":
             raise ConfigError(f"JIRA_URL {settings.jira_url} is not a Jira Cloud site "
                               f"(deploymentType={self.reader.deploymentType!r}); saeko-sync "
@@ -149,10 +153,24 @@ class JiraClient:
     def writer(self) -> JIRA:
         """A client that never re-sends a request by itself (no server-info call)."""
         if self._writer is None:
-            self._writer = JIRA(options=dict(self._options), basic_auth=self._auth,
-                                max_retries=0, timeout=self.settings.jira_timeout_seconds,
-                                get_server_info=False)
+            self._writer = self._watch(JIRA(
+                options=dict(self._options), basic_auth=self._auth, max_retries=0,
+                timeout=self.settings.jira_timeout_seconds, get_server_info=False))
         return self._writer
+
+    def _watch(self, jira: JIRA) -> JIRA:
+        """Note Jira's rate headers on every response of this library client."""
+        jira._session.hooks.setdefault("response", []).append(self._note_rate)
+        return jira
+
+    def _note_rate(self, response: Any, *_args: Any, **_kwargs: Any) -> None:
+        limit = str(response.headers.get("X-RateLimit-Limit", ""))
+        remaining = str(response.headers.get("X-RateLimit-Remaining", ""))
+        if limit.isdigit() and remaining.isdigit():
+            self.rate_reports[(self.settings.jira_email, int(limit))] = {
+                "credential": self.settings.jira_email, "limit": int(limit),
+                "remaining": int(remaining),
+                "at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")}
 
     def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one library call with errors mapped (and counted)."""

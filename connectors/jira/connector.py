@@ -63,6 +63,22 @@ def _scan_deletions(settings: Settings, db: Any, jira: Any) -> int:
     return scan_deletions(settings, db, jira)
 
 
+def _quota(_settings: Settings, jira: Any) -> dict[str, Any]:
+    """This process's calls since start, and Jira's X-RateLimit-Limit/-Remaining when it
+    sends them (reference §6.1; API-token traffic has no hourly points quota, §6.2)."""
+    reported = list(jira.rate_reports.values()) if jira is not None else []
+    return {"used": jira.calls if jira is not None else 0, "window": "desde el arranque",
+            "limit": None, "reported": reported,
+            "note": None if reported else "Jira no envió X-RateLimit-* en sus respuestas: con "
+            "token de API no tiene cuota por hora, solo límites por segundo"}
+
+
+def _record_url(settings: Settings, _issue_id: str, raw: Any) -> str | None:
+    """The issue's page on the site (/browse/KEY), from its stored payload."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    return f"{settings.jira_url.rstrip('/')}/browse/{key}" if key and settings.jira_url else None
+
+
 CONNECTOR = Connector(
     name="jira",
     sources=("jira",),
@@ -74,5 +90,7 @@ CONNECTOR = Connector(
     webhooks=Webhooks(receive=webhooks.receive, problem=webhooks.problem,
                       record_key=webhooks.record_key, handle=webhooks.handle,
                       instructions=webhooks.instructions),
+    quota=_quota,
+    record_url=_record_url,
     scan_deletions=_scan_deletions,
 )

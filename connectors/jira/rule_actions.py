@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 from connectors.clients import ActionRuntime
+from connectors.podio.links import item_url
 from core.errors import ConnectorError
 from rules.actions.base import (
     RECORD,
@@ -25,12 +26,6 @@ from rules.actions.base import (
 
 log = structlog.get_logger(__name__)
 
-# Where the Jira issue links back to when the rule gives no "enlace": the item's own
-# ``link`` as Podio gives it (GET /item/{id}, reference §5.2: the URL with the
-# organisation, space and app slugs), read when the issue is created. This short form is
-# only the fallback when Podio cannot be read then: whether Podio serves it is unverified
-# (docs/fidelidad.md).
-PODIO_ITEM_URL = "https://podio.com/item/{item_id}"
 
 
 def _ticket_ref(record: Any) -> dict[str, Any]:
@@ -66,7 +61,9 @@ def ticket_link(rt: ActionRuntime, item_id: int | None) -> str | None:
     except ConnectorError as exc:
         log.warning("jira.ticket_link_fallback", item_id=item_id, error=str(exc))
         link = None
-    return str(link) if link else PODIO_ITEM_URL.format(item_id=item_id)
+    # The Jira issue links back to the item's own link, read when the issue is created;
+    # the short form only when Podio cannot be read then.
+    return item_url(item_id, {"link": link})
 
 
 def _send_create(rt: ActionRuntime, payload: dict[str, Any], marker: str) -> str:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -152,6 +153,9 @@ class PodioClient:
         self._token_lock = threading.Lock()
         self.calls = 0
         self.last_rate_limit: dict[str, int] = {}
+        # What Podio said on its latest response, per credential and ceiling (a filter may
+        # answer with the stricter class's): (subject, limit) -> {limit, remaining, at}.
+        self.rate_reports: dict[tuple[str, int], dict[str, Any]] = {}
         self._app_fields: dict[int, dict[str, dict[str, Any]]] = {}
         # App-token mode: which app an item or a hook belongs to (an app token reaches only
         # its own app, reference §1.3, so every call must carry the right app's token).
@@ -363,7 +367,7 @@ class PodioClient:
             except httpx.TransportError as exc:
                 raise TransientError(f"Podio connection failed on {method} {path}: "
                                      f"{exc.__class__.__name__}") from exc
-            self._note_rate(response)
+            self._note_rate(response, subject)
             if is_filter:
                 self._learn_filter_class(response)
             status = response.status_code
@@ -385,11 +389,16 @@ class PodioClient:
             self.filter_quota.learn(min(int(limit), self.rate_limit_per_hour))
             log.info("podio.filter_rate_class", limit=int(limit))
 
-    def _note_rate(self, response: httpx.Response) -> None:
-        limit = response.headers.get("X-Rate-Limit-Limit")
-        remaining = response.headers.get("X-Rate-Limit-Remaining")
-        if limit and remaining:
+    def _note_rate(self, response: httpx.Response, subject: str) -> None:
+        """Podio's own count, from the headers of every response (reference §3): the
+        ceiling for that call and what is left of it in the current hour."""
+        limit = response.headers.get("X-Rate-Limit-Limit", "")
+        remaining = response.headers.get("X-Rate-Limit-Remaining", "")
+        if limit.isdigit() and remaining.isdigit():
             self.last_rate_limit = {"limit": int(limit), "remaining": int(remaining)}
+            self.rate_reports[(subject, int(limit))] = {
+                "credential": subject, "limit": int(limit), "remaining": int(remaining),
+                "at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")}
 
     # --- typed helpers ----------------------------------------------------------------
 

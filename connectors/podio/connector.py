@@ -57,10 +57,26 @@ def _config_summary(settings: Settings) -> str:
     return f"{len(load_mapping(settings.config_dir).apps)} apps mapeadas"
 
 
-def _quota(settings: Settings, podio: PodioClient) -> dict[str, Any]:
-    reported = podio.last_rate_limit
-    return {"used": podio.quota.used_last_hour, "limit": settings.podio_rate_limit_per_hour,
-            **({"remaining_reported": reported.get("remaining")} if reported else {})}
+def _quota(settings: Settings, podio: PodioClient | None) -> dict[str, Any]:
+    """This process's calls in the last hour (the client's own guard) and what Podio says
+    on every response (X-Rate-Limit-Limit / X-Rate-Limit-Remaining, reference §3), per
+    credential and ceiling."""
+    return {"used": podio.quota.used_last_hour if podio else 0, "window": "última hora",
+            "limit": settings.podio_rate_limit_per_hour,
+            "reported": list(podio.rate_reports.values()) if podio else [], "note": None}
+
+
+def _record_url(_settings: Settings, item_id: str, raw: Any) -> str:
+    from connectors.podio.links import item_url
+
+    return item_url(item_id, raw)
+
+
+def _credential_label(credential: str) -> str:
+    """The client's subjects: the integration user, or one app's token."""
+    if credential == "user":
+        return "usuario de integración"
+    return f"token de la app {credential.removeprefix('app:')}"
 
 
 def _mapped_fields(config_dir: Path) -> dict[str, list[MappedField]]:
@@ -92,6 +108,8 @@ CONNECTOR = Connector(
                       register=webhooks.register),
     config_summary=_config_summary,
     quota=_quota,
+    record_url=_record_url,
+    credential_label=_credential_label,
     mapped_fields=_mapped_fields,
     scan_deletions=_scan_deletions,
 )
