@@ -128,7 +128,7 @@ def _switched_on(env: Env) -> datetime | None:
 
 def _links(env: Env, ids: list[int]) -> dict[int, str]:
     """Store id -> the ticket's Podio link (the item's own ``link`` as synced)."""
-    from connectors.podio.links import PODIO_ITEM_URL
+    from store.entities import PODIO_ITEM_URL
 
     session = store_session(env, "enlace_podio")
     memo: dict[int, str] = env.memo.setdefault(_MEMO, {}).setdefault("links", {})

@@ -21,6 +21,10 @@ FieldType = Literal["text", "html", "category", "yes_no", "staff", "ref", "date"
                     "number", "decimal", "money", "email", "phone"]
 
 # Every mapped model class by its table name (the model registry, not a hand-kept list).
+# The short form of a Podio item link: only the fallback when the item's own ``link``
+# (GET /item/{id}) is not at hand (unverified, docs/fidelidad.md).
+PODIO_ITEM_URL = "https://podio.com/item/{item_id}"
+
 TABLES: dict[str, type[Base]] = {
     mapper.class_.__tablename__: mapper.class_ for mapper in Base.registry.mappers}
 

@@ -7,7 +7,8 @@ from typing import Any
 # An item's own ``link`` (GET /item/{id}, reference §5.2) carries the organisation, space
 # and app slugs; this short form is only the fallback when the item's payload is not at
 # hand: whether Podio serves it is unverified (docs/fidelidad.md).
-PODIO_ITEM_URL = "https://podio.com/item/{item_id}"
+from store.entities import PODIO_ITEM_URL
+
 PODIO_TASK_URL = "https://podio.com/tasks/{task_id}"
 
 
