@@ -228,7 +228,7 @@ def rules_trace(
         recent = api.recent_runs(db)
         if recent:
             err_console.print("Reglas con ejecuciones guardadas (la más reciente primero):")
-            for rule_id, count, last in recent[:20]:
+            for rule_id, count, last in recent:
                 when = f", la última el {last:%d/%m/%Y %H:%M} UTC" if last else ""
                 err_console.print(f"  {rule_id}: {count} ejecuciones{when}", markup=False,
                                   highlight=False)
