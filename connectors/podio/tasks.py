@@ -124,14 +124,12 @@ class PodioTaskStream(Stream):
     def finish(self, db: Database, run: StreamRun) -> None:
         """Open tasks that no listing returned: completed before the cursor, or deleted."""
         with db.session() as session:
-            missing = [(t.source_id, t.ref_id) for t in session.scalars(select(Task).where(
+            missing = [(t.source_id, _app_of(t.raw)) for t in session.scalars(select(Task).where(
                 Task.source == SOURCE, Task.deleted_at.is_(None), Task.status == "active"))
                 if t.source_id not in run.seen]
-        for task_id, ref_id in missing:
-            hint = self.client.app_of_item(int(ref_id)) if ref_id and ref_id.isdigit() \
-                else None
+        for task_id, app_id in missing:
             try:
-                task = self.client.request("GET", f"/task/{task_id}", app_id=hint)
+                task = self.client.request("GET", f"/task/{task_id}", app_id=app_id)
             except RemoteDataError as exc:
                 if not item_gone(exc):  # the same answers as a gone item
                     raise
@@ -193,6 +191,13 @@ def due(db: Database, settings: Settings, *, full: bool) -> bool:
         last = state.last_finished_at if state.last_status == "ok" else None
     return last is None or utcnow() - last >= timedelta(
         minutes=settings.podio_tasks_sync_minutes)
+
+
+def _app_of(raw: Any) -> int | None:
+    """The app of a task's item, as the listing gave it (``ref.data.app``): whose token
+    reads the task again in app-token mode, with no call to find it out."""
+    app = (((raw or {}).get("ref") or {}).get("data") or {}).get("app") or {}
+    return int(app["app_id"]) if app.get("app_id") else None
 
 
 def _time(value: Any) -> datetime | None:
