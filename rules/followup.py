@@ -128,7 +128,7 @@ def _switched_on(env: Env) -> datetime | None:
 
 def _links(env: Env, ids: list[int]) -> dict[int, str]:
     """Store id -> the ticket's Podio link (the item's own ``link`` as synced)."""
-    from store.entities import PODIO_ITEM_URL
+    from store.entities import item_url
 
     session = store_session(env, "enlace_podio")
     memo: dict[int, str] = env.memo.setdefault(_MEMO, {}).setdefault("links", {})
@@ -136,8 +136,7 @@ def _links(env: Env, ids: list[int]) -> dict[int, str]:
     for start in range(0, len(wanted), 900):
         for row in session.execute(select(Ticket.id, Ticket.source_id, Ticket.raw)
                                    .where(Ticket.id.in_(wanted[start:start + 900]))):
-            link = (row.raw or {}).get("link")
-            memo[row.id] = str(link) if link else PODIO_ITEM_URL.format(item_id=row.source_id)
+            memo[row.id] = item_url(row.source_id, row.raw)
     return {i: memo[i] for i in ids if i in memo}
 
 

@@ -10,7 +10,7 @@ and the demo lists its apps. Tables are the model's (``store/models.py``), by na
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,6 +24,12 @@ FieldType = Literal["text", "html", "category", "yes_no", "staff", "ref", "date"
 # The short form of a Podio item link: only the fallback when the item's own ``link``
 # (GET /item/{id}) is not at hand (unverified, docs/fidelidad.md).
 PODIO_ITEM_URL = "https://podio.com/item/{item_id}"
+
+
+def item_url(item_id: int | str, raw: Any = None) -> str:
+    """A Podio item's link from its stored payload (``raw``), else the short form."""
+    link = raw.get("link") if isinstance(raw, dict) else None
+    return str(link) if link else PODIO_ITEM_URL.format(item_id=item_id)
 
 TABLES: dict[str, type[Base]] = {
     mapper.class_.__tablename__: mapper.class_ for mapper in Base.registry.mappers}
