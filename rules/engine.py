@@ -74,11 +74,11 @@ class CycleEngine(Cycle):
                          report, dry_run=dry_run)
 
     def run(self) -> None:
-        """Resume unfinished effects, then event rules, data conditions and schedules."""
-        Resume(self).run()
-        Events(self).run()
-        States(self).run()
-        Schedules(self).run()
+        """Resume unfinished effects, then event rules, data conditions and schedules; after
+        each phase, the writes it deferred go out, one call per record (rules.coalesce)."""
+        for phase in (Resume, Events, States, Schedules):
+            phase(self).run()
+            self.ex.flush()
 
 
 __all__ = ["CycleEngine", "CycleReport", "run_cycle"]

@@ -13,6 +13,7 @@ from rules import ledger as L
 from rules.actions import REGISTRY
 from rules.actions.base import Creates, from_json
 from rules.catalog import ENTITIES, entity_for_event
+from rules.coalesce import BEFORE
 from rules.cycle import Phase
 from rules.runs import Candidate, correlation_for
 from rules.spec import EventTrigger, Rule
@@ -64,16 +65,22 @@ class EventCandidates(Phase):
         """Columns our own writes (actions with a write-through) wrote, or may have written
         (sent, outcome not recorded), per record ("ticket:42"), recently."""
         writers = [a.name for a in REGISTRY.values() if a.written is not None]
-        rows = self.s.execute(select(ActionLedger.payload).where(
+        rows = self.s.execute(select(ActionLedger.payload, ActionLedger.status).where(
             ActionLedger.action.in_(writers),
             ActionLedger.status.in_((L.DONE, L.PENDING, L.FAILED)),
-            ActionLedger.updated_at >= self.now - OWN_WRITE_WINDOW)).scalars()
+            ActionLedger.updated_at >= self.now - OWN_WRITE_WINDOW)).all()
         out: dict[str, list[dict[str, Any]]] = {}
-        for payload in rows:
+        for payload, status in rows:
             args = (payload or {}).get("args") or {}
             target = (payload or {}).get("action_target")
             if target and args.get("columns"):
                 out.setdefault(target, []).append(from_json(args["columns"]))
+            # A write deferred to its phase's one call per record was written through
+            # before the tool confirmed it (rules.coalesce): while unconfirmed, a sync
+            # reading back what the record held before is ours too, not a person's change.
+            before = (payload or {}).get(BEFORE)
+            if target and before and status != L.DONE:
+                out.setdefault(target, []).append(from_json(before))
         return out
 
     def created_correlations(self, events: list[ChangeEvent]) -> dict[int, str]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from connectors.clients import ActionRuntime
 from rules.admission import Admission
+from rules.coalesce import Waiting, WriteBatch
 from rules.config import RulesConfig
 from rules.evaluation import Evaluator
 from rules.planning import Planner
@@ -20,6 +22,8 @@ from rules.runs import Candidate, Match, RuleOutcome, RunContext
 from rules.sending import Sender
 from rules.spec import Rule
 from store.models import ActionLedger, RuleRun
+
+log = structlog.get_logger(__name__)
 
 
 class Executor:
@@ -32,7 +36,9 @@ class Executor:
         self.evaluator = Evaluator(self.run)
         self.admission = Admission(self.run)
         self.planner = Planner(self.run)
-        self.sender = Sender(self.run, self.planner)
+        # One write per record per phase (rules.coalesce); a dry-run sends nothing.
+        self.batch = None if dry_run or runtime is None else WriteBatch(self.run)
+        self.sender = Sender(self.run, self.planner, self.batch)
 
     @property
     def dry_results(self) -> list[dict[str, Any]]:
@@ -71,8 +77,30 @@ class Executor:
         """Plan every action of this run (one ledger row each, one transaction), then send
         what is planned, in order. A resumed run finds its rows and decides nothing again."""
         steps = self.planner.plan(rule, match, run, existing)
-        if not self.run.dry_run:
-            self.sender.send(rule, match.ctx, steps)
+        deferred = not self.run.dry_run and self.sender.send(rule, match.ctx, steps)
+        self._save_trace(run, match)
+        if deferred and self.batch is not None:
+            self.batch.waiting.append(Waiting(rule, match, run, steps))
+
+    def flush(self) -> None:
+        """Send what the phase deferred (one call per record), then the actions of the
+        runs that waited for it — which may defer more, sent in the next round."""
+        batch = self.batch
+        while batch is not None and batch.by_key:
+            for waiting in batch.flush(self.sender):
+                try:
+                    deferred = self.sender.send(waiting.rule, waiting.match.ctx, waiting.steps)
+                    self._save_trace(waiting.run, waiting.match)
+                except Exception as exc:  # noqa: BLE001 - one rule must not stop the others
+                    self.run.session.rollback()
+                    self.outcome(waiting.rule).errors.append(
+                        f"acciones: {type(exc).__name__}: {exc}")
+                    log.exception("rules.rule.failed", rule=waiting.rule.id, phase="acciones")
+                    continue
+                if deferred:
+                    batch.waiting.append(waiting)
+
+    def _save_trace(self, run: RuleRun | None, match: Match) -> None:
         if run is not None:
             run.trace = dict(match.trace)
             flag_modified(run, "trace")  # mutated in place: tell SQLAlchemy it changed

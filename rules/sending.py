@@ -11,27 +11,31 @@ from typing import Any
 
 import structlog
 
-from core.errors import ConfigError, ConnectorError, TransientError
+from core.errors import TransientError
 from rules import ledger as L
+from rules.coalesce import SEND_ERRORS, WriteBatch
 from rules.planning import PERMANENT_ERRORS, Planner, Step
 from rules.runs import RuleOutcome, RunContext, RunPart
 from rules.spec import ActionSpec, Rule
 from store.models import ActionLedger
 
 log = structlog.get_logger(__name__)
-SEND_ERRORS: tuple[type[Exception], ...] = (ConnectorError, ConfigError, *PERMANENT_ERRORS)
 
 
 class Sender(RunPart):
     """Sends the steps of one run and records each outcome in its ledger row."""
 
-    def __init__(self, run: RunContext, planner: Planner) -> None:
+    def __init__(self, run: RunContext, planner: Planner,
+                 batch: WriteBatch | None = None) -> None:
         super().__init__(run)
         self.planner = planner
+        self.batch = batch
 
-    def send(self, rule: Rule, ctx: dict[str, Any], steps: list[Step]) -> None:
+    def send(self, rule: Rule, ctx: dict[str, Any], steps: list[Step]) -> bool:
         """Send the planned actions in order. An action not sent yet (failed, waiting for
-        its back-off, or on hold) stops the ones after it; a dead one cancels them."""
+        its back-off, or on hold) stops the ones after it; a dead one cancels them. True
+        when the run stopped at an action deferred to its phase's one write per record
+        (``rules.coalesce``): it goes on after the flush."""
         outcome = self.run.outcome(rule)
         refs = {s.spec.id: s.row.external_ref for s in steps
                 if s.spec.id and s.row is not None and s.row.status == L.DONE}
@@ -47,20 +51,26 @@ class Sender(RunPart):
             if row.status in L.FINAL_FAILURES:
                 entry.update(estado=row.status, error=row.error)
                 self._cancel(steps[number + 1:], step)
-                return
+                return False
             if not self._ready(row, entry):
-                return
+                return False
             missing = L.unresolved_refs((row.payload or {}).get("args"), refs)
             if missing:
                 entry.update(nota="espera el resultado de: " + ", ".join(sorted(missing)))
-                return
+                return False
+            if self.batch is not None and step.spec.type.coalesce is not None:
+                if self.batch.sent_already(step):
+                    return False
+                self.batch.defer(rule, step, refs, outcome)
+                return True
             if not self._deliver(rule, step, refs, outcome):
                 if row.status in L.FINAL_FAILURES:
                     self._cancel(steps[number + 1:], step)
-                return
+                return False
             if step.spec.id:
                 refs[step.spec.id] = row.external_ref
                 ctx["acciones"][step.spec.id] = {"ref": row.external_ref, "estado": L.DONE}
+        return False
 
     def _ready(self, row: ActionLedger, entry: dict[str, Any]) -> bool:
         """Whether a row may be sent now (its back-off is over; it is not on hold)."""
@@ -94,9 +104,9 @@ class Sender(RunPart):
                 ref = spec.type.find(runtime, (row.payload or {}).get("args") or {},
                                      L.marker_for(row.idempotency_key))
             except SEND_ERRORS as exc:
-                return self._failed(rule, row, entry, outcome, exc, looking=True)
+                return self.failed(rule, row, entry, outcome, exc, looking=True)
             if ref is not None:
-                self._done(rule, spec, row, ref, outcome)
+                self.done(rule, spec, row, ref, outcome)
                 entry.update(estado=L.DONE, ref=ref,
                              nota="reconciliada: ya existía en la herramienta")
                 outcome.reconciled += 1
@@ -112,10 +122,10 @@ class Sender(RunPart):
         try:
             ref = spec.type.send(runtime, payload["args"], L.marker_for(row.idempotency_key))
         except SEND_ERRORS as exc:
-            return self._failed(rule, row, entry, outcome, exc)
+            return self.failed(rule, row, entry, outcome, exc)
         if runtime.after_send is not None:
             runtime.after_send(row.idempotency_key)
-        self._done(rule, spec, row, ref, outcome)
+        self.done(rule, spec, row, ref, outcome)
         entry.update(estado=L.DONE, ref=ref)
         summary = payload.get("summary") or spec.type.name
         outcome.effects.append(f"{summary} → {ref}")
@@ -123,11 +133,13 @@ class Sender(RunPart):
                  key=row.idempotency_key, correlation=row.correlation_id)
         return True
 
-    def _done(self, rule: Rule, spec: ActionSpec, row: ActionLedger, ref: str,
-              outcome: RuleOutcome) -> None:
+    def done(self, rule: Rule, spec: ActionSpec, row: ActionLedger, ref: str,
+             outcome: RuleOutcome, *, written: bool = True) -> None:
+        """Record the tool's acceptance (and write the effect through to the model, unless
+        ``written=False``: a deferred row was written through when deferred)."""
         row.status, row.external_ref, row.error = L.DONE, ref, None
         row.next_attempt_at, row.updated_at = None, self.now
-        if spec.type.written is not None:
+        if written and spec.type.written is not None:
             try:
                 spec.type.written(self.s, self.config, (row.payload or {}).get("args") or {})
             except Exception:  # noqa: BLE001 - the next sync reads it back anyway
@@ -136,8 +148,9 @@ class Sender(RunPart):
         self.s.commit()
         outcome.done += 1
 
-    def _failed(self, rule: Rule, row: ActionLedger, entry: dict[str, Any],
-                outcome: RuleOutcome, exc: BaseException, *, looking: bool = False) -> bool:
+    def failed(self, rule: Rule, row: ActionLedger, entry: dict[str, Any],
+               outcome: RuleOutcome, exc: BaseException, *, looking: bool = False) -> bool:
+        """Record a failed send (or look-up): retried with back-off, or dead."""
         message = f"{type(exc).__name__}: {exc}"
         if looking:
             message = f"no se pudo comprobar si ya existía (no se reenvía a ciegas): {message}"

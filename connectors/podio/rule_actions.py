@@ -2,7 +2,8 @@
 ``rules.actions.REGISTRY`` through ``connectors.registry``).
 
 - ``podio.actualizar``: every field of one item in one PUT (hook=false); repeating it is
-  harmless, so an unclear outcome is simply sent again.
+  harmless, so an unclear outcome is simply sent again. The updates of one phase of a rule
+  cycle to the same item go out as one PUT (``rules.coalesce``).
 - ``podio.tarea`` / ``podio.comentario``: carry the ledger's marker as Podio external_id and
   are found again by it after a crash.
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +29,7 @@ from rules.actions.base import (
     ActionSkipped,
     ActionType,
     CheckContext,
+    Coalesce,
     Param,
     PrepareContext,
     Prepared,
@@ -155,19 +158,31 @@ def _coerce(column: Any, value: Any) -> Any:
     return value
 
 
-def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> None:
-    """Put the fields just written into the model row (and its references' foreign keys),
-    as the next sync will read them back."""
+def _model_row(session: Session, payload: dict[str, Any]) -> Any:
+    """The model row of the item a payload writes (None when not synced)."""
+    entity = ENTITIES[payload["entity"]]
+    return session.scalars(select(entity.model).where(
+        entity.model.source == "podio",  # type: ignore[attr-defined]
+        entity.model.source_id == str(payload["item_id"]))).one_or_none()  # type: ignore[attr-defined]
+
+
+def _resolve(session: Session, config: Any, payload: dict[str, Any]) -> None:
+    """The foreign keys (and derived columns) of the item, from its stored references."""
     from connectors.podio.sync import resolve_references
     from store.entities import load_mapping
 
-    entity = ENTITIES[payload["entity"]]
-    row: Any = session.scalars(select(entity.model).where(
-        entity.model.source == "podio",  # type: ignore[attr-defined]
-        entity.model.source_id == str(payload["item_id"]))).one_or_none()  # type: ignore[attr-defined]
+    apps = [a for a in load_mapping(config.settings.config_dir).apps.values()
+            if a.entity == payload["entity"]]
+    resolve_references(session, apps, [str(payload["item_id"])])
+
+
+def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> None:
+    """Put the fields just written into the model row (and its references' foreign keys),
+    as the next sync will read them back."""
+    row = _model_row(session, payload)
     if row is None:
         return
-    table = entity.model.__table__  # type: ignore[attr-defined]
+    table = row.__table__
     for column, value in from_json(payload.get("columns") or {}).items():
         if column not in table.columns:
             continue
@@ -177,9 +192,71 @@ def _write_through(session: Session, config: Any, payload: dict[str, Any]) -> No
             row.status_since = utcnow()  # our write's time; the read-back changes nothing
         setattr(row, column, value)
     session.flush()
-    apps = [a for a in load_mapping(config.settings.config_dir).apps.values()
-            if a.entity == payload["entity"]]
-    resolve_references(session, apps, [str(payload["item_id"])])
+    _resolve(session, config, payload)
+
+
+# --- one PUT per item per phase (rules.coalesce) ---------------------------------------
+
+
+def _update_key(payload: dict[str, Any]) -> str:
+    return f"podio:item:{payload['item_id']}"
+
+
+def _merge_updates(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """One PUT for several updates of one item: every field (a later one wins, as a later
+    PUT would)."""
+    merged = dict(payloads[0])
+    fields: dict[str, Any] = {}
+    columns: dict[str, Any] = {}
+    for payload in payloads:
+        fields.update(payload.get("fields") or {})
+        columns.update(payload.get("columns") or {})
+        merged["app_id"] = merged.get("app_id") or payload.get("app_id")
+    merged.update(fields=fields, columns=columns)
+    return merged
+
+
+def _before(session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the model row holds now in the columns the update writes (as ``columns``)."""
+    row = _model_row(session, payload)
+    if row is None:
+        return {}
+    table = row.__table__
+    out = {column: _column_value(getattr(row, column), column)
+           for column in from_json(payload.get("columns") or {}) if column in table.columns}
+    if "status" in out and "status_since" in table.columns:
+        out["status_since"] = _column_value(row.status_since, "status_since")
+    return dict(to_json(out))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Model values equal as the database keeps them (a Numeric reads back as Decimal)."""
+    numbers = (int, float, Decimal)
+    if isinstance(a, numbers) and isinstance(b, numbers) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(float(a) - float(b)) < 1e-9
+    return bool(a == b)
+
+
+def _undo(session: Session, config: Any, payload: dict[str, Any],
+          before: dict[str, Any]) -> None:
+    """Put back ``before`` where the row still holds what the update wrote through (a
+    failed PUT: the model must not keep what Podio does not have)."""
+    row = _model_row(session, payload)
+    if row is None or not before:
+        return
+    table = row.__table__
+    for column, value in from_json(payload.get("columns") or {}).items():
+        if column not in table.columns or column not in before:
+            continue
+        if not _same(getattr(row, column), _coerce(table.columns[column], value)):
+            continue  # changed since (a sync read a person's edit): keep it
+        setattr(row, column, _coerce(table.columns[column], from_json(before[column])))
+        if column == "status" and "status_since" in before:
+            row.status_since = _coerce(table.columns["status_since"],
+                                       from_json(before["status_since"]))
+    session.flush()
+    _resolve(session, config, payload)
 
 
 def _send_update(rt: ActionRuntime, payload: dict[str, Any], _marker: str) -> str:
@@ -201,7 +278,8 @@ UPDATE = ActionType(
                           doc="true: no sobrescribe un campo que ya tiene valor"),
      "omitir_vacios": Param(BOOLEAN, default=False,
                             doc="true: no escribe los campos cuyo valor calculado está vacío")},
-    _prepare_update, _send_update, None, _check_update, _write_through)
+    _prepare_update, _send_update, None, _check_update, _write_through,
+    coalesce=Coalesce(_update_key, _merge_updates, _before, _undo))
 
 
 # --- podio.tarea -----------------------------------------------------------------------

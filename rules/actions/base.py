@@ -82,6 +82,18 @@ class Creates:
     ref_column: str
 
 
+@dataclass(frozen=True)
+class Coalesce:
+    """How the effects of one phase that write the same record are sent as one call
+    (``rules.coalesce``): the record's key, the one payload for several, what the record
+    holds now in the model (kept before the write-through) and how to put it back."""
+
+    key: Callable[[dict[str, Any]], str]
+    merge: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    before: Callable[[Session, dict[str, Any]], dict[str, Any]]
+    undo: Callable[[Session, Any, dict[str, Any], dict[str, Any]], None]
+
+
 @dataclass
 class ActionType:
     """A registered action: name, parameters, and its functions."""
@@ -107,6 +119,9 @@ class ActionType:
     # argument, from its literal arguments (M10's reports: the report's template), so that
     # M9's list names the rules using them.
     templates: Callable[[dict[str, Any]], list[str]] | None = None
+    # Several effects of one phase on the same record go out as one call (one Podio PUT
+    # per item for all its fields), each keeping its ledger row: ``rules.coalesce``.
+    coalesce: Coalesce | None = None
 
     @property
     def tool(self) -> str:
