@@ -6,9 +6,14 @@ after the full first sync. Then simulated staff (``sandbox.activity.StaffSimulat
 busiest hour of a working day through the tools' UIs: new tickets, answers, escalations,
 tickets worked on (status, priority), Jira issues resolved, CSAT answers. The service works
 as in production: each Podio/Jira event arrives as a webhook and is synced and evaluated at
-once; the polling sync (+ rules) runs every 5 minutes of activity. The sandbox counts every
+once; the polling sync (+ rules) ticks every 5 minutes of activity, and reads Podio (and
+Jira) only every ``SYNC_SAFETY_NET_SECONDS`` while their webhooks keep arriving
+(``jobs.safety_net``: each tick is given its time in the hour). The sandbox counts every
 call per endpoint; the script prints Podio's share of its hourly quota (target < 30 % of
-1,000) and the other services' use against their per-minute quotas.
+1,000), the other services' use against their per-minute quotas, and saeko-sync's Podio calls
+beside those of the designs users would pick instead — per-automation polling (Zapier/Make),
+per-flow webhooks (Podio Workflow Automation) — and the floor, for the shipped automations
+and for 25 and 50, all computed from the same hour's counts (the models: ``quota_peers.py``).
 
 Time is compressed: the hour's actions run back to back, each one's webhook handled before
 the next (as when actions are seconds apart), and the 12 polling cycles are interleaved
@@ -35,8 +40,11 @@ import random
 import socket
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
+from quota_peers import comparison, count_hour
+from quota_peers import summary as peers_summary
 from sqlalchemy import func, select
 from sync_common import Bench, console, machine, quiet_logs, running_bench, table
 
@@ -46,7 +54,8 @@ from jobs.service import Service
 from rules import ledger as L
 from rules.engine import run_cycle
 from sandbox.activity import StaffSimulator
-from store.models import ActionLedger, JobRun, WebhookInbox
+from store.db import utcnow
+from store.models import ActionLedger, JobRun, RuleRun, WebhookInbox
 
 # A working day of the 2,000-client department (SPEC §3: ~30 tickets per client and year,
 # ~250 working days -> ~240 new tickets a day; SPEC §9: "hundreds of new tickets, a
@@ -148,17 +157,18 @@ def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int
     """Run the plan, a polling cycle after each twelfth; the calls of each 5-minute slice."""
     simulator = StaffSimulator(bench.box, seed=seed)
     bench.box.calls.reset()
-    bench.marks = {"ledger": _last_id(bench, ActionLedger),
+    bench.marks = {"ledger": _last_id(bench, ActionLedger), "runs": _last_id(bench, RuleRun),
                    "deliveries": len(bench.box.webhooks.log)}
     slices: list[dict[str, Counter[str]]] = []
     started = time.perf_counter()
+    hour_start = utcnow()
     size = -(-len(plan) // CYCLES_PER_HOUR)
     for number in range(CYCLES_PER_HOUR):
         before = _snapshot(bench)
         for action in plan[number * size:(number + 1) * size]:
             simulator.act(action)
             _settle(bench)
-        service.sync_job_now()
+        service.sync_job_now(now=hour_start + timedelta(minutes=5 * (number + 1)))
         _settle(bench)
         after = _snapshot(bench)
         slices.append({tool: after[tool] - before.get(tool, Counter()) for tool in after})
@@ -203,6 +213,13 @@ def _report(bench: Bench, service: Service, slices: list[dict[str, Counter[str]]
                              "share"], _google_rows(slices) + _jira_rows(slices))
     table("Effects written back in the hour (action ledger)", ["rule", "action", "done"],
           _effects(bench))
+    counts = count_hour(bench, bench.marks)
+    console.print(f"\npeers' models computed from the hour: {peers_summary(counts)}")
+    table("Podio calls in the same hour: saeko-sync vs the designs users would pick instead "
+          "and the floor (models: bench/quota_peers.py)",
+          ["automations", "design", "Podio calls", "share of 1,000/h", "saeko-sync ÷ this"],
+          comparison(counts, used, by_cause["write-back (rules' effects)"],
+                     bench.settings.sync_safety_net_seconds))
     console.print(f"status page quota (the service's own Podio client, last hour, includes "
                   f"the set-up): {service.quota()}")
 
@@ -273,7 +290,7 @@ def _effects(bench: Bench) -> list[list[Any]]:
         same_event.setdefault((target, correlation), []).append(str(rule))
     pairs = Counter(" + ".join(sorted(rules)) for rules in same_event.values() if len(rules) > 1)
     for rules, n in pairs.most_common():
-        out.append([f"(one item, one event, several PUTs: {rules})", "podio.actualizar",
+        out.append([f"(one item, one event, several updates: {rules})", "podio.actualizar",
                     n * (rules.count("+"))])
     return out or [["(none)", "", 0]]
 

@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     sync_interval_seconds: float = Field(default=300.0, gt=0)
+    # While a tool's webhooks keep arriving, `serve` polls its sources only this often (the
+    # safety net for lost deliveries; jobs/safety_net.py); 0 polls them at every tick.
+    sync_safety_net_seconds: float = Field(default=900.0, ge=0)
     rules_interval_seconds: float = Field(default=60.0, gt=0)
     # Minutes between `serve`'s deletion scans of every tool that has one (Podio's item ids
     # per app, Jira's issue ids): deletions made while it was down or whose webhook was lost.

@@ -34,8 +34,9 @@ from jobs import quota, status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
+from jobs.safety_net import plan_polling
 from rules.engine import run_cycle
-from store.db import Database
+from store.db import Database, utcnow
 from store.models import WebhookInbox
 from store.retention import RETENTION_INTERVAL_SECONDS, prune_traces
 
@@ -73,6 +74,7 @@ class Service:
                                                     log_level="warning", access_log=False))
         self.scheduler = BackgroundScheduler(timezone=settings.timezone)
         self._threads: list[threading.Thread] = []
+        self._polled: set[str] = set()  # sources this process has polled (jobs.safety_net)
 
     # --- quota report -----------------------------------------------------------------
 
@@ -125,15 +127,25 @@ class Service:
         period = _period(self.settings.sync_interval_seconds)
         run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
 
-    def _sync_and_evaluate(self) -> str:
+    def _sync_and_evaluate(self, now: datetime | None = None) -> str:
         with self._work:
-            clients = long_lived_clients(self.runtime, configured_sources(self.settings))
-            summary = _summary(run_sync(self.settings, self.db, clients=clients))
+            sources, skipped = plan_polling(self.settings, self.db,
+                                            configured_sources(self.settings),
+                                            now or utcnow(), polled_here=self._polled)
+            summary = ""
+            if sources:
+                clients = long_lived_clients(self.runtime, sources)
+                summary = _summary(run_sync(self.settings, self.db, sources, clients=clients))
+            if skipped:
+                summary += (f"{'; ' if summary else ''}sin consultar (llegan webhooks; red de "
+                            f"seguridad cada {self.settings.sync_safety_net_seconds / 60:g} "
+                            f"min): {', '.join(skipped)}")
             return f"{summary} | reglas: {self._evaluate_rules()}"
 
-    def sync_job_now(self) -> None:
-        """Run the polling sync now, outside the schedule (tests, `serve` operators)."""
-        self._sync_and_evaluate()
+    def sync_job_now(self, now: datetime | None = None) -> None:
+        """Run the polling sync now, outside the schedule (tests, `serve` operators);
+        ``now`` is the tick's time for the safety net (``jobs.safety_net``)."""
+        self._sync_and_evaluate(now)
 
     def deletions_job(self) -> None:
         period = _period(self.settings.deletion_scan_minutes * 60)

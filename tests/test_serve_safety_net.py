@@ -1,0 +1,87 @@
+"""`serve` polls Podio less often while its hooks deliver (SYNC_SAFETY_NET_SECONDS): a tick
+after fresh deliveries skips Podio until the safety-net period has passed; a tick that
+finds no delivery since the previous one (hooks quiet or broken), and a restarted process,
+poll at once. Counted as Podio filter calls in the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.settings import load_settings
+from jobs.hooks import register_hooks
+from jobs.service import Service
+from sandbox.server import Sandbox
+from store.db import Database, utcnow
+from store.models import Ticket
+from tests.test_serve_podio import AGENT, APPS, _count, _ticket, wait_for
+from tests.test_serve_webhooks import TOKEN, free_port
+
+
+@pytest.fixture
+def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
+    port = free_port()
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
+                             public_url=f"http://127.0.0.1:{port}",
+                             sync_interval_seconds=3600, rules_interval_seconds=3600,
+                             sync_safety_net_seconds=900)
+    service = Service(settings, db, port=port).start()
+    try:
+        wait_for(lambda: _count(db, Ticket) > 0, timeout=60)  # the first scheduled sync ran
+        register_hooks(settings, service.runtime)
+        wait_for(lambda: all(h["status"] == "active" for h in sandbox.tools["podio"].hooks()))
+        yield service
+    finally:
+        service.shutdown()
+
+
+def tick(sandbox: Sandbox, service: Service, now: datetime) -> int:
+    """One polling tick at ``now``: the Podio filter calls it made."""
+    before = sandbox.calls.total("podio", "/filter/")
+    service.sync_job_now(now=now)
+    return sandbox.calls.total("podio", "/filter/") - before
+
+
+def delivered_edit(sandbox: Sandbox, db: Database, item: int, priority: str) -> None:
+    """An agent edits the ticket; its hook reaches the model (no polling needed)."""
+    sandbox.tools["podio"].update_item_as(AGENT, item, {"prioridad": priority})
+    wait_for(lambda: (_ticket(db, item) or None) is not None
+             and _ticket(db, item).priority == priority)
+
+
+def test_podio_is_polled_every_15_minutes_while_hooks_deliver(
+        sandbox: Sandbox, db: Database, served: Service) -> None:
+    podio = sandbox.tools["podio"]
+    item = int(podio.create_item_as(AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo",
+                                                       "prioridad": "Baja"}))
+    wait_for(lambda: _ticket(db, item))
+    start = utcnow()  # polled at start-up, and the new ticket's hook arrived since
+    assert tick(sandbox, served, start) == 0
+    assert tick(sandbox, served, start + timedelta(minutes=5)) >= APPS  # none since: poll
+    delivered_edit(sandbox, db, item, "Media")
+    assert tick(sandbox, served, start + timedelta(minutes=10)) == 0  # hooks deliver
+    delivered_edit(sandbox, db, item, "Alta")
+    assert tick(sandbox, served, start + timedelta(minutes=15)) == 0
+    delivered_edit(sandbox, db, item, "Media")
+    assert tick(sandbox, served, start + timedelta(minutes=20)) >= APPS  # 15 min since
+    delivered_edit(sandbox, db, item, "Alta")
+    restarted = Service(served.settings, db, port=free_port())  # a new process: it may
+    try:                                                        # have missed deliveries
+        assert tick(sandbox, restarted, start + timedelta(minutes=21)) >= APPS
+    finally:
+        restarted.runtime.close()
+
+
+def test_zero_polls_at_every_tick(sandbox: Sandbox, db: Database, served: Service) -> None:
+    served.settings = served.settings.model_copy(update={"sync_safety_net_seconds": 0})
+    podio = sandbox.tools["podio"]
+    item = int(podio.create_item_as(AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo",
+                                                       "prioridad": "Baja"}))
+    wait_for(lambda: _ticket(db, item))
+    start = utcnow()
+    for minutes in (0, 5, 10):
+        delivered_edit(sandbox, db, item, "Alta" if minutes % 10 else "Media")
+        assert tick(sandbox, served, start + timedelta(minutes=minutes)) >= APPS
