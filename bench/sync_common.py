@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -148,6 +149,7 @@ class Bench:
     settings: Settings
     db: Database
     marks: dict[str, int] = field(default_factory=dict)  # a benchmark's own bookmarks
+    polling: Counter[str] = field(default_factory=Counter)  # quota_budget: the ticks' calls
 
     def tool(self, name: str) -> Any:
         """An emulated tool, for its UI helpers (``update_item_as``, ``register_webhook`` …)."""

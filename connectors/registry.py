@@ -84,6 +84,12 @@ class Webhooks:
     register: Callable[[Settings, Any, str], list[HookPlan]] | None = None
     # What an admin registers by hand, given the receiver URL (tools without ``register``).
     instructions: Callable[[Settings, str], str] | None = None
+    # Deliveries that one read can stand for when the inbox gathers them (jobs/inbox.py):
+    # ``batch_key(settings, client, kind, payload)`` names the group (Podio: the app of an
+    # update notice; None: handled on its own) and ``handle_many(settings, db, client, key,
+    # payloads)`` processes a group with one read (Podio: the app's incremental filter).
+    batch_key: Callable[[Settings, Any, str, dict[str, Any]], str | None] | None = None
+    handle_many: Callable[[Settings, Database, Any, str, list[dict[str, Any]]], str] | None = None
 
 
 @dataclass(frozen=True)

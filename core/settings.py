@@ -203,6 +203,12 @@ class Settings(BaseSettings):
     # While a tool's webhooks keep arriving, `serve` polls its sources only this often (the
     # safety net for lost deliveries; jobs/safety_net.py); 0 polls them at every tick.
     sync_safety_net_seconds: float = Field(default=900.0, ge=0)
+    # Once this service's Podio calls in the last hour pass WEBHOOK_BATCH_ABOVE of Podio's
+    # documented hourly quota, update notices of one app wait until the oldest is
+    # WEBHOOK_BATCH_SECONDS old and are read with one filter call (jobs/inbox.py); 0
+    # seconds: every delivery is read at once.
+    webhook_batch_seconds: float = Field(default=30.0, ge=0)
+    webhook_batch_above: float = Field(default=0.2, ge=0)
     rules_interval_seconds: float = Field(default=60.0, gt=0)
     # Minutes between `serve`'s deletion scans of every tool that has one (Podio's item ids
     # per app, Jira's issue ids): deletions made while it was down or whose webhook was lost.

@@ -1,7 +1,9 @@
-"""`serve` polls Podio less often while its hooks deliver (SYNC_SAFETY_NET_SECONDS): a tick
+"""`serve` spares Podio calls: it polls Podio less often while its hooks deliver
+(SYNC_SAFETY_NET_SECONDS): a tick
 after fresh deliveries skips Podio until the safety-net period has passed; a tick that
 finds no delivery since the previous one (hooks quiet or broken), and a restarted process,
-poll at once. Counted as Podio filter calls in the sandbox."""
+poll at once; and under quota pressure update notices of one app are read with one
+filter call (WEBHOOK_BATCH_*). Counted as Podio calls in the sandbox."""
 
 from __future__ import annotations
 
@@ -85,3 +87,35 @@ def test_zero_polls_at_every_tick(sandbox: Sandbox, db: Database, served: Servic
     for minutes in (0, 5, 10):
         delivered_edit(sandbox, db, item, "Alta" if minutes % 10 else "Media")
         assert tick(sandbox, served, start + timedelta(minutes=minutes)) >= APPS
+
+
+def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure(
+        sandbox: Sandbox, db: Database) -> None:
+    """WEBHOOK_BATCH_ABOVE=0 (always under pressure): three tickets edited within the
+    window become one incremental filter of the tickets app, no GET per item; a new ticket
+    is still read at once."""
+    port = free_port()
+    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
+    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
+                             public_url=f"http://127.0.0.1:{port}",
+                             sync_interval_seconds=3600, rules_interval_seconds=3600,
+                             webhook_batch_seconds=1.5, webhook_batch_above=0)
+    service = Service(settings, db, port=port).start()
+    try:
+        wait_for(lambda: _count(db, Ticket) > 0, timeout=60)
+        register_hooks(settings, service.runtime)
+        podio = sandbox.tools["podio"]
+        wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+        items = [int(podio.create_item_as(AGENT, "tickets", {"titulo": f"Caso {n}",
+                                                             "estatus": "Nuevo"}))
+                 for n in range(3)]
+        wait_for(lambda: all(_ticket(db, i) for i in items))  # creations: read at once
+        gets = sandbox.calls.total("podio", "GET /item/{item_id")
+        filters = sandbox.calls.total("podio", "/filter/")
+        for item in items:
+            podio.update_item_as(AGENT, item, {"prioridad": "Alta"})
+        wait_for(lambda: all(_ticket(db, i).priority == "Alta" for i in items), timeout=60)
+        assert sandbox.calls.total("podio", "GET /item/{item_id") == gets
+        assert sandbox.calls.total("podio", "/filter/") == filters + 1
+    finally:
+        service.shutdown()

@@ -164,6 +164,7 @@ class PodioClient:
         # (connectors/podio/filter_zone.py); None until then.
         self.filter_frame: str | None = None
         self._hook_apps: dict[int, int] = {}
+        self._listed_hook_apps: set[int] = set()  # apps whose hook list was read
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PodioClient:
@@ -304,6 +305,20 @@ class PodioClient:
             return None
         if hook_id not in self._hook_apps:
             for app_id in app_ids:
+                for hook in self.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []:
+                    self._hook_apps[int(hook["hook_id"])] = app_id
+                if hook_id in self._hook_apps:
+                    break
+        return self._hook_apps.get(hook_id)
+
+    def hook_app(self, hook_id: int, app_ids: list[int]) -> int | None:
+        """The app a hook is on, in either auth mode: remembered from registration, else
+        found in each app's hook list (one GET per app, once per process)."""
+        if hook_id not in self._hook_apps:
+            for app_id in app_ids:
+                if app_id in self._listed_hook_apps:
+                    continue
+                self._listed_hook_apps.add(app_id)
                 for hook in self.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []:
                     self._hook_apps[int(hook["hook_id"])] = app_id
                 if hook_id in self._hook_apps:

@@ -100,6 +100,26 @@ def scan_all_deletions(settings: Settings, db: Database, client: PodioClient) ->
     return marked
 
 
+def sync_app(settings: Settings, db: Database, client: PodioClient, app_id: int) -> str:
+    """One app's incremental read (its stream from the stored cursor, as the polling sync
+    does it): what gathered update notices of that app become. Returns what it did."""
+    mapping = load_mapping(settings.config_dir)
+    name = next((n for n, (a, _t) in settings.podio_apps.items() if a == app_id), None)
+    if name is None or name not in mapping.apps:
+        return "ignored"
+    with db.session() as session:
+        staff = _staff_ids(session)
+    stream = PodioStream(client, name, app_id, mapping.apps[name], staff=staff,
+                         settings=settings)
+    report = run_stream(db, stream, full=False)
+    if report.error:
+        raise RemoteDataError(f"Podio app {name}: {report.error}")
+    with db.session() as session:
+        resolve_references(session, [mapping.apps[name]])
+    counts = report.counts
+    return f"{name}: +{counts.created} ~{counts.updated} ({report.api_calls} llamadas)"
+
+
 def sync_item(settings: Settings, db: Database, client: PodioClient, item_id: int, *,
               deleted: bool = False, correlation_id: str | None = None,
               hint: int | None = None) -> str:
