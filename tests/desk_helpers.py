@@ -117,6 +117,23 @@ class Desk:
 
 
 
+ANSWER = "Te enviamos un enlace para restablecer tu contraseña."
+
+
+def answered_ticket(desk: Desk) -> tuple[int, str]:
+    """A new ticket (T1 done in its own cycle at 11:00), answered by the agent at 12:00 (T2
+    and T6 will react); returns the item and the user's email."""
+    user = user_of(desk.sandbox.world, 1)
+    desk.at("2026-11-19 11:00")
+    item = desk.new_ticket("No recuerdo mi contraseña", estatus="Nuevo",
+                           responsable=[AGENT_PROFILE],
+                           usuario=[podio_item_id("usuarios", user.key)])
+    desk.cycle()
+    desk.at("2026-11-19 12:00")
+    desk.edit(item, respuesta=ANSWER)
+    return item, user.email
+
+
 def scenario_config(tmp: Path) -> Path:
     """A config folder with the shipped rules T1–T8 (and an empty ``no-rules`` beside it)."""
     (tmp / "no-rules").mkdir()

@@ -22,6 +22,7 @@ from tests.desk_helpers import (
     AGENT_PROFILE,
     DEV,
     Desk,
+    answered_ticket,
     open_desk,
     scenario_config,
     user_of,
@@ -119,17 +120,11 @@ def test_closed_by_hand_then_resolved_in_one_cycle_gets_no_t4_comment(desk: Desk
 
 def test_closing_time_is_the_answers_moment_even_after_a_crash_between_rules(
         desk: Desk) -> None:
-    """T2 and T6 both react to the answer. The cycle dies right after T2's write; the next
+    """T2 and T6 both react to the answer. The cycle dies right after T2's write (the one
+    PUT that carries T6's fields too: rules.coalesce), before the ledger records it; the next
     sync reads that write back (the ticket's last edit moves to 12:30), and T6 still closes
     the ticket at the moment the agent answered, 12:00."""
-    user = user_of(desk.sandbox.world, 1)
-    desk.at("2026-11-19 11:00")
-    item = desk.new_ticket("No recuerdo mi contraseña", estatus="Nuevo",
-                           responsable=[AGENT_PROFILE],
-                           usuario=[podio_item_id("usuarios", user.key)])
-    desk.cycle()
-    desk.at("2026-11-19 12:00")
-    desk.edit(item, respuesta="Te enviamos un enlace para restablecer tu contraseña.")
+    item, email = answered_ticket(desk)
     desk.at("2026-11-19 12:30")
 
     def crash(key: str) -> None:
@@ -147,4 +142,4 @@ def test_closing_time_is_the_answers_moment_even_after_a_crash_between_rules(
     assert values["estatus"] == "Cerrado"
     assert values["fecha-cierre"]["start"] == "2026-11-19 20:00:00"  # not 20:30
     assert values["tiempo-cierre"] == 1.0
-    assert len(desk.messages_to(user.email)) == 1  # one CSAT survey
+    assert len(desk.messages_to(email)) == 1  # one CSAT survey

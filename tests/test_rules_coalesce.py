@@ -6,45 +6,19 @@ once, and the CSAT survey goes out once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
 from connectors.clients import ActionRuntime
 from jobs.cycle import run_sync
 from rules.engine import run_cycle
-from sandbox.server import Sandbox, SandboxServer
-from sandbox.world import build_world, podio_item_id
 from store.models import ActionLedger
-from tests.conftest import WORLD_NOW
-from tests.desk_helpers import AGENT_PROFILE, Desk, open_desk, scenario_config, user_of
+from tests import test_automations_order
+from tests.desk_helpers import Desk, answered_ticket
 from tests.rules_helpers import SimulatedCrash
 
-ANSWER = "Te enviamos un enlace para restablecer tu contraseña."
+desk = test_automations_order.desk  # the fixture: the test world's desk, T1–T8
 
-
-@pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Desk]:
-    box = Sandbox(build_world(clients=6, seed=11, now=WORLD_NOW))
-    box.clock.freeze(WORLD_NOW)
-    with SandboxServer(box), open_desk(box, f"sqlite:///{tmp_path}/store.db",
-                                       scenario_config(tmp_path)) as desk:
-        yield desk
-
-
-def answered_ticket(desk: Desk) -> tuple[int, str]:
-    """A new ticket (T1 done in its own cycle), then answered by the agent at 12:00."""
-    user = user_of(desk.sandbox.world, 1)
-    desk.at("2026-11-19 11:00")
-    item = desk.new_ticket("No recuerdo mi contraseña", estatus="Nuevo",
-                           responsable=[AGENT_PROFILE],
-                           usuario=[podio_item_id("usuarios", user.key)])
-    desk.cycle()
-    desk.at("2026-11-19 12:00")
-    desk.edit(item, respuesta=ANSWER)
-    return item, user.email
 
 
 def puts(desk: Desk, item: int, since: int) -> int:
