@@ -34,7 +34,8 @@ def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
     try:
         wait_for(lambda: _count(db, Ticket) > 0, timeout=60)  # the first scheduled sync ran
         register_hooks(settings, service.runtime)
-        wait_for(lambda: all(h["status"] == "active" for h in sandbox.tools["podio"].hooks()))
+        wait_for(lambda: all(h["status"] == "active" for h in sandbox.tools["podio"].hooks()),
+                 timeout=60)
         yield service
     finally:
         service.shutdown()
@@ -105,7 +106,7 @@ def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure
         wait_for(lambda: _count(db, Ticket) > 0, timeout=60)
         register_hooks(settings, service.runtime)
         podio = sandbox.tools["podio"]
-        wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()))
+        wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()), timeout=60)
         items = [int(podio.create_item_as(AGENT, "tickets", {"titulo": f"Caso {n}",
                                                              "estatus": "Nuevo"}))
                  for n in range(3)]
