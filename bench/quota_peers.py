@@ -70,28 +70,43 @@ def count_hour(bench: Any, marks: dict[str, int]) -> HourCounts:
     config = RulesConfig.from_settings(bench.settings)
     ruleset = load_rules(config, bench.db)
     rules = [r for r in ruleset.rules.values() if r.enabled]
-    triggered = {r.id: str(ENTITIES[r.entity].podio_app) for r in rules
-                 if r.entity in PODIO_ENTITIES and r.event_triggers}
+    triggered = {
+        r.id: str(ENTITIES[r.entity].podio_app)
+        for r in rules
+        if r.entity in PODIO_ENTITIES and r.event_triggers
+    }
     with bench.db.session() as session:
-        matches = Counter({str(rule): int(n) for rule, n in session.execute(
-            select(RuleRun.rule_id, func.count()).where(
-                RuleRun.id > marks["runs"], RuleRun.status != "reanudada")
-            .group_by(RuleRun.rule_id))})
-        done = session.execute(select(ActionLedger.rule_id, ActionLedger.action,
-                                      ActionLedger.target, ActionLedger.correlation_id).where(
-            ActionLedger.id > marks["ledger"], ActionLedger.status == L.DONE,
-            ActionLedger.action.like("podio.%"))).all()
+        matches = Counter(
+            {
+                str(rule): int(n)
+                for rule, n in session.execute(
+                    select(RuleRun.rule_id, func.count())
+                    .where(RuleRun.id > marks["runs"], RuleRun.status != "reanudada")
+                    .group_by(RuleRun.rule_id)
+                )
+            }
+        )
+        done = session.execute(
+            select(
+                ActionLedger.rule_id, ActionLedger.action, ActionLedger.target, ActionLedger.correlation_id
+            ).where(
+                ActionLedger.id > marks["ledger"],
+                ActionLedger.status == L.DONE,
+                ActionLedger.action.like("podio.%"),
+            )
+        ).all()
     effects = Counter(str(rule) for rule, _a, _t, _c in done)
-    groups = {(target, corr) for _r, action, target, corr in done
-              if action == "podio.actualizar"}
+    groups = {(target, corr) for _r, action, target, corr in done if action == "podio.actualizar"}
     others = sum(1 for _r, action, _t, _c in done if action != "podio.actualizar")
-    return HourCounts(len(rules), triggered, matches, effects, len(groups) + others,
-                      _notices(bench, marks["deliveries"]))
+    return HourCounts(
+        len(rules), triggered, matches, effects, len(groups) + others, _notices(bench, marks["deliveries"])
+    )
 
 
 def _notices(bench: Any, since: int) -> Counter[str]:
-    app_of_hook = {h["hook_id"]: int(h["ref"]["id"]) for h in bench.tool("podio").hooks()
-                   if h["ref"]["type"] == "app"}
+    app_of_hook = {
+        h["hook_id"]: int(h["ref"]["id"]) for h in bench.tool("podio").hooks() if h["ref"]["type"] == "app"
+    }
     names = {app_id: name for name, (app_id, _t) in bench.settings.podio_apps.items()}
     out: Counter[str] = Counter()
     for delivery in bench.box.webhooks.log[since:]:
@@ -101,8 +116,9 @@ def _notices(bench: Any, since: int) -> Counter[str]:
     return out
 
 
-def comparison(counts: HourCounts, saeko_total: int, saeko_writes: int,
-               safety_net_seconds: float) -> list[list[Any]]:
+def comparison(
+    counts: HourCounts, saeko_total: int, saeko_writes: int, safety_net_seconds: float
+) -> list[list[Any]]:
     """Rows: design, automations, Podio calls, share of the quota, saeko-sync's calls as a
     ratio of the row's."""
     shipped = counts.automations
@@ -116,30 +132,44 @@ def comparison(counts: HourCounts, saeko_total: int, saeko_writes: int,
         scale = k / shipped
         saeko = saeko_reads + saeko_writes * scale
         label = f"{k} (shipped)" if k == shipped else str(k)
-        designs = [("saeko-sync (measured; writes scaled)" if k != shipped
-                    else "saeko-sync (measured)", saeko)]
+        designs = [
+            ("saeko-sync (measured; writes scaled)" if k != shipped else "saeko-sync (measured)", saeko)
+        ]
         for minutes in POLL_MINUTES:
             reads = sum(60 / minutes + counts.matches[r] for r in counts.podio_triggered)
-            designs.append((f"per-automation polling every {minutes} min (Zapier/Make)",
-                            (reads + effects) * scale))
+            designs.append(
+                (f"per-automation polling every {minutes} min (Zapier/Make)", (reads + effects) * scale)
+            )
         hooks = sum(counts.notices[app] for app in counts.podio_triggered.values())
-        designs.append(("per-flow webhooks (Podio Workflow Automation)",
-                        (hooks + effects) * scale))
-        designs.append(("floor at 1 s: distinct writes + one read per notice",
-                        counts.distinct_writes * scale + notices))
-        designs.append(("floor: distinct writes + fewest reads (notice or safety-net filter)",
-                        counts.distinct_writes * scale + floor_reads))
+        designs.append(("per-flow webhooks (Podio Workflow Automation)", (hooks + effects) * scale))
+        designs.append(
+            ("floor at 1 s: distinct writes + one read per notice", counts.distinct_writes * scale + notices)
+        )
+        designs.append(
+            (
+                "floor: distinct writes + fewest reads (notice or safety-net filter)",
+                counts.distinct_writes * scale + floor_reads,
+            )
+        )
         for name, calls in designs:
-            rows.append([label, name, round(calls),
-                         f"{calls / PODIO_DOCUMENTED_HOURLY_QUOTA:.1%}",
-                         f"{saeko / calls:.2f}" if calls else "—"])
+            rows.append(
+                [
+                    label,
+                    name,
+                    round(calls),
+                    f"{calls / PODIO_DOCUMENTED_HOURLY_QUOTA:.1%}",
+                    f"{saeko / calls:.2f}" if calls else "—",
+                ]
+            )
     return rows
 
 
 def summary(counts: HourCounts) -> str:
     """One line: what the models were computed from."""
-    return (f"{counts.automations} enabled automations, {len(counts.podio_triggered)} "
-            f"triggered by Podio; notices {dict(counts.notices)}; trigger matches of the "
-            f"Podio-triggered ones {sum(counts.matches[r] for r in counts.podio_triggered)}; "
-            f"Podio effects done {sum(counts.effects.values())}; distinct writes "
-            f"{counts.distinct_writes}")
+    return (
+        f"{counts.automations} enabled automations, {len(counts.podio_triggered)} "
+        f"triggered by Podio; notices {dict(counts.notices)}; trigger matches of the "
+        f"Podio-triggered ones {sum(counts.matches[r] for r in counts.podio_triggered)}; "
+        f"Podio effects done {sum(counts.effects.values())}; distinct writes "
+        f"{counts.distinct_writes}"
+    )

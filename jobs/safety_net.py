@@ -33,8 +33,9 @@ from store.models import StoreMeta, WebhookInbox
 META_KEY = "sync:safety-net"
 
 
-def plan_polling(settings: Settings, db: Database, sources: list[str], now: datetime, *,
-                 polled_here: set[str]) -> tuple[list[str], list[str]]:
+def plan_polling(
+    settings: Settings, db: Database, sources: list[str], now: datetime, *, polled_here: set[str]
+) -> tuple[list[str], list[str]]:
     """(sources to poll now, sources skipped) at a tick at ``now``; records the tick.
     ``polled_here``: the sources this process already polled (updated in place)."""
     period = settings.sync_safety_net_seconds
@@ -51,8 +52,12 @@ def plan_polling(settings: Settings, db: Database, sources: list[str], now: date
         for source in sources:
             tool = registry.for_source(source).name
             previous = state.get(source) or {}
-            if tool in hooked and source in polled_here and _healthy(previous, latest.get(tool, 0)) \
-                    and not _due(previous, now, period):
+            if (
+                tool in hooked
+                and source in polled_here
+                and _healthy(previous, latest.get(tool, 0))
+                and not _due(previous, now, period)
+            ):
                 skipped.append(source)
             else:
                 poll.append(source)
@@ -68,10 +73,11 @@ def plan_polling(settings: Settings, db: Database, sources: list[str], now: date
 
 def _latest_deliveries(session: Any, tools: set[str]) -> dict[str, int]:
     """tool -> id of its newest stored delivery (hook verifications left out)."""
-    rows = session.execute(select(WebhookInbox.source, func.max(WebhookInbox.id))
-                           .where(WebhookInbox.source.in_(tools),
-                                  WebhookInbox.event_type != "hook.verify")
-                           .group_by(WebhookInbox.source)).all()
+    rows = session.execute(
+        select(WebhookInbox.source, func.max(WebhookInbox.id))
+        .where(WebhookInbox.source.in_(tools), WebhookInbox.event_type != "hook.verify")
+        .group_by(WebhookInbox.source)
+    ).all()
     return {str(source): int(latest or 0) for source, latest in rows}
 
 

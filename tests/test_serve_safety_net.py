@@ -26,16 +26,20 @@ from tests.test_serve_webhooks import TOKEN, free_port
 def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
     port = free_port()
     env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
-    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
-                             public_url=f"http://127.0.0.1:{port}",
-                             sync_interval_seconds=3600, rules_interval_seconds=3600,
-                             sync_safety_net_seconds=900)
+    settings = load_settings(
+        **env,
+        database_url=db.url,
+        webhook_token=TOKEN,
+        public_url=f"http://127.0.0.1:{port}",
+        sync_interval_seconds=3600,
+        rules_interval_seconds=3600,
+        sync_safety_net_seconds=900,
+    )
     service = Service(settings, db, port=port).start()
     try:
         wait_for(lambda: _count(db, Ticket) > 0, timeout=60)  # the first scheduled sync ran
         register_hooks(settings, service.runtime)
-        wait_for(lambda: all(h["status"] == "active" for h in sandbox.tools["podio"].hooks()),
-                 timeout=60)
+        wait_for(lambda: all(h["status"] == "active" for h in sandbox.tools["podio"].hooks()), timeout=60)
         yield service
     finally:
         service.shutdown()
@@ -51,15 +55,18 @@ def tick(sandbox: Sandbox, service: Service, now: datetime) -> int:
 def delivered_edit(sandbox: Sandbox, db: Database, item: int, priority: str) -> None:
     """An agent edits the ticket; its hook reaches the model (no polling needed)."""
     sandbox.tools["podio"].update_item_as(AGENT, item, {"prioridad": priority})
-    wait_for(lambda: (_ticket(db, item) or None) is not None
-             and _ticket(db, item).priority == priority)
+    wait_for(lambda: (_ticket(db, item) or None) is not None and _ticket(db, item).priority == priority)
 
 
 def test_podio_is_polled_every_15_minutes_while_hooks_deliver(
-        sandbox: Sandbox, db: Database, served: Service) -> None:
+    sandbox: Sandbox, db: Database, served: Service
+) -> None:
     podio = sandbox.tools["podio"]
-    item = int(podio.create_item_as(AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo",
-                                                       "prioridad": "Baja"}))
+    item = int(
+        podio.create_item_as(
+            AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo", "prioridad": "Baja"}
+        )
+    )
     wait_for(lambda: _ticket(db, item))
     start = utcnow()  # polled at start-up, and the new ticket's hook arrived since
     assert tick(sandbox, served, start) == 0
@@ -71,8 +78,9 @@ def test_podio_is_polled_every_15_minutes_while_hooks_deliver(
     delivered_edit(sandbox, db, item, "Media")
     assert tick(sandbox, served, start + timedelta(minutes=20)) >= APPS  # 15 min since
     delivered_edit(sandbox, db, item, "Alta")
-    restarted = Service(served.settings, db, port=free_port())  # a new process: it may
-    try:                                                        # have missed deliveries
+    # A new process may have missed deliveries while it was not there: it polls at once.
+    restarted = Service(served.settings, db, port=free_port())
+    try:
         assert tick(sandbox, restarted, start + timedelta(minutes=21)) >= APPS
     finally:
         restarted.runtime.close()
@@ -81,8 +89,11 @@ def test_podio_is_polled_every_15_minutes_while_hooks_deliver(
 def test_zero_polls_at_every_tick(sandbox: Sandbox, db: Database, served: Service) -> None:
     served.settings = served.settings.model_copy(update={"sync_safety_net_seconds": 0})
     podio = sandbox.tools["podio"]
-    item = int(podio.create_item_as(AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo",
-                                                       "prioridad": "Baja"}))
+    item = int(
+        podio.create_item_as(
+            AGENT, "tickets", {"titulo": "Sin acceso", "estatus": "Nuevo", "prioridad": "Baja"}
+        )
+    )
     wait_for(lambda: _ticket(db, item))
     start = utcnow()
     for minutes in (0, 5, 10):
@@ -91,25 +102,33 @@ def test_zero_polls_at_every_tick(sandbox: Sandbox, db: Database, served: Servic
 
 
 def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure(
-        sandbox: Sandbox, db: Database) -> None:
+    sandbox: Sandbox, db: Database
+) -> None:
     """WEBHOOK_BATCH_ABOVE=0 (always under pressure): three tickets edited within the
     window become one incremental filter of the tickets app, no GET per item; a new ticket
     is still read at once."""
     port = free_port()
     env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
-    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
-                             public_url=f"http://127.0.0.1:{port}",
-                             sync_interval_seconds=3600, rules_interval_seconds=3600,
-                             webhook_batch_seconds=1.5, webhook_batch_above=0)
+    settings = load_settings(
+        **env,
+        database_url=db.url,
+        webhook_token=TOKEN,
+        public_url=f"http://127.0.0.1:{port}",
+        sync_interval_seconds=3600,
+        rules_interval_seconds=3600,
+        webhook_batch_seconds=1.5,
+        webhook_batch_above=0,
+    )
     service = Service(settings, db, port=port).start()
     try:
         wait_for(lambda: _count(db, Ticket) > 0, timeout=60)
         register_hooks(settings, service.runtime)
         podio = sandbox.tools["podio"]
         wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()), timeout=60)
-        items = [int(podio.create_item_as(AGENT, "tickets", {"titulo": f"Caso {n}",
-                                                             "estatus": "Nuevo"}))
-                 for n in range(3)]
+        items = [
+            int(podio.create_item_as(AGENT, "tickets", {"titulo": f"Caso {n}", "estatus": "Nuevo"}))
+            for n in range(3)
+        ]
         wait_for(lambda: all(_ticket(db, i) for i in items))  # creations: read at once
         gets = sandbox.calls.total("podio", "GET /item/{item_id")
         filters = sandbox.calls.total("podio", "/filter/")
