@@ -57,12 +57,13 @@ from sync_common import Bench, console, machine, quiet_logs, running_bench, tabl
 
 from core.settings import PODIO_DOCUMENTED_HOURLY_QUOTA, Settings
 from jobs.hooks import register_hooks
+from jobs.safety_net import META_KEY as SAFETY_NET_KEY
 from jobs.service import Service
 from rules import ledger as L
 from rules.engine import run_cycle
 from sandbox.activity import StaffSimulator
 from store.db import utcnow
-from store.models import ActionLedger, JobRun, RuleRun, WebhookInbox
+from store.models import ActionLedger, JobRun, RuleRun, StoreMeta, WebhookInbox
 
 # A working day of the 2,000-client department (SPEC §3: ~30 tickets per client and year,
 # ~250 working days -> ~240 new tickets a day; SPEC §9: "hundreds of new tickets, a
@@ -187,12 +188,23 @@ def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int
                 simulator.act(action)
             _settle(bench)
         ticking = _snapshot(bench).get("podio", Counter())
-        service.sync_job_now(now=hour_start + timedelta(minutes=5 * (number + 1)))
-        bench.polling.update(_snapshot(bench).get("podio", Counter()) - ticking)
+        at = hour_start + timedelta(minutes=5 * (number + 1))
+        service.sync_job_now(now=at)
+        if _polled(bench, "podio", at):  # else every filter meanwhile was a gathered one
+            bench.polling.update(_snapshot(bench).get("podio", Counter()) - ticking)
+            bench.marks["podio_polls"] = bench.marks.get("podio_polls", 0) + 1
         _settle(bench)
         after = _snapshot(bench)
         slices.append({tool: after[tool] - before.get(tool, Counter()) for tool in after})
     return slices, simulator, time.perf_counter() - started
+
+
+def _polled(bench: Bench, source: str, at: Any) -> bool:
+    """Whether the tick at ``at`` polled ``source`` (jobs.safety_net's record of it)."""
+    with bench.db.session() as session:
+        row = session.get(StoreMeta, SAFETY_NET_KEY)
+        state = ((row.value or {}) if row else {}).get(source) or {}
+    return bool(state.get("polled_at") == at.isoformat())
 
 
 def _windows(timed: list[tuple[float, str]]) -> list[list[str]]:
@@ -228,7 +240,9 @@ def _report(bench: Bench, service: Service, slices: list[dict[str, Counter[str]]
     deliveries = sum(1 for d in bench.box.webhooks.log[bench.marks["deliveries"]:]
                      if d.get("result") == 200)
     console.print(f"\nhour simulated in {seconds:.0f} s of real time · actions done: "
-                  f"{dict(simulator.done)} · webhook deliveries handled: {deliveries}")
+                  f"{dict(simulator.done)} · webhook deliveries handled: {deliveries} · "
+                  f"ticks that polled Podio: {bench.marks.get('podio_polls', 0)} of "
+                  f"{CYCLES_PER_HOUR}")
     used = sum(podio.values())
     by_cause: Counter[str] = Counter()
     for endpoint, n in podio.items():
