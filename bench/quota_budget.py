@@ -170,7 +170,8 @@ def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int
     """Run the plan at its times in the hour, a polling tick after each 5 minutes, the
     actions of one batching window together; the calls of each 5-minute slice."""
     simulator = StaffSimulator(bench.box, seed=seed)
-    times = sorted(random.Random(seed + 1).uniform(0, 3600) for _ in plan)
+    clock = random.Random(seed + 1)
+    times = sorted(clock.uniform(0, 3600) for _ in plan)
     bench.box.calls.reset()
     bench.polling = Counter()  # Podio calls made by the polling ticks themselves
     bench.marks = {"ledger": _last_id(bench, ActionLedger), "runs": _last_id(bench, RuleRun),
