@@ -99,6 +99,11 @@ def main() -> None:
     parser.add_argument("--no-jira-webhooks", action="store_true",
                         help="Jira changes only by polling (no admin webhook registered)")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--safety-net", type=float,
+                        default=Settings.model_fields["sync_safety_net_seconds"].default,
+                        help="SYNC_SAFETY_NET_SECONDS for the run (default: the setting's)")
+    parser.add_argument("--batch-window", type=float, default=BATCH_WINDOW,
+                        help="WEBHOOK_BATCH_SECONDS modelled in the hour (default: the setting's)")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     quiet_logs()
@@ -108,6 +113,7 @@ def main() -> None:
     with running_bench(args.clients, args.database_url, live_clock=True, _env_file=None,
                        webhook_token=WEBHOOK_TOKEN, public_url=f"http://127.0.0.1:{port}",
                        sync_interval_seconds=3600, rules_interval_seconds=3600,
+                       sync_safety_net_seconds=args.safety_net,
                        podio_rate_limit_per_hour=RAISED_LIMIT,
                        webhook_batch_seconds=REAL_BATCH_SECONDS) as bench:
         bench.tool("podio").set_quota(RAISED_LIMIT)
@@ -115,7 +121,8 @@ def main() -> None:
         service = Service(bench.settings, bench.db, port=port)
         try:
             _prepare(bench, service, with_jira=not args.no_jira_webhooks)
-            slices, simulator, seconds = _busy_hour(bench, service, plan, args.seed)
+            slices, simulator, seconds = _busy_hour(bench, service, plan, args.seed,
+                                                    args.batch_window)
             _report(bench, service, slices, simulator, seconds, args)
         finally:
             service.shutdown()
@@ -165,8 +172,8 @@ def _prepare(bench: Bench, service: Service, *, with_jira: bool) -> None:
                   f"{time.perf_counter() - started:.0f} s")
 
 
-def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int
-               ) -> tuple[list[dict[str, Counter[str]]], StaffSimulator, float]:
+def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int,
+               window: float) -> tuple[list[dict[str, Counter[str]]], StaffSimulator, float]:
     """Run the plan at its times in the hour, a polling tick after each 5 minutes, the
     actions of one batching window together; the calls of each 5-minute slice."""
     simulator = StaffSimulator(bench.box, seed=seed)
@@ -184,7 +191,7 @@ def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int
         before = _snapshot(bench)
         timed = [(t, a) for t, a in zip(times, plan, strict=True)
                  if number * tick <= t < (number + 1) * tick]
-        for group in _windows(timed):
+        for group in _windows(timed, window):
             for action in group:
                 simulator.act(action)
             _settle(bench)
@@ -208,13 +215,13 @@ def _polled(bench: Bench, source: str, at: Any) -> bool:
     return bool(state.get("polled_at") == at.isoformat())
 
 
-def _windows(timed: list[tuple[float, str]]) -> list[list[str]]:
+def _windows(timed: list[tuple[float, str]], window: float) -> list[list[str]]:
     """The actions grouped by batching window: each group starts at an action and holds
-    those within BATCH_WINDOW seconds of it."""
+    those within ``window`` seconds of it."""
     groups: list[list[str]] = []
-    start = -BATCH_WINDOW
+    start = -window
     for moment, action in timed:
-        if moment - start >= BATCH_WINDOW:
+        if moment - start >= window:
             groups.append([])
             start = moment
         groups[-1].append(action)
