@@ -481,6 +481,7 @@ def doctor() -> None:
     from jobs.doctor import run_checks
 
     settings = _settings()
+    configure_logging("ERROR", settings.log_format, settings.secret_values())  # the table says it
     results = run_checks(settings)
     table = Table(title="saeko-sync doctor")
     table.add_column("revisión")

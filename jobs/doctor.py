@@ -46,23 +46,39 @@ def _config(settings: Settings) -> str:
 
 
 def _not_configured(_settings: Settings) -> str:
-    return "sin configurar (opcional); ver .env.example"
+    return "sin configurar (opcional: ninguna regla activa lo usa); ver .env.example"
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    """Run every check (the store, the config files, then each tool); never raises."""
-    checks: list[tuple[str, Callable[[Settings], str]]] = [
-        ("base de datos", _database), ("configuración", _config)]
+    """Run every check (the store, the config files, the rules, then each tool — failing
+    when a tool or a Podio app the active rules need is not set up); never raises."""
+    from jobs import doctor_rules
+
+    results = [_run("base de datos", _database, settings),
+               _run("configuración", _config, settings)]
+    try:
+        line, needs = doctor_rules.rules_check(settings)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        line, needs = ("reglas", False, f"no se pudieron leer: {exc}"), {}
+    results.append(line)
     for connector in registry.connectors():
-        optional_off = not connector.required and not connector.enabled(settings)
-        checks.append((connector.name, _not_configured if optional_off else connector.health))
-    results: list[Check] = []
-    for name, check in checks:
-        try:
-            results.append((name, True, check(settings)))
-        except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-            results.append((name, False, str(exc)))
+        health: Callable[[Settings], str] = connector.health
+        if not connector.required and not connector.enabled(settings):
+            why = doctor_rules.unset_tool(connector, settings, needs)
+            if why is not None:
+                results.append((connector.name, False, why))
+                continue
+            health = _not_configured
+        results.append(_run(connector.name, health, settings))
+    results += doctor_rules.unset_parts(settings, needs)
     return results + _quota_lines(settings)
+
+
+def _run(name: str, check: Callable[[Settings], str], settings: Settings) -> Check:
+    try:
+        return (name, True, check(settings))
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return (name, False, str(exc))
 
 
 def _quota_lines(settings: Settings) -> list[Check]:

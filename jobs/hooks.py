@@ -9,7 +9,6 @@ from connectors.registry import HookPlan
 from core.errors import ConfigError
 from core.settings import Settings
 
-
 # The path token is the only secret of Podio's deliveries (Podio signs nothing): 24
 # characters at least, the length of `secrets.token_urlsafe(18)` (144 random bits).
 MIN_WEBHOOK_TOKEN = 24
