@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-
 from connectors import registry
 from core.errors import SaekoError
 from core.settings import Settings
-from store.db import MIGRATIONS_DIR, Database
+from store.db import Database
 
 Check = tuple[str, bool, str]
 
@@ -19,16 +15,12 @@ Check = tuple[str, bool, str]
 def _database(settings: Settings) -> str:
     db = Database(settings.database_url)
     try:
-        with db.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current, head = db.revisions()
     except Exception as exc:  # noqa: BLE001 - any failure is reported as text
         raise SaekoError(f"no se pudo conectar ({exc.__class__.__name__}: {exc}); revisa "
                          "DATABASE_URL") from exc
     finally:
         db.dispose()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
     if current != head:
         raise SaekoError(f"migración {current or 'ninguna'} ≠ {head}: ejecuta "
                          "`saeko-sync db upgrade`")
