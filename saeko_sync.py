@@ -499,7 +499,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Por omisión SERVE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Por omisión SERVE_PORT")] = None,
 ) -> None:
-    """Servicio: webhooks, programador, página de estado (/), salud (/healthz)."""
+    """Servicio: webhooks, programador, página de estado (/), salud (/healthz, /readyz)."""
     from jobs.service import Service
 
     settings = _settings()
