@@ -49,10 +49,11 @@ def run_checks(settings: Settings) -> list[Check]:
     results = [_run("base de datos", _database, settings),
                _run("configuración", _config, settings)]
     try:
-        line, needs = doctor_rules.rules_check(settings)
+        line, active = doctor_rules.rules_check(settings)
     except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-        line, needs = ("reglas", False, f"no se pudieron leer: {exc}"), {}
+        line, active = ("reglas", False, f"no se pudieron leer: {exc}"), []
     results.append(line)
+    needs = doctor_rules.rule_needs(active)
     for connector in registry.connectors():
         health: Callable[[Settings], str] = connector.health
         if not connector.required and not connector.enabled(settings):
@@ -63,6 +64,7 @@ def run_checks(settings: Settings) -> list[Check]:
             health = _not_configured
         results.append(_run(connector.name, health, settings))
     results += doctor_rules.unset_parts(settings, needs)
+    results += doctor_rules.unset_action_settings(settings, active)
     return results + _quota_lines(settings)
 
 

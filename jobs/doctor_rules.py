@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from pydantic import SecretStr
+
 from connectors import registry
 from core.settings import Settings
 from rules.spec import Rule
@@ -20,8 +22,8 @@ SHOWN_PROBLEMS = 3
 SHOWN_RULES = 6
 
 
-def rules_check(settings: Settings) -> tuple[Check, dict[Need, list[str]]]:
-    """The «reglas» line, and which active rules need which tool parts."""
+def rules_check(settings: Settings) -> tuple[Check, list[Rule]]:
+    """The «reglas» line, and the active rules (those of the valid files)."""
     from rules import api
     from rules.config import RulesConfig
     from rules.ruleset import parse_path
@@ -30,15 +32,14 @@ def rules_check(settings: Settings) -> tuple[Check, dict[Need, list[str]]]:
     config = RulesConfig.from_settings(settings)
     rules = [rule for parsed in parse_path(config.rules_dir, config) for rule in parsed.rules]
     active = [rule for rule in rules if rule.enabled]
-    needs = rule_needs(active)
     if problems:
         shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS])
         more = f" (y {len(problems) - SHOWN_PROBLEMS} más)" if len(problems) > SHOWN_PROBLEMS \
             else ""
         return ("reglas", False, f"{shown}{more} — {len(problems)} problema(s); las reglas de "
-                "esos archivos no corren: corrige y revisa con `saeko-sync rules validate`"), needs
+                "esos archivos no corren: corrige y revisa con `saeko-sync rules validate`"), active
     return ("reglas", True, f"{len(rules)} reglas válidas, {len(active)} activas "
-            f"({config.rules_dir})"), needs
+            f"({config.rules_dir})"), active
 
 
 def rule_needs(rules: Iterable[Rule]) -> dict[Need, list[str]]:
@@ -69,6 +70,25 @@ def rule_needs(rules: Iterable[Rule]) -> dict[Need, list[str]]:
         for need in found:
             needs.setdefault(need, []).append(rule.id)
     return needs
+
+
+def unset_action_settings(settings: Settings, rules: Iterable[Rule]) -> list[Check]:
+    """One failing line per setting an active rule's action needs (``ActionType.settings``)
+    left empty, e.g. GOOGLE_KPI_SPREADSHEET_ID for M3's sheets.kpis."""
+    users: dict[str, dict[str, set[str]]] = {}  # setting -> action -> rule ids
+    for rule in rules:
+        for action in rule.actions:
+            for name in action.type.settings:
+                value = getattr(settings, name.lower(), "")
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                if not value:
+                    users.setdefault(name, {}).setdefault(action.type.name, set()).add(rule.id)
+    return [(name, False, f"{name} vacío: lo necesita{'n' if len(actions) > 1 else ''} "
+             + "; ".join(f"{action} (reglas activas {who(sorted(ids))})"
+                         for action, ids in sorted(actions.items()))
+             + f"; define {name} en .env o desactiva esas reglas (activa: false)")
+            for name, actions in sorted(users.items())]
 
 
 def _action_tools() -> dict[str, str]:

@@ -93,3 +93,17 @@ def test_jira_unset_while_jira_rules_are_active(sandbox: Sandbox, folder: Path) 
     assert code == 0, shown
     assert rows["jira"] == ("✓", "sin configurar (opcional: ninguna regla activa lo usa); "
                                  "ver .env.example")
+
+
+def test_a_setting_an_active_rules_action_needs(sandbox: Sandbox, folder: Path) -> None:
+    """Not a fixed list: M3's sheets.kpis (and M10/M12's sheets.informe) declare the KPI
+    sheet they write; with it unset doctor names it and those rules."""
+    write_env(sandbox, folder, RULES_DIR=str(folder / "reglas"), GOOGLE_KPI_SPREADSHEET_ID="")
+    code, rows, shown = _doctor(folder)
+    assert code == 1, shown
+    status, detail = rows["GOOGLE_KPI_SPREADSHEET_ID"]
+    assert status == "✗"
+    assert detail.startswith("GOOGLE_KPI_SPREADSHEET_ID vacío: lo necesitan ")
+    assert "sheets.kpis (reglas activas m3-tablero-kpis)" in detail
+    assert "define GOOGLE_KPI_SPREADSHEET_ID en .env o desactiva esas reglas" in detail
+    assert rows["google"][0] == "✓"  # the tool itself answers
