@@ -31,6 +31,16 @@ def _doctor(folder: Path) -> tuple[int, dict[str, tuple[str, str]], str]:
     return done.returncode, rows, done.stdout
 
 
+def _failing(sandbox: Sandbox, folder: Path, row: str, **env: str) -> str:
+    """doctor with ``env`` over the good settings: exit 1 and ``row`` ✗; its detail."""
+    write_env(sandbox, folder, RULES_DIR=str(folder / "reglas"), **env)
+    code, rows, shown = _doctor(folder)
+    assert code == 1, shown
+    status, detail = rows[row]
+    assert status == "✗", shown
+    return detail
+
+
 @pytest.fixture
 def folder(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A deployment on the sandbox with every tool set up and the shipped rules (a copy)."""
@@ -50,11 +60,7 @@ def test_all_set_is_all_green(folder: Path) -> None:
 
 def test_a_missing_podio_app_id_names_the_setting_and_the_rules(sandbox: Sandbox,
                                                                 folder: Path) -> None:
-    write_env(sandbox, folder, RULES_DIR=str(folder / "reglas"), PODIO_APP_TICKETS_ID="")
-    code, rows, shown = _doctor(folder)
-    assert code == 1, shown
-    status, detail = rows["podio · tickets"]
-    assert status == "✗"
+    detail = _failing(sandbox, folder, "podio · tickets", PODIO_APP_TICKETS_ID="")
     assert detail.startswith("PODIO_APP_TICKETS_ID sin definir: «tickets» no se sincroniza; "
                              "la usan las reglas activas ")
     assert "t1-autocompletar-ticket" in detail and "Define PODIO_APP_TICKETS_ID en .env" in detail
@@ -76,11 +82,7 @@ def test_a_broken_rule_file_fails_with_its_line(folder: Path) -> None:
 
 
 def test_jira_unset_while_jira_rules_are_active(sandbox: Sandbox, folder: Path) -> None:
-    write_env(sandbox, folder, RULES_DIR=str(folder / "reglas"), JIRA_URL="")
-    code, rows, shown = _doctor(folder)
-    assert code == 1, shown
-    status, detail = rows["jira"]
-    assert status == "✗"
+    detail = _failing(sandbox, folder, "jira", JIRA_URL="")
     assert detail.startswith("sin configurar (JIRA_URL vacío): lo necesitan las reglas activas "
                              + ", ".join(JIRA_RULES))
     assert "define JIRA_URL en .env o desactiva esas reglas" in detail
@@ -98,12 +100,8 @@ def test_jira_unset_while_jira_rules_are_active(sandbox: Sandbox, folder: Path) 
 def test_a_setting_an_active_rules_action_needs(sandbox: Sandbox, folder: Path) -> None:
     """Not a fixed list: M3's sheets.kpis (and M10/M12's sheets.informe) declare the KPI
     sheet they write; with it unset doctor names it and those rules."""
-    write_env(sandbox, folder, RULES_DIR=str(folder / "reglas"), GOOGLE_KPI_SPREADSHEET_ID="")
-    code, rows, shown = _doctor(folder)
-    assert code == 1, shown
-    status, detail = rows["GOOGLE_KPI_SPREADSHEET_ID"]
-    assert status == "✗"
+    detail = _failing(sandbox, folder, "GOOGLE_KPI_SPREADSHEET_ID",
+                      GOOGLE_KPI_SPREADSHEET_ID="")
     assert detail.startswith("GOOGLE_KPI_SPREADSHEET_ID vacío: lo necesitan ")
     assert "sheets.kpis (reglas activas m3-tablero-kpis)" in detail
     assert "define GOOGLE_KPI_SPREADSHEET_ID en .env o desactiva esas reglas" in detail
-    assert rows["google"][0] == "✓"  # the tool itself answers
