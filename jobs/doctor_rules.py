@@ -36,8 +36,9 @@ def rules_check(settings: Settings) -> tuple[Check, list[Rule]]:
         shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS])
         more = f" (y {len(problems) - SHOWN_PROBLEMS} más)" if len(problems) > SHOWN_PROBLEMS \
             else ""
-        return ("reglas", False, f"{shown}{more} — {len(problems)} problema(s); las reglas de "
-                "esos archivos no corren: corrige y revisa con `saeko-sync rules validate`"), active
+        return ("reglas", False, f"{shown}{more} — {len(problems)} problema(s); de esos "
+                "archivos solo corre la última versión válida, si la hubo, y `saeko-sync run` "
+                "termina con 1: corrige y revisa con `saeko-sync rules validate`"), active
     return ("reglas", True, f"{len(rules)} reglas válidas, {len(active)} activas "
             f"({config.rules_dir})"), active
 
