@@ -187,7 +187,7 @@ def test_rate_limit_beyond_retries_is_reported_and_resumable(sandbox: Sandbox,
     sandbox.faults.add(kind="status", tool="jira", path="/search/jql", status=429,
                        retry_after=30, count=1)
     [report] = sync_jira(settings, db)
-    assert report.error is not None and "429" in report.error and "retry later" in report.error
+    assert report.error is not None and "429" in report.error and "se reintenta" in report.error
     assert report.counts.created == 0
     [again] = sync_jira(settings, db)
     assert again.error is None and again.counts.created == len(sandbox.tools["jira"].issues())

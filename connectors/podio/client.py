@@ -27,7 +27,8 @@ from tenacity import (
     stop_after_delay,
 )
 
-from core.errors import AuthError, RemoteDataError, TransientError
+from connectors.reach import unreachable
+from core.errors import AuthError, RemoteDataError, TransientError, UnreachableError
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -149,6 +150,9 @@ class PodioClient:
             self.retry.max_total_seconds)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
                                   headers={"User-Agent": "saeko-sync"})
+        # Whether the host has ever answered this client: until it has, a connection that
+        # cannot be opened is a wrong PODIO_API_URL, not retried (connectors/reach.py).
+        self._answered = False
         self._tokens: dict[str, Token] = {}
         self._token_lock = threading.Lock()
         self.calls = 0
@@ -218,7 +222,10 @@ class PodioClient:
         try:
             response = self._http.post("/oauth/token", data=form)
         except httpx.TransportError as exc:
-            raise TransientError(f"Podio token endpoint unreachable: {exc}") from exc
+            self._raise_if_unreachable(exc)
+            raise TransientError(f"Podio: falló la conexión al pedir el token "
+                                 f"({exc.__class__.__name__}: {exc})") from exc
+        self._answered = True
         if response.status_code == 200:
             body = response.json()
             return Token(body["access_token"], body.get("refresh_token"),
@@ -333,7 +340,8 @@ class PodioClient:
         subject = self._subject(app_id)
 
         def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, TransientError) and not isinstance(exc, QuotaExhausted) \
+            return isinstance(exc, TransientError) \
+                and not isinstance(exc, QuotaExhausted | UnreachableError) \
                 and (safe or exc.status in RATE_LIMIT_STATUSES)
 
         def wait(state: RetryCallState) -> float:
@@ -365,8 +373,10 @@ class PodioClient:
                     method, path, params=params, json=json,
                     headers={"Authorization": f"OAuth2 {token.access_token}"})
             except httpx.TransportError as exc:
-                raise TransientError(f"Podio connection failed on {method} {path}: "
-                                     f"{exc.__class__.__name__}") from exc
+                self._raise_if_unreachable(exc)
+                raise TransientError(f"Podio: falló la conexión en {method} {path} "
+                                     f"({exc.__class__.__name__})") from exc
+            self._answered = True
             self._note_rate(response, subject)
             if is_filter:
                 self._learn_filter_class(response)
@@ -381,6 +391,13 @@ class PodioClient:
                                      status=status, body=body, retry_after=_retry_after(response))
             raise _map_error(status, method, path, body)
         raise AuthError(f"Podio {method} {path}: the token was refused again after a refresh")
+
+    def _raise_if_unreachable(self, exc: httpx.TransportError) -> None:
+        """A first connection that could not be opened: a wrong PODIO_API_URL, said at once."""
+        if not self._answered:
+            error = unreachable("Podio", self.base_url, "PODIO_API_URL", exc)
+            if error is not None:
+                raise error from exc
 
     def _learn_filter_class(self, response: httpx.Response) -> None:
         """Budget filter calls at the ceiling Podio states for them (unless set)."""
