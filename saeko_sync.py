@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from core.errors import ConfigError, SaekoError
+from core.errors import ConfigError
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from jobs.console import (
@@ -22,6 +23,7 @@ from jobs.console import (
     sync_table,
     write_env_file,
 )
+from jobs.failures import EXIT_FIX_AND_RETRY, explain, port_error, safe_url
 from store.db import Database
 
 app = typer.Typer(help="Integración y automatizaciones de Postventa Saeko (Podio, Jira, Google).",
@@ -43,7 +45,7 @@ def _settings(**overrides: Any) -> Settings:
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
-        err_console.print(f"[red]Configuración inválida[/red]\n{exc}")
+        err_console.print(Text(str(exc), style="red"), soft_wrap=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return settings
@@ -75,12 +77,8 @@ def sync(
     settings = _settings()
     db = Database(settings.database_url)
     db.upgrade()
-    try:
-        with progress_bars() as progress:
-            cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
-    except SaekoError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    with progress_bars() as progress:
+        cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
     if as_json:
         print(json.dumps({"reports": [r.as_dict() for r in cycle.reports],
                           "errors": cycle.errors}, ensure_ascii=False))
@@ -234,7 +232,7 @@ def rules_trace(
                                   highlight=False)
         else:
             err_console.print("Aún no hay ejecuciones guardadas en esta base "
-                              f"({_safe_url(settings.database_url)}).", markup=False)
+                              f"({safe_url(settings.database_url)}).", markup=False)
         raise typer.Exit(2)
     console.print(api.format_traces(runs), markup=False, highlight=False, soft_wrap=True)
 
@@ -440,12 +438,8 @@ def report(
     settings = _settings()
     now = settings.rules_frozen_now or datetime.now(UTC).replace(tzinfo=None)
     local = now.replace(tzinfo=UTC).astimezone(ZoneInfo(settings.timezone))
-    try:
-        done = reports_job.run(settings, informe, am_email=am, period=periodo, send=enviar,
-                               now=now, today_local=local)
-    except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    done = reports_job.run(settings, informe, am_email=am, period=periodo, send=enviar,
+                           now=now, today_local=local)
     console.print(f"Informe {done.kind} {done.period}:")
     for path in done.files:
         console.print(f"  {path}", soft_wrap=True, markup=False, highlight=False)
@@ -472,7 +466,7 @@ def db_upgrade() -> None:
     """Aplica las migraciones pendientes (Alembic)."""
     settings = _settings()
     Database(settings.database_url).upgrade()
-    console.print(f"Base de datos al día: {_safe_url(settings.database_url)}")
+    console.print(f"Base de datos al día: {safe_url(settings.database_url)}")
 
 
 @app.command()
@@ -502,10 +496,13 @@ def serve(
     from jobs.service import Service
 
     settings = _settings()
-    service = Service(settings, Database(settings.database_url),
-                      host=host or settings.serve_host, port=port or settings.serve_port)
-    err_console.print(f"saeko-sync serve en http://{host or settings.serve_host}:"
-                      f"{port or settings.serve_port}/ (réplica {service.holder})")
+    host, port = host or settings.serve_host, port or settings.serve_port
+    service = Service(settings, Database(settings.database_url), host=host, port=port)
+    try:
+        service.listen()  # before the URL is printed or anything runs
+    except OSError as exc:
+        raise port_error(host, port, exc, "--port (o SERVE_PORT en .env)") from exc
+    err_console.print(f"saeko-sync serve en http://{host}:{port}/ (réplica {service.holder})")
     service.run()
 
 
@@ -545,7 +542,10 @@ def sandbox(
 
     configure_logging("WARNING", "console")
     box = Sandbox(clients=clients, seed=seed)
-    server = SandboxServer(box, host=host, port=port)
+    try:
+        server = SandboxServer(box, host=host, port=port)
+    except OSError as exc:
+        raise port_error(host, port, exc, "--port") from exc
     if "google" in box.tools:  # a key file that outlives this run (it only works with it)
         google: Any = box.tools["google"]
         google.key_dir = Path("var/sandbox").resolve()
@@ -587,20 +587,26 @@ def demo(
              serve=serve, port=port, real_clock=reloj_real)
 
 
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+def _database_url() -> str | None:
+    """The DATABASE_URL of these settings (for the message of a database failure)."""
+    try:
+        return load_settings().database_url
+    except ConfigError:
+        return None
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. The one place where an anticipated failure (the errors
+    of ``core.errors``, a database that cannot be used, a port in use) becomes one line
+    with its cause and its fix (``jobs.failures``) instead of a traceback; exit code 2."""
     try:
         app()
-    except SaekoError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        sys.exit(2)
+    except Exception as exc:
+        line = explain(exc, _database_url)
+        if line is None:
+            raise
+        err_console.print(Text(line, style="red"), soft_wrap=True)
+        sys.exit(EXIT_FIX_AND_RETRY)
 
 
 if __name__ == "__main__":

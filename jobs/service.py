@@ -71,6 +71,8 @@ class Service:
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))
+        self.host, self.port = host, port
+        self._socket: socket.socket | None = None
         self.scheduler = BackgroundScheduler(timezone=settings.timezone)
         self._threads: list[threading.Thread] = []
 
@@ -195,6 +197,19 @@ class Service:
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
+    def listen(self) -> None:
+        """Open the service's port now, before anything runs: a port in use (OSError) fails
+        here, not after a first cycle. ``run`` then serves on it."""
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT, then shut down cleanly (exit 0).
 
@@ -207,7 +222,7 @@ class Service:
         self.db.upgrade()
         self._start_background()
         try:
-            self.server.run()
+            self.server.run(sockets=[self._socket] if self._socket is not None else None)
         finally:
             self.shutdown()
 
