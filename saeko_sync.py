@@ -220,6 +220,10 @@ def rules_trace(
             err_console.print(str(exc.args[0]), markup=False, highlight=False)
             raise typer.Exit(1) from exc
         runs = api.traces(db, rule, entity_id, limit)
+        if not runs and not api.recent_runs(db):
+            err_console.print(_no_runs_here(settings, f"rules trace {rule}"), markup=False,
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
     else:
         err_console.print("Uso: saeko-sync rules trace REGLA [--entity ID] | --correlation ID",
                           markup=False)
@@ -231,10 +235,22 @@ def rules_trace(
                 err_console.print(f"  {rule_id}: {count} ejecuciones{when}", markup=False,
                                   highlight=False)
         else:
-            err_console.print("Aún no hay ejecuciones guardadas en esta base "
-                              f"({safe_url(settings.database_url)}).", markup=False)
+            err_console.print(_no_runs_here(settings, "rules trace REGLA"), markup=False,
+                              highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(api.format_traces(runs), markup=False, highlight=False, soft_wrap=True)
+
+
+def _no_runs_here(settings: Settings, command: str) -> str:
+    """A store without any rule run yet: which one it is, and where the demo's runs are."""
+    text = (f"Esta base de datos ({safe_url(settings.database_url)}) no tiene ninguna "
+            "ejecución de reglas guardada todavía: corre `saeko-sync run` (o `saeko-sync "
+            "serve`) con este DATABASE_URL.")
+    demo_db = (Path("var/demo") / "saeko-demo.db").resolve()
+    if demo_db.exists() and f"sqlite:///{demo_db}" != settings.database_url:
+        text += (" El demo guarda las suyas en su propia base: DATABASE_URL=sqlite:///"
+                 f"{demo_db} saeko-sync {command} (el demo imprime la orden completa).")
+    return text
 
 
 @rules_app.command("approve")

@@ -233,7 +233,9 @@ class Service:
         """Serve in a background thread (tests); returns once the server listens."""
         self.db.upgrade()
         self._start_background()
-        thread = threading.Thread(target=self.server.run, name="serve-http", daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},
+                                  name="serve-http", daemon=True)
         thread.start()
         self._threads.append(thread)
         for _ in range(500):

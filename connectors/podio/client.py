@@ -100,8 +100,8 @@ class QuotaGuard:
                 wait = QUOTA_WINDOW_SECONDS - (now - self._calls[0])
                 if wait > self.max_wait_seconds:
                     raise QuotaExhausted(
-                        f"Podio hourly quota reached ({self.limit} calls); next slot in "
-                        f"{wait:.0f} s", retry_after=wait)
+                        f"Podio: cuota por hora agotada ({self.limit} llamadas); la próxima "
+                        f"en {wait:.0f} s", retry_after=wait)
                 time.sleep(wait)
             self._calls.append(time.monotonic())
 
@@ -201,10 +201,11 @@ class PodioClient:
         if self._app_tokens and app_id is None:
             return f"app:{next(iter(self._app_tokens))}"
         if app_id is not None:
-            raise AuthError(f"no credentials for Podio app {app_id}: set PODIO_USERNAME and "
-                            "PODIO_PASSWORD, or that app's PODIO_APP_<NAME>_TOKEN in .env")
-        raise AuthError("no Podio credentials: set PODIO_USERNAME/PODIO_PASSWORD or the "
-                        "PODIO_APP_<NAME>_ID/_TOKEN pairs in .env")
+            raise AuthError(f"no hay credenciales para la app de Podio {app_id}: define "
+                            "PODIO_USERNAME y PODIO_PASSWORD, o el PODIO_APP_<NOMBRE>_TOKEN de "
+                            "esa app en .env")
+        raise AuthError("no hay credenciales de Podio: define PODIO_USERNAME/PODIO_PASSWORD "
+                        "o los pares PODIO_APP_<NOMBRE>_ID/_TOKEN en .env")
 
     def _grant(self, subject: str, refresh: Token | None = None) -> Token:
         form: dict[str, str] = {"client_id": self.client_id, "client_secret": self._client_secret}
@@ -234,16 +235,16 @@ class PodioClient:
         if refresh is not None and error.get("error") == "invalid_grant":
             return self._grant(subject)  # refresh token dead: log in again
         if response.status_code in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
-            raise TransientError(f"Podio token endpoint answered {response.status_code}",
+            raise TransientError(f"Podio respondió {response.status_code} al pedir el token",
                                  status=response.status_code, body=error)
         if error.get("error") == "invalid_client" or response.status_code == 401:
-            raise AuthError("Podio rejected the API key (invalid_client): check "
-                            "PODIO_CLIENT_ID and PODIO_CLIENT_SECRET in .env",
+            raise AuthError("Podio rechazó la clave de API (invalid_client): revisa "
+                            "PODIO_CLIENT_ID y PODIO_CLIENT_SECRET en .env",
                             status=response.status_code, body=error)
         which = ("PODIO_USERNAME/PODIO_PASSWORD" if subject == "user"
-                 else f"the app token of app {subject.split(':')[1]} (PODIO_APP_<NAME>_TOKEN)")
-        raise AuthError(f"Podio rejected the credentials ({error.get('error', 'error')}): "
-                        f"check {which} in .env", status=response.status_code, body=error)
+                 else f"el token de la app {subject.split(':')[1]} (PODIO_APP_<NOMBRE>_TOKEN)")
+        raise AuthError(f"Podio rechazó las credenciales ({error.get('error', 'error')}): "
+                        f"revisa {which} en .env", status=response.status_code, body=error)
 
     def _token(self, subject: str, *, force_refresh: bool = False) -> Token:
         with self._token_lock:
@@ -292,8 +293,9 @@ class PodioClient:
                 raise
             self._item_apps[item_id] = candidate
             return result
-        raise AuthError(f"no configured Podio app token reaches item {item_id}: set the "
-                        "PODIO_APP_<NAME>_TOKEN of the app it belongs to", status=403)
+        raise AuthError(f"ningún token de app de Podio configurado llega al item {item_id}: "
+                        "define el PODIO_APP_<NOMBRE>_TOKEN de la app a la que pertenece",
+                        status=403)
 
     def app_of_item(self, item_id: int, hint: int | None = None) -> int | None:
         """The app of an item in app-token mode (None with an integration user)."""
@@ -387,10 +389,11 @@ class PodioClient:
             if status == 401 and _is_expired(body) and not refreshed:
                 continue
             if status in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
-                raise TransientError(f"Podio answered {status} on {method} {path}",
+                raise TransientError(f"Podio respondió {status} en {method} {path}",
                                      status=status, body=body, retry_after=_retry_after(response))
             raise _map_error(status, method, path, body)
-        raise AuthError(f"Podio {method} {path}: the token was refused again after a refresh")
+        raise AuthError(f"Podio {method} {path}: rechazó el token otra vez tras renovarlo; "
+                        "revisa las credenciales de Podio en .env")
 
     def _raise_if_unreachable(self, exc: httpx.TransportError) -> None:
         """A first connection that could not be opened: a wrong PODIO_API_URL, said at once."""
@@ -489,14 +492,14 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _map_error(status: int, method: str, path: str, body: dict[str, Any]) -> Exception:
-    detail = body.get("error_description") or body.get("error") or "no detail"
+    detail = body.get("error_description") or body.get("error") or "sin detalle"
     where = f"Podio {method} {path}"
     if status == 401:
-        return AuthError(f"{where}: not authorised ({detail}); check the Podio credentials "
-                         "in .env", status=status, body=body)
+        return AuthError(f"{where}: no autorizado ({detail}); revisa las credenciales de "
+                         "Podio en .env", status=status, body=body)
     if status == 403:
-        return AuthError(f"{where}: forbidden ({detail}); the Podio user or app token lacks "
-                         "access to this app", status=status, body=body)
+        return AuthError(f"{where}: prohibido ({detail}); el usuario de Podio o el token "
+                         "de app no tiene acceso a esta app", status=status, body=body)
     if status in RETRYABLE_STATUSES:
-        return TransientError(f"{where} answered {status} ({detail})", status=status, body=body)
-    return RemoteDataError(f"{where} answered {status}: {detail}", status=status, body=body)
+        return TransientError(f"{where} respondió {status} ({detail})", status=status, body=body)
+    return RemoteDataError(f"{where} respondió {status}: {detail}", status=status, body=body)
