@@ -29,6 +29,7 @@ from core.errors import (
     ConnectorError,
     RemoteDataError,
     TransientError,
+    UnreachableError,
 )
 from store.db import Database
 from store.models import SyncState, UsageMetric
@@ -182,6 +183,25 @@ def test_cursor_stays_at_the_last_committed_page_when_a_commit_fails(db: Databas
     assert stream.cursors == [T2.isoformat()]  # resumed from the committed page
     assert report.error is None and report.counts.created == 2 and report.counts.unchanged == 2
     assert stored(db) == (T4.isoformat(), "ok", ["a", "b", "c", "d"])
+
+
+class Unreachable(Scripted):
+    """A tool whose host never answers: the first fetch cannot connect."""
+
+    def fetch(self, token: int | None) -> dict[str, Any]:
+        self.calls += 1
+        raise UnreachableError("No se pudo conectar con Test en http://test.invalid",
+                               url="http://test.invalid", setting="TEST_URL")
+
+
+def test_an_unreachable_tool_fails_its_stream_and_stops_the_source(db: Database) -> None:
+    """The outcome is recorded (the status page shows it) and the error goes up, so that
+    the tool's other streams are not tried one by one this cycle."""
+    with pytest.raises(UnreachableError, match="TEST_URL|test.invalid"):
+        run_stream(db, stream := Unreachable(PAGES))
+    assert stream.calls == 1
+    cursor, status, rows = stored(db)
+    assert (cursor, status, rows) == (None, "failed", [])
 
 
 def test_a_failed_fetch_fails_the_stream_and_keeps_committed_pages(db: Database) -> None:

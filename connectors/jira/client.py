@@ -137,7 +137,7 @@ class JiraClient:
             # typo in JIRA_URL) is said at once instead of after minutes of reconnecting.
             first = number == 0
             try:
-                with jira_errors("conexión (serverInfo)"):
+                with jira_errors("conexión a serverInfo"):
                     reader = JIRA(options=dict(self._options), basic_auth=self._auth,
                                   max_retries=0 if first else settings.jira_max_retries,
                                   timeout=settings.jira_timeout_seconds)
