@@ -145,9 +145,9 @@ def transition_to(client: JiraClient, key: str, status_name: str,
     chosen = next((t for t in available if str(t["to"]["name"]).lower() == wanted), None)
     if chosen is None:
         options = ", ".join(f"{t['name']} → {t['to']['name']}" for t in available)
-        raise RemoteDataError(f"Jira {key}: no transition to {status_name!r} from its current "
-                              f"status (available: {options or 'none'}); check the workflow "
-                              "or the status name in the rule")
+        raise RemoteDataError(f"Jira {key}: no hay transición a {status_name!r} desde su "
+                              f"estado actual (disponibles: {options or 'ninguna'}); revisa el "
+                              "flujo de trabajo o el nombre del estado en la regla")
     fields = {"resolution": {"name": resolution}} if resolution else None
 
     def move() -> bool:
