@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from connectors import registry
 from core.errors import SaekoError
 from core.settings import Settings
+from jobs.failures import database_failure
 from store.db import MIGRATIONS_DIR, Database
 
 Check = tuple[str, bool, str]
@@ -22,8 +23,7 @@ def _database(settings: Settings) -> str:
         with db.engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except Exception as exc:  # noqa: BLE001 - any failure is reported as text
-        raise SaekoError(f"no se pudo conectar ({exc.__class__.__name__}: {exc}); revisa "
-                         "DATABASE_URL") from exc
+        raise SaekoError(database_failure(exc, settings.database_url)) from exc
     finally:
         db.dispose()
     config = Config()

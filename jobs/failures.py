@@ -48,13 +48,15 @@ def explain(exc: BaseException, database_url: Callable[[], str | None]) -> str |
         return (f"DATABASE_URL no es una URL de base de datos válida ({exc}); usa "
                 "sqlite:///var/saeko-sync.db o postgresql+psycopg://usuario:clave@host:5432/base")
     if isinstance(exc, DBAPIError):
-        return _database_failure(exc, database_url() or "DATABASE_URL")
+        return database_failure(exc, database_url() or "DATABASE_URL")
     return None
 
 
-def _database_failure(exc: DBAPIError, url: str) -> str:
-    text = str(exc.orig or exc)
-    lowered = f"{text} {exc.orig.__class__.__name__}".lower()
+def database_failure(exc: BaseException, url: str) -> str:
+    """Why the store at ``url`` cannot be used, and the fix (also `doctor`'s line)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig)
+    lowered = f"{text} {orig.__class__.__name__}".lower()
     where = safe_url(url)
     if any(marker in lowered for marker in _NO_TABLE) and "database \"" not in lowered:
         return (f"La base de datos {where} aún no tiene las tablas de saeko-sync: ejecuta "

@@ -138,6 +138,13 @@ def test_a_bad_database_url_is_one_line_naming_database_url(command: list[str], 
     assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
 
 
+def test_doctor_says_the_same_of_a_bad_database(tmp_path: Path) -> None:
+    result, _seconds = cli(["doctor"], tmp_path, {"DATABASE_URL": BAD_DATABASES[0][0]},
+                           columns=250)
+    assert_said(result, "No se pudo usar la base de datos", "rechazó la conexión",
+                "Revisa DATABASE_URL")
+
+
 def test_a_database_without_tables_says_db_upgrade(tmp_path: Path) -> None:
     result, _seconds = cli(["salud"], tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path}/v.db"})
     assert_said(result, "aún no tiene las tablas", "saeko-sync db upgrade")
