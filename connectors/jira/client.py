@@ -205,7 +205,7 @@ class JiraClient:
         if kwargs.get("fields") and not self._fields_listed:
             self._fields_listed = True
             self.calls += 1
-        return self.call("search issues", self.reader.enhanced_search_issues, jql, **kwargs)
+        return self.call("buscar incidencias", self.reader.enhanced_search_issues, jql, **kwargs)
 
     def ticket_field_id(self) -> str:
         """The id of the custom field holding the Podio ticket (JIRA_TICKET_FIELD)."""
@@ -214,7 +214,7 @@ class JiraClient:
             if wanted.startswith("customfield_"):
                 self._ticket_field_id = wanted
             else:
-                fields = self.call("list fields", self.reader.fields)
+                fields = self.call("listar los campos", self.reader.fields)
                 found = [f["id"] for f in fields if f.get("name", "").lower() == wanted.lower()]
                 if not found:
                     raise ConfigError(f"JIRA_TICKET_FIELD {wanted!r} no es un campo de este "
