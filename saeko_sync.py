@@ -491,6 +491,7 @@ def doctor() -> None:
     from jobs.doctor import run_checks
 
     settings = _settings()
+    configure_logging("ERROR", settings.log_format, settings.secret_values())  # the table says it
     results = run_checks(settings)
     table = Table(title="saeko-sync doctor")
     table.add_column("revisión")
@@ -508,7 +509,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Por omisión SERVE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Por omisión SERVE_PORT")] = None,
 ) -> None:
-    """Servicio: webhooks, programador, página de estado (/), salud (/healthz)."""
+    """Servicio: webhooks, programador, página de estado (/), salud (/healthz, /readyz)."""
     from jobs.service import Service
 
     settings = _settings()
@@ -524,11 +525,17 @@ def serve(
 
 @hooks_app.command("register")
 def hooks_register() -> None:
-    """Crea los hooks de Podio que faltan (idempotente) e indica qué registrar en Jira."""
+    """Crea los hooks de Podio que faltan, borra los nuestros viejos (otra PUBLIC_URL o
+    WEBHOOK_TOKEN) e indica qué registrar en Jira."""
     from connectors.clients import ActionRuntime
-    from jobs.hooks import instructions, register_hooks
+    from jobs.hooks import INACTIVE_HELP, instructions, receiver_url, register_hooks, status_text
 
     settings = _settings()
+    try:
+        receiver_url(settings, "podio")  # the settings' problems before any call
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from exc
     runtime = ActionRuntime(settings)
     try:
         plans = register_hooks(settings, runtime)
@@ -538,8 +545,10 @@ def hooks_register() -> None:
     for column in ("app", "evento", "estado"):
         table.add_column(column)
     for plan in plans:
-        table.add_row(plan.app, plan.type, plan.status)
+        table.add_row(plan.app, plan.type, status_text(plan))
     console.print(table)
+    if any(plan.status != "deleted" and not plan.active for plan in plans):
+        console.print(INACTIVE_HELP)
     for text in instructions(settings):
         console.print(text)
 

@@ -1,7 +1,8 @@
 """`saeko-sync serve`: webhook receiver + inbox worker + scheduler in one process.
 
 - HTTP (Starlette on uvicorn): ``/hooks/<tool>/{token}`` for each tool that sends webhooks
-  (``jobs.webhooks``), the status page ``/``, ``/status.json``, ``/runs/{id}``, ``/healthz``.
+  (``jobs.webhooks``), the status page ``/``, ``/status.json``, ``/runs/{id}``, ``/healthz``
+  and ``/readyz`` (``jobs.health``).
 - Inbox worker thread: woken by each stored delivery (and every second), processes deliveries
   and then runs the event rules on what changed.
 - Scheduler (APScheduler 3.11, BackgroundScheduler): the incremental sync cycle — the safety
@@ -30,7 +31,7 @@ from starlette.applications import Starlette
 from connectors import registry
 from connectors.clients import ActionRuntime
 from core.settings import Settings
-from jobs import quota, status, webhooks
+from jobs import health, quota, status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
@@ -52,7 +53,8 @@ class Service:
     """Everything `serve` runs; ``start()`` in the background (tests) or ``run()`` (CLI)."""
 
     def __init__(self, settings: Settings, db: Database, *, host: str = "127.0.0.1",
-                 port: int = 8080) -> None:
+                 port: int = 8080,
+                 worker_stuck_seconds: float = health.WORKER_STUCK_SECONDS) -> None:
         self.settings = settings
         self.db = db
         self.holder = replica_name()
@@ -65,9 +67,11 @@ class Service:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._work = threading.RLock()
+        self.live = health.Liveness()
+        self.worker_stuck_seconds = worker_stuck_seconds
         routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
                   + status.build_routes(db, quota=self.quota, settings=settings,
-                                        host=host))
+                                        host=host, probes=self))
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))
@@ -86,6 +90,17 @@ class Service:
         """Store what the tools last reported, for the other replicas, `doctor` and the page."""
         quota.persist(self.db, self.quota(), self.holder)
 
+    # --- health -------------------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/healthz``: streams failing cycle after cycle, the worker or the rules stuck."""
+        return health.health(self.db, self.live, configured_sources(self.settings),
+                             self.settings.sync_interval_seconds, self.worker_stuck_seconds)
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``/readyz``: database reachable, migrations current, first sync cycle done."""
+        return health.readiness(self.db, self.live)
+
     # --- work ---------------------------------------------------------------------------
 
     def _evaluate_rules(self, *, scheduled: bool = False) -> str:
@@ -102,6 +117,7 @@ class Service:
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
+            self.live.beat()
             self._wake.wait(WORKER_IDLE_SECONDS)
             self._wake.clear()
             if self._stop.is_set():
@@ -125,13 +141,17 @@ class Service:
 
     def sync_job(self) -> None:
         period = _period(self.settings.sync_interval_seconds)
-        run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
+        try:
+            run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
+        finally:  # ran here, or taken by another replica: this process is up (readyz)
+            self.live.cycle_seen()
 
     def _sync_and_evaluate(self) -> str:
         with self._work:
             clients = long_lived_clients(self.runtime, configured_sources(self.settings))
-            summary = _summary(run_sync(self.settings, self.db, clients=clients))
-            return f"{summary} | reglas: {self._evaluate_rules()}"
+            cycle = run_sync(self.settings, self.db, clients=clients)
+            self.live.note_cycle(cycle.errors)
+            return f"{_summary(cycle)} | reglas: {self._evaluate_rules()}"
 
     def sync_job_now(self) -> None:
         """Run the polling sync now, outside the schedule (tests, `serve` operators)."""
@@ -182,6 +202,7 @@ class Service:
     def _start_background(self) -> None:
         worker = threading.Thread(target=self._worker_loop, name="inbox-worker", daemon=True)
         worker.start()
+        self.live.worker = worker
         self._threads.append(worker)
         self.scheduler.add_job(self.sync_job, "interval", seconds=self.settings.sync_interval_seconds,
                                id="sync", max_instances=1, coalesce=True,

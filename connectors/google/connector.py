@@ -123,6 +123,11 @@ def _enabled(settings: Settings) -> bool:
     return bool(settings.google_service_account_file)
 
 
+def _unset(settings: Settings) -> dict[str, list[str]]:
+    """The key file, when unset (each form and sheet is checked by ``health``)."""
+    return {"": [] if settings.google_service_account_file else ["GOOGLE_SERVICE_ACCOUNT_FILE"]}
+
+
 def client(settings: Settings) -> GoogleClient:
     """The Google client of these settings (one for Forms, Sheets, Gmail and Calendar)."""
     from connectors.google.client import GoogleClient
@@ -155,4 +160,5 @@ CONNECTOR = Connector(
     rule_actions="connectors.google.rule_actions",
     form_link=_form_link,
     quota=_quota,
+    unset=_unset,
 )

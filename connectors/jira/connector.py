@@ -21,6 +21,13 @@ def _enabled(settings: Settings) -> bool:
     return settings.jira_configured
 
 
+def _unset(settings: Settings) -> dict[str, list[str]]:
+    """Which of the three settings Jira needs are empty."""
+    values = {"JIRA_URL": settings.jira_url, "JIRA_EMAIL": settings.jira_email,
+              "JIRA_API_TOKEN": settings.jira_api_token.get_secret_value()}
+    return {"": [name for name, value in values.items() if not value]}
+
+
 def client(settings: Settings) -> JiraClient:
     """The Jira client of these settings (ConfigError when Jira is not set up)."""
     if not settings.jira_configured:
@@ -95,4 +102,5 @@ CONNECTOR = Connector(
     quota=_quota,
     record_url=_record_url,
     scan_deletions=_scan_deletions,
+    unset=_unset,
 )

@@ -107,6 +107,10 @@ class ActionType:
     # argument, from its literal arguments (M10's reports: the report's template), so that
     # M9's list names the rules using them.
     templates: Callable[[dict[str, Any]], list[str]] | None = None
+    # The settings the action cannot work without beyond its tool's own (e.g. the mailbox
+    # it sends as), by variable name: `doctor` names those left empty with the active rules
+    # that use the action.
+    settings: tuple[str, ...] = ()
 
     @property
     def tool(self) -> str:
