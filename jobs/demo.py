@@ -32,6 +32,7 @@ from jobs.demo_accounts import (
 )
 from jobs.demo_followup import followup_line
 from jobs.demo_surveys import run_surveys
+from jobs.failures import port_error
 from jobs.writebacks import written
 from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
@@ -365,7 +366,12 @@ def _serve_with_activity(console: Console, settings: Settings, db: Database, box
     live = settings.model_copy(update={"webhook_token": SecretStr(token),
                                        "public_url": f"http://127.0.0.1:{port}",
                                        "sync_interval_seconds": 60.0})
-    service = Service(live, db, port=port).start()
+    service = Service(live, db, port=port)
+    try:
+        service.listen()
+    except OSError as exc:
+        raise port_error("127.0.0.1", port, exc, "--port") from exc
+    service.start()
     simulator = StaffSimulator(box)
     worker = threading.Thread(target=simulator.run, kwargs={"interval": 3.0}, daemon=True)
     try:

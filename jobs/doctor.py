@@ -7,6 +7,7 @@ from collections.abc import Callable
 from connectors import registry
 from core.errors import SaekoError
 from core.settings import Settings
+from jobs.failures import database_failure
 from store.db import Database
 
 Check = tuple[str, bool, str]
@@ -17,8 +18,7 @@ def _database(settings: Settings) -> str:
     try:
         current, head = db.revisions()
     except Exception as exc:  # noqa: BLE001 - any failure is reported as text
-        raise SaekoError(f"no se pudo conectar ({exc.__class__.__name__}: {exc}); revisa "
-                         "DATABASE_URL") from exc
+        raise SaekoError(database_failure(exc, settings.database_url)) from exc
     finally:
         db.dispose()
     if current != head:

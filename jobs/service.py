@@ -75,6 +75,8 @@ class Service:
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))
+        self.host, self.port = host, port
+        self._socket: socket.socket | None = None
         self.scheduler = BackgroundScheduler(timezone=settings.timezone)
         self._threads: list[threading.Thread] = []
 
@@ -216,6 +218,19 @@ class Service:
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
+    def listen(self) -> None:
+        """Open the service's port now, before anything runs: a port in use (OSError) fails
+        here, not after a first cycle. ``run`` then serves on it."""
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT, then shut down cleanly (exit 0).
 
@@ -228,7 +243,7 @@ class Service:
         self.db.upgrade()
         self._start_background()
         try:
-            self.server.run()
+            self.server.run(sockets=[self._socket] if self._socket is not None else None)
         finally:
             self.shutdown()
 
@@ -239,7 +254,9 @@ class Service:
         """Serve in a background thread (tests); returns once the server listens."""
         self.db.upgrade()
         self._start_background()
-        thread = threading.Thread(target=self.server.run, name="serve-http", daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},
+                                  name="serve-http", daemon=True)
         thread.start()
         self._threads.append(thread)
         for _ in range(500):

@@ -148,11 +148,11 @@ def test_a_poison_delivery_goes_dead_and_never_blocks_the_batch(sandbox: Sandbox
         assert row.priority == "Crítica"
         assert [rows[f"test:{n}"].status for n in range(4)] == ["dead", "dead", "done", "done"]
         poison = rows["test:0"]
-        assert poison.attempts == 1 and "'issue' must be an object" in (poison.error or "")
+        assert poison.attempts == 1 and "'issue' debe ser un objeto" in (poison.error or "")
         letters = {d.source_id: d for d in s.scalars(select(DeadLetter).where(
             DeadLetter.stream == "webhook"))}
         assert set(letters) == {str(rows["test:0"].id), str(rows["test:1"].id)}
-        assert "'issue' must be an object" in letters[str(poison.id)].reason
+        assert "'issue' debe ser un objeto" in letters[str(poison.id)].reason
         assert letters[str(poison.id)].payload["payload"]["issue"] == "garbage"
         assert "item_id" in letters[str(rows["test:1"].id)].reason
     assert status.snapshot(db)["inbox"] == {"dead": 2, "done": 2}

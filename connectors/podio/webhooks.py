@@ -26,14 +26,14 @@ ITEM_EVENTS = ("item.create", "item.update", "item.delete")
 def problem(fields: Any) -> str | None:
     """Why a Podio delivery cannot be processed (None when its shape is usable)."""
     if not isinstance(fields, dict):
-        return "expected the fields of a Podio delivery"
+        return "no trae los campos de una entrega de Podio"
     kind = fields.get("type", "")
     if kind not in EVENTS or not is_id(fields.get("hook_id", "")):
-        return f"unknown or incomplete Podio event {kind!r}"
+        return f"evento de Podio desconocido o incompleto {kind!r}"
     if kind != "hook.verify" and not is_id(fields.get("item_id", "")):
-        return "item_id missing or not a number"
+        return "falta item_id o no es un número"
     if fields.get("item_revision_id") not in (None, "") and not is_id(fields["item_revision_id"]):
-        return "item_revision_id is not a number"
+        return "item_revision_id no es un número"
     return None
 
 
