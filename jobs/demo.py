@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -110,6 +111,13 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
              real_clock: bool = False) -> None:
     """Start the sandbox, sync everything into a fresh SQLite file, and report. The
     world and every clock start at DEMO_START unless ``real_clock``."""
+    if serve:  # say a busy port now, not after the demo's minute of work
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise port_error("127.0.0.1", port, exc, "--port") from exc
     folder.mkdir(parents=True, exist_ok=True)
     db_file = folder / "saeko-demo.db"
     for stale in folder.glob("saeko-demo.db*"):

@@ -177,6 +177,14 @@ def test_serve_on_a_busy_port_fails_before_anything_runs(busy_port: int,
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_demo_serve_on_a_busy_port_says_so_before_the_demo(busy_port: int,
+                                                           tmp_path: Path) -> None:
+    result, seconds = cli(["demo", "--serve", "--port", str(busy_port), "--folder",
+                           str(tmp_path / "demo")], tmp_path)
+    assert_said(result, f"El puerto {busy_port} de 127.0.0.1 ya está en uso", "--port")
+    assert "Sandbox en" not in result.stdout and seconds < 15  # before the world is made
+
+
 # --- readable at 80 columns --------------------------------------------------------------
 
 def test_the_sync_table_fits_80_columns_and_keeps_the_setting_whole(sandbox: Sandbox,
