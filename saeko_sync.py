@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from core.errors import ConfigError, SaekoError
+from core.errors import ConfigError
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from jobs.console import (
@@ -22,6 +23,7 @@ from jobs.console import (
     sync_table,
     write_env_file,
 )
+from jobs.failures import EXIT_FIX_AND_RETRY, explain, port_error, safe_url
 from store.db import Database
 
 app = typer.Typer(help="Integración y automatizaciones de Postventa Saeko (Podio, Jira, Google).",
@@ -43,7 +45,7 @@ def _settings(**overrides: Any) -> Settings:
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
-        err_console.print(f"[red]Configuración inválida[/red]\n{exc}")
+        err_console.print(Text(str(exc), style="red"), soft_wrap=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return settings
@@ -75,12 +77,8 @@ def sync(
     settings = _settings()
     db = Database(settings.database_url)
     db.upgrade()
-    try:
-        with progress_bars() as progress:
-            cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
-    except SaekoError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    with progress_bars() as progress:
+        cycle = run_sync(settings, db, source, full=full, progress=RichProgress(progress))
     if as_json:
         print(json.dumps({"reports": [r.as_dict() for r in cycle.reports],
                           "errors": cycle.errors}, ensure_ascii=False))
@@ -222,6 +220,10 @@ def rules_trace(
             err_console.print(str(exc.args[0]), markup=False, highlight=False)
             raise typer.Exit(1) from exc
         runs = api.traces(db, rule, entity_id, limit)
+        if not runs and not api.recent_runs(db):
+            err_console.print(_no_runs_here(settings, f"rules trace {rule}"), markup=False,
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
     else:
         err_console.print("Uso: saeko-sync rules trace REGLA [--entity ID] | --correlation ID",
                           markup=False)
@@ -233,10 +235,22 @@ def rules_trace(
                 err_console.print(f"  {rule_id}: {count} ejecuciones{when}", markup=False,
                                   highlight=False)
         else:
-            err_console.print("Aún no hay ejecuciones guardadas en esta base "
-                              f"({_safe_url(settings.database_url)}).", markup=False)
+            err_console.print(_no_runs_here(settings, "rules trace REGLA"), markup=False,
+                              highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(api.format_traces(runs), markup=False, highlight=False, soft_wrap=True)
+
+
+def _no_runs_here(settings: Settings, command: str) -> str:
+    """A store without any rule run yet: which one it is, and where the demo's runs are."""
+    text = (f"Esta base de datos ({safe_url(settings.database_url)}) no tiene ninguna "
+            "ejecución de reglas guardada todavía: corre `saeko-sync run` (o `saeko-sync "
+            "serve`) con este DATABASE_URL.")
+    demo_db = (Path("var/demo") / "saeko-demo.db").resolve()
+    if demo_db.exists() and f"sqlite:///{demo_db}" != settings.database_url:
+        text += (" El demo guarda las suyas en su propia base: DATABASE_URL=sqlite:///"
+                 f"{demo_db} saeko-sync {command} (el demo imprime la orden completa).")
+    return text
 
 
 @rules_app.command("approve")
@@ -440,12 +454,8 @@ def report(
     settings = _settings()
     now = settings.rules_frozen_now or datetime.now(UTC).replace(tzinfo=None)
     local = now.replace(tzinfo=UTC).astimezone(ZoneInfo(settings.timezone))
-    try:
-        done = reports_job.run(settings, informe, am_email=am, period=periodo, send=enviar,
-                               now=now, today_local=local)
-    except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    done = reports_job.run(settings, informe, am_email=am, period=periodo, send=enviar,
+                           now=now, today_local=local)
     console.print(f"Informe {done.kind} {done.period}:")
     for path in done.files:
         console.print(f"  {path}", soft_wrap=True, markup=False, highlight=False)
@@ -472,7 +482,7 @@ def db_upgrade() -> None:
     """Aplica las migraciones pendientes (Alembic)."""
     settings = _settings()
     Database(settings.database_url).upgrade()
-    console.print(f"Base de datos al día: {_safe_url(settings.database_url)}")
+    console.print(f"Base de datos al día: {safe_url(settings.database_url)}")
 
 
 @app.command()
@@ -481,6 +491,7 @@ def doctor() -> None:
     from jobs.doctor import run_checks
 
     settings = _settings()
+    configure_logging("ERROR", settings.log_format, settings.secret_values())  # the table says it
     results = run_checks(settings)
     table = Table(title="saeko-sync doctor")
     table.add_column("revisión")
@@ -498,24 +509,33 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Por omisión SERVE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Por omisión SERVE_PORT")] = None,
 ) -> None:
-    """Servicio: webhooks, programador, página de estado (/), salud (/healthz)."""
+    """Servicio: webhooks, programador, página de estado (/), salud (/healthz, /readyz)."""
     from jobs.service import Service
 
     settings = _settings()
-    service = Service(settings, Database(settings.database_url),
-                      host=host or settings.serve_host, port=port or settings.serve_port)
-    err_console.print(f"saeko-sync serve en http://{host or settings.serve_host}:"
-                      f"{port or settings.serve_port}/ (réplica {service.holder})")
+    host, port = host or settings.serve_host, port or settings.serve_port
+    service = Service(settings, Database(settings.database_url), host=host, port=port)
+    try:
+        service.listen()  # before the URL is printed or anything runs
+    except OSError as exc:
+        raise port_error(host, port, exc, "--port (o SERVE_PORT en .env)") from exc
+    err_console.print(f"saeko-sync serve en http://{host}:{port}/ (réplica {service.holder})")
     service.run()
 
 
 @hooks_app.command("register")
 def hooks_register() -> None:
-    """Crea los hooks de Podio que faltan (idempotente) e indica qué registrar en Jira."""
+    """Crea los hooks de Podio que faltan, borra los nuestros viejos (otra PUBLIC_URL o
+    WEBHOOK_TOKEN) e indica qué registrar en Jira."""
     from connectors.clients import ActionRuntime
-    from jobs.hooks import instructions, register_hooks
+    from jobs.hooks import INACTIVE_HELP, instructions, receiver_url, register_hooks, status_text
 
     settings = _settings()
+    try:
+        receiver_url(settings, "podio")  # the settings' problems before any call
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from exc
     runtime = ActionRuntime(settings)
     try:
         plans = register_hooks(settings, runtime)
@@ -525,8 +545,10 @@ def hooks_register() -> None:
     for column in ("app", "evento", "estado"):
         table.add_column(column)
     for plan in plans:
-        table.add_row(plan.app, plan.type, plan.status)
+        table.add_row(plan.app, plan.type, status_text(plan))
     console.print(table)
+    if any(plan.status != "deleted" and not plan.active for plan in plans):
+        console.print(INACTIVE_HELP)
     for text in instructions(settings):
         console.print(text)
 
@@ -545,7 +567,10 @@ def sandbox(
 
     configure_logging("WARNING", "console")
     box = Sandbox(clients=clients, seed=seed)
-    server = SandboxServer(box, host=host, port=port)
+    try:
+        server = SandboxServer(box, host=host, port=port)
+    except OSError as exc:
+        raise port_error(host, port, exc, "--port") from exc
     if "google" in box.tools:  # a key file that outlives this run (it only works with it)
         google: Any = box.tools["google"]
         google.key_dir = Path("var/sandbox").resolve()
@@ -587,20 +612,26 @@ def demo(
              serve=serve, port=port, real_clock=reloj_real)
 
 
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+def _database_url() -> str | None:
+    """The DATABASE_URL of these settings (for the message of a database failure)."""
+    try:
+        return load_settings().database_url
+    except ConfigError:
+        return None
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. The one place where an anticipated failure (the errors
+    of ``core.errors``, a database that cannot be used, a port in use) becomes one line
+    with its cause and its fix (``jobs.failures``) instead of a traceback; exit code 2."""
     try:
         app()
-    except SaekoError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        sys.exit(2)
+    except Exception as exc:
+        line = explain(exc, _database_url)
+        if line is None:
+            raise
+        err_console.print(Text(line, style="red"), soft_wrap=True)
+        sys.exit(EXIT_FIX_AND_RETRY)
 
 
 if __name__ == "__main__":

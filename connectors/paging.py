@@ -48,12 +48,12 @@ class Paginator(ABC, Generic[T]):
             self.done = True
             return
         if token in self._seen:
-            raise RemoteDataError(f"{self.tool} repeated the page token {str(token)[:40]}…; "
-                                  "stopped paging to avoid an endless loop (the next sync "
-                                  "resumes from its cursor)")
+            raise RemoteDataError(f"{self.tool} repitió el token de página {str(token)[:40]}…; "
+                                  "se dejó de paginar para no dar vueltas sin fin (la próxima "
+                                  "sincronización sigue desde su cursor)")
         if self.pages >= self.max_pages:
-            raise RemoteDataError(f"more than {self.max_pages} pages in one sync; stopped "
-                                  "paging (the next sync continues from its cursor)")
+            raise RemoteDataError(f"más de {self.max_pages} páginas en una sincronización; se "
+                                  "dejó de paginar (la próxima sigue desde su cursor)")
         self._seen.add(token)
         self.token = token
 

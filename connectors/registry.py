@@ -36,8 +36,9 @@ class HookPlan:
 
     app: str
     type: str
-    url: str
-    status: str  # created | exists (active/inactive)
+    url: str  # where it points (for a deleted hook: the old address)
+    status: str  # created | exists | deleted (one of ours pointing at an old URL or token)
+    active: bool = False  # the tool delivers to it (Podio: only once verified)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,11 @@ class Connector:
     # The deletion scan `serve` runs on its schedule (settings, db, client) -> rows marked
     # deleted: records the tool's listings cannot show as gone, each confirmed by a read.
     scan_deletions: Callable[[Settings, Database, Any], int] | None = None
+    # The settings still unset, by part: "" for the tool itself (what ``enabled`` needs),
+    # else a part the sync and the rules use on its own (Podio: one app each, by the name
+    # of config/podio.yaml) -> the variables to set. ``doctor`` names them with the active
+    # rules that need each part.
+    unset: Callable[[Settings], dict[str, list[str]]] | None = None
 
 
 @cache

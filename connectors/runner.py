@@ -13,7 +13,9 @@ The runner owns everything else:
 - dead-letters records that cannot be mapped and resolves them when they map again;
 - classifies errors the same way for every tool (``classify``): a connector or
   configuration error fails the stream — its committed pages are kept, the next sync
-  resumes from the cursor — and any other exception is a bug that propagates;
+  resumes from the cursor —, a tool that cannot be reached at all (``UnreachableError``)
+  also stops its source's remaining streams for this cycle, and any other exception is a
+  bug that propagates;
 - records the outcome (counts, API calls, error) and logs ``sync.stream.done`` (the
   benchmarks read that event's ``source`` and ``stream``).
 """
@@ -31,7 +33,14 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ProgressFn, noop_progress
 from connectors.paging import Paginator, iter_pages
-from core.errors import AuthError, ConfigError, ConnectorError, RemoteDataError, TransientError
+from core.errors import (
+    AuthError,
+    ConfigError,
+    ConnectorError,
+    RemoteDataError,
+    TransientError,
+    UnreachableError,
+)
 from store.db import Database, utcnow
 from store.models import SyncState
 from store.sync import (
@@ -177,10 +186,12 @@ def run_stream(db: Database, stream: Stream, *, full: bool = False,
     stored = _begin(db, stream)
     run = StreamRun(cursor=None if full else stored, full=full, report=report)
     error: str | None = None
+    unreachable: UnreachableError | None = None
     try:
         _read(db, stream, run, progress or noop_progress)
     except (ConnectorError, ConfigError) as exc:
         error = report.error = str(exc)
+        unreachable = exc if isinstance(exc, UnreachableError) else None
         bound.error("sync.stream.failed", error=error, error_kind=classify(exc))
     report.api_calls = stream.api_calls() - calls_before
     with db.session() as session:
@@ -190,6 +201,8 @@ def run_stream(db: Database, stream: Stream, *, full: bool = False,
         stream.end(session, state)
         record_outcome(state, report, "ok" if error is None else "failed", error)
     bound.info("sync.stream.done", **report.counts.__dict__, api_calls=report.api_calls)
+    if unreachable is not None:
+        raise unreachable  # the tool's other streams would fail alike: skipped this cycle
     return report
 
 

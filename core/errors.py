@@ -4,6 +4,7 @@ SaekoError
 ├── ConfigError            bad settings or admin YAML: fix the file/variable named
 ├── ConnectorError         talking to a tool failed
 │   ├── TransientError     retry later (429/420/5xx/dropped connection); carries retry_after
+│   │   └── UnreachableError  the tool's host never answered (DNS, refused): not retried
 │   ├── AuthError          credentials rejected: fix them, retrying will not help
 │   └── RemoteDataError    the tool answered with data we cannot use (4xx, bad shape)
 └── RuleError              a rule could not be loaded or evaluated
@@ -42,6 +43,18 @@ class TransientError(ConnectorError):
     ) -> None:
         super().__init__(message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class UnreachableError(TransientError):
+    """The tool's host could not be reached at all before it ever answered this client (a
+    name that does not resolve, a refused connection, a connect timeout): most likely a
+    wrong URL setting, so it is not retried within the call — the tool's remaining streams
+    are skipped this cycle and the message names the URL and its setting."""
+
+    def __init__(self, message: str, *, url: str, setting: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.setting = setting
 
 
 class AuthError(ConnectorError):

@@ -275,7 +275,29 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use e.g. America/Tijuana") from exc
+            raise ValueError(f"zona horaria desconocida {value!r}; usa p. ej. America/Tijuana"
+                             ) from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A URL of a supported store, checked before anything connects."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        example = "sqlite:///var/saeko-sync.db o postgresql+psycopg://usuario:clave@host:5432/base"
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"no es una URL de base de datos; usa {example}") from exc
+        backend = url.get_backend_name()
+        if backend != "sqlite" and not backend.startswith("postgres"):
+            raise ValueError(f"«{url.drivername}» no es SQLite ni PostgreSQL; usa {example}")
+        if backend != "sqlite" and (
+                url.drivername != "postgresql+psycopg" or not url.host or not url.database):
+            raise ValueError(f"para PostgreSQL escribe postgresql+psycopg://usuario:clave@"
+                             f"host:5432/base (con servidor y base); usa {example}")
         return value
 
     @field_validator("rules_frozen_now", "podio_filter_rate_limit_per_hour", mode="before")
@@ -293,8 +315,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _misses_kept_shortest(self) -> Settings:
         if self.trace_miss_retention_hours > self.trace_retention_days * 24:
-            raise ValueError("TRACE_MISS_RETENTION_HOURS must not exceed TRACE_RETENTION_DAYS "
-                             "(in hours): the \"no coincide\" traces are kept shortest")
+            raise ValueError("TRACE_MISS_RETENTION_HOURS no puede pasar de TRACE_RETENTION_DAYS "
+                             "(en horas): las trazas «no coincide» se guardan menos tiempo")
         return self
 
     @cached_property
@@ -337,5 +359,6 @@ def load_settings(**overrides: object) -> Settings:
             name = ".".join(str(part) for part in error["loc"]).upper()
             if error["loc"][:1] == ("podio_app_credentials",) and len(error["loc"]) == 3:
                 name = f"PODIO_APP_{error['loc'][1]}_{error['loc'][2]}".upper()
-            lines.append(f"- {name}: {error['msg']} (set it in .env or the environment)")
-        raise ConfigError("Invalid settings:\n" + "\n".join(lines)) from exc
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"- {name}: {message} (corrígelo en .env o en el entorno)")
+        raise ConfigError("Ajustes inválidos:\n" + "\n".join(lines)) from exc

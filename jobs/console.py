@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from store.sync import SyncReport
 
@@ -40,19 +42,27 @@ def progress_bars() -> Progress:
                     transient=False, disable=not err_console.is_terminal)
 
 
-def sync_table(reports: list[SyncReport], title: str = "Sincronización") -> Table:
-    """One row per stream synced: what changed, API calls and the error if any."""
-    table = Table(title=title)
-    for column in ("fuente", "flujo", "nuevos", "actualizados", "sin cambio", "borrados",
-                   "carta muerta", "llamadas API", "error"):
-        table.add_column(column, justify="right" if column not in ("fuente", "flujo", "error")
-                         else "left")
+def sync_table(reports: list[SyncReport], title: str = "Sincronización") -> RenderableType:
+    """One row per stream synced (what changed, API calls), narrow enough for 80 columns,
+    then one line per failed stream with its whole error, wrapped at words: the setting a
+    message tells you to fix is never cut."""
+    if not reports:
+        return Group()
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    table.add_column("flujo", no_wrap=True)
+    for column in ("nuevos", "actualizados", "sin\ncambio", "borrados", "carta\nmuerta",
+                   "llamadas\nAPI", "estado"):
+        table.add_column(column, justify="right", no_wrap=True)
+    failed: list[Text] = []
     for r in reports:
         c = r.counts
-        table.add_row(r.source, r.stream, str(c.created), str(c.updated), str(c.unchanged),
-                      str(c.deleted), str(c.dead_lettered), str(r.api_calls),
-                      f"[red]{r.error}[/red]" if r.error else "")
-    return table
+        name = f"{r.source}/{r.stream}"
+        table.add_row(name, str(c.created), str(c.updated), str(c.unchanged), str(c.deleted),
+                      str(c.dead_lettered), str(r.api_calls),
+                      Text("✗", style="red") if r.error else Text("✓", style="green"))
+        if r.error:
+            failed.append(Text(f"✗ {name}: {r.error}", style="red"))
+    return Group(table, *failed)
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:

@@ -50,7 +50,7 @@ def run_sync(settings: Settings, db: Database, sources: list[str] | None = None,
     wanted = sources or configured_sources(settings)
     unknown = [source for source in wanted if source not in SOURCES]
     if unknown:
-        raise ConfigError(f"unknown source {unknown[0]!r}; one of {', '.join(SOURCES)}")
+        raise ConfigError(f"fuente desconocida {unknown[0]!r}; usa una de {', '.join(SOURCES)}")
     for source in wanted:
         started = utcnow()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from jobs.demo_accounts import (
 )
 from jobs.demo_followup import followup_line
 from jobs.demo_surveys import run_surveys
+from jobs.failures import port_error
 from jobs.writebacks import written
 from rules.config import RulesConfig
 from rules.engine import CycleReport, run_cycle
@@ -109,6 +111,13 @@ def run_demo(console: Console, err_console: Console, *, clients: int, seed: int,
              real_clock: bool = False) -> None:
     """Start the sandbox, sync everything into a fresh SQLite file, and report. The
     world and every clock start at DEMO_START unless ``real_clock``."""
+    if serve:  # say a busy port now, not after the demo's minute of work
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise port_error("127.0.0.1", port, exc, "--port") from exc
     folder.mkdir(parents=True, exist_ok=True)
     db_file = folder / "saeko-demo.db"
     for stale in folder.glob("saeko-demo.db*"):
@@ -365,7 +374,12 @@ def _serve_with_activity(console: Console, settings: Settings, db: Database, box
     live = settings.model_copy(update={"webhook_token": SecretStr(token),
                                        "public_url": f"http://127.0.0.1:{port}",
                                        "sync_interval_seconds": 60.0})
-    service = Service(live, db, port=port).start()
+    service = Service(live, db, port=port)
+    try:
+        service.listen()
+    except OSError as exc:
+        raise port_error("127.0.0.1", port, exc, "--port") from exc
+    service.start()
     simulator = StaffSimulator(box)
     worker = threading.Thread(target=simulator.run, kwargs={"interval": 3.0}, daemon=True)
     try:

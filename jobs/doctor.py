@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-
 from connectors import registry
 from core.errors import SaekoError
 from core.settings import Settings
-from store.db import MIGRATIONS_DIR, Database
+from jobs.failures import database_failure
+from store.db import Database
 
 Check = tuple[str, bool, str]
 
@@ -19,16 +16,11 @@ Check = tuple[str, bool, str]
 def _database(settings: Settings) -> str:
     db = Database(settings.database_url)
     try:
-        with db.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current, head = db.revisions()
     except Exception as exc:  # noqa: BLE001 - any failure is reported as text
-        raise SaekoError(f"no se pudo conectar ({exc.__class__.__name__}: {exc}); revisa "
-                         "DATABASE_URL") from exc
+        raise SaekoError(database_failure(exc, settings.database_url)) from exc
     finally:
         db.dispose()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
     if current != head:
         raise SaekoError(f"migración {current or 'ninguna'} ≠ {head}: ejecuta "
                          "`saeko-sync db upgrade`")
@@ -46,23 +38,41 @@ def _config(settings: Settings) -> str:
 
 
 def _not_configured(_settings: Settings) -> str:
-    return "sin configurar (opcional); ver .env.example"
+    return "sin configurar (opcional: ninguna regla activa lo usa); ver .env.example"
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    """Run every check (the store, the config files, then each tool); never raises."""
-    checks: list[tuple[str, Callable[[Settings], str]]] = [
-        ("base de datos", _database), ("configuración", _config)]
+    """Run every check (the store, the config files, the rules, then each tool — failing
+    when a tool or a Podio app the active rules need is not set up); never raises."""
+    from jobs import doctor_rules
+
+    results = [_run("base de datos", _database, settings),
+               _run("configuración", _config, settings)]
+    try:
+        line, active = doctor_rules.rules_check(settings)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        line, active = ("reglas", False, f"no se pudieron leer: {exc}"), []
+    results.append(line)
+    needs = doctor_rules.rule_needs(active)
     for connector in registry.connectors():
-        optional_off = not connector.required and not connector.enabled(settings)
-        checks.append((connector.name, _not_configured if optional_off else connector.health))
-    results: list[Check] = []
-    for name, check in checks:
-        try:
-            results.append((name, True, check(settings)))
-        except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-            results.append((name, False, str(exc)))
+        health: Callable[[Settings], str] = connector.health
+        if not connector.required and not connector.enabled(settings):
+            why = doctor_rules.unset_tool(connector, settings, needs)
+            if why is not None:
+                results.append((connector.name, False, why))
+                continue
+            health = _not_configured
+        results.append(_run(connector.name, health, settings))
+    results += doctor_rules.unset_parts(settings, needs)
+    results += doctor_rules.unset_action_settings(settings, active)
     return results + _quota_lines(settings)
+
+
+def _run(name: str, check: Callable[[Settings], str], settings: Settings) -> Check:
+    try:
+        return (name, True, check(settings))
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return (name, False, str(exc))
 
 
 def _quota_lines(settings: Settings) -> list[Check]:

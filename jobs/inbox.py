@@ -108,9 +108,12 @@ class InboxWorker:
                 result.done += 1
                 result.outcomes.append(f"{source}:{kind}:{outcome}")
             except MalformedDelivery as exc:
-                status, error = "dead", f"malformed delivery: {exc}"
+                status, error = "dead", f"entrega mal formada: {exc}"
                 log.warning("inbox.malformed", id=row_id, source=source, error=str(exc))
-            except (SaekoError, OSError) as exc:
+            except SaekoError as exc:
+                error = str(exc)  # says what failed and what to do
+                log.warning("inbox.failed", id=row_id, error=error)
+            except OSError as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("inbox.failed", id=row_id, error=error)
             except Exception as exc:  # noqa: BLE001 - a bug or a shape we did not foresee
@@ -220,7 +223,7 @@ class InboxWorker:
                 return
             if status == "dead" or row.attempts >= MAX_ATTEMPTS:
                 row.status = "dead"
-                reason = f"webhook {row.event_type or '?'} (attempt {row.attempts}): {error}"
+                reason = f"webhook {row.event_type or '?'} (intento {row.attempts}): {error}"
                 dead_letter(session, row.source, DEAD_LETTER_STREAM, str(row.id), reason,
                             {"delivery_key": row.delivery_key, "payload": row.payload})
                 log.error("inbox.dead", id=row_id, source=row.source, error=error)
@@ -230,5 +233,5 @@ def _webhooks(source: str) -> Webhooks:
     """How the tool named ``source`` handles its deliveries (malformed: no such tool)."""
     hooks = registry.connector(source).webhooks if source in registry.TOOLS else None
     if hooks is None:
-        raise MalformedDelivery(f"unknown source {source!r}")
+        raise MalformedDelivery(f"fuente desconocida {source!r}")
     return hooks

@@ -1,7 +1,8 @@
 """`saeko-sync serve`: webhook receiver + inbox worker + scheduler in one process.
 
 - HTTP (Starlette on uvicorn): ``/hooks/<tool>/{token}`` for each tool that sends webhooks
-  (``jobs.webhooks``), the status page ``/``, ``/status.json``, ``/runs/{id}``, ``/healthz``.
+  (``jobs.webhooks``), the status page ``/``, ``/status.json``, ``/runs/{id}``, ``/healthz``
+  and ``/readyz`` (``jobs.health``).
 - Inbox worker thread: woken by each stored delivery (and every second), processes deliveries
   and then runs the event rules on what changed.
 - Scheduler (APScheduler 3.11, BackgroundScheduler): the incremental sync cycle — the safety
@@ -30,7 +31,7 @@ from starlette.applications import Starlette
 from connectors import registry
 from connectors.clients import ActionRuntime
 from core.settings import Settings
-from jobs import quota, status, webhooks
+from jobs import health, quota, status, webhooks
 from jobs.cycle import configured_sources, long_lived_clients, run_sync
 from jobs.inbox import InboxWorker
 from jobs.leases import Skipped, run_once
@@ -53,7 +54,8 @@ class Service:
     """Everything `serve` runs; ``start()`` in the background (tests) or ``run()`` (CLI)."""
 
     def __init__(self, settings: Settings, db: Database, *, host: str = "127.0.0.1",
-                 port: int = 8080) -> None:
+                 port: int = 8080,
+                 worker_stuck_seconds: float = health.WORKER_STUCK_SECONDS) -> None:
         self.settings = settings
         self.db = db
         self.holder = replica_name()
@@ -66,12 +68,16 @@ class Service:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._work = threading.RLock()
+        self.live = health.Liveness()
+        self.worker_stuck_seconds = worker_stuck_seconds
         routes = (webhooks.build_routes(settings, db, notify=self._wake.set)
                   + status.build_routes(db, quota=self.quota, settings=settings,
-                                        host=host))
+                                        host=host, probes=self))
         self.app = Starlette(routes=routes)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port,
                                                     log_level="warning", access_log=False))
+        self.host, self.port = host, port
+        self._socket: socket.socket | None = None
         self.scheduler = BackgroundScheduler(timezone=settings.timezone)
         self._threads: list[threading.Thread] = []
         self._polled: set[str] = set()  # sources this process has polled (jobs.safety_net)
@@ -85,6 +91,20 @@ class Service:
     def _share_quota(self) -> None:
         """Store what the tools last reported, for the other replicas, `doctor` and the page."""
         quota.persist(self.db, self.quota(), self.holder)
+
+    # --- health -------------------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/healthz``: streams failing cycle after cycle, the worker or the rules stuck. A
+        cycle is the longest time between two polls: the safety net's period while webhooks
+        deliver (one failed poll every 15 min is not yet a stream failing)."""
+        cycle = max(self.settings.sync_interval_seconds, self.settings.sync_safety_net_seconds)
+        return health.health(self.db, self.live, configured_sources(self.settings), cycle,
+                             self.worker_stuck_seconds)
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``/readyz``: database reachable, migrations current, first sync cycle done."""
+        return health.readiness(self.db, self.live)
 
     # --- work ---------------------------------------------------------------------------
 
@@ -102,6 +122,7 @@ class Service:
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
+            self.live.beat()
             self._wake.wait(WORKER_IDLE_SECONDS)
             self._wake.clear()
             if self._stop.is_set():
@@ -125,7 +146,10 @@ class Service:
 
     def sync_job(self) -> None:
         period = _period(self.settings.sync_interval_seconds)
-        run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
+        try:
+            run_once(self.db, "sync", period, self.holder, self._sync_and_evaluate)
+        finally:  # ran here, or taken by another replica: this process is up (readyz)
+            self.live.cycle_seen()
 
     def _sync_and_evaluate(self, now: datetime | None = None) -> str:
         with self._work:
@@ -135,7 +159,9 @@ class Service:
             summary = ""
             if sources:
                 clients = long_lived_clients(self.runtime, sources)
-                summary = _summary(run_sync(self.settings, self.db, sources, clients=clients))
+                cycle = run_sync(self.settings, self.db, sources, clients=clients)
+                self.live.note_cycle(cycle.errors)
+                summary = _summary(cycle)
             if skipped:
                 summary += (f"{'; ' if summary else ''}sin consultar (llegan webhooks; red de "
                             f"seguridad cada {self.settings.sync_safety_net_seconds / 60:g} "
@@ -192,6 +218,7 @@ class Service:
     def _start_background(self) -> None:
         worker = threading.Thread(target=self._worker_loop, name="inbox-worker", daemon=True)
         worker.start()
+        self.live.worker = worker
         self._threads.append(worker)
         self.scheduler.add_job(self.sync_job, "interval", seconds=self.settings.sync_interval_seconds,
                                id="sync", max_instances=1, coalesce=True,
@@ -207,6 +234,19 @@ class Service:
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
+    def listen(self) -> None:
+        """Open the service's port now, before anything runs: a port in use (OSError) fails
+        here, not after a first cycle. ``run`` then serves on it."""
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT, then shut down cleanly (exit 0).
 
@@ -219,7 +259,7 @@ class Service:
         self.db.upgrade()
         self._start_background()
         try:
-            self.server.run()
+            self.server.run(sockets=[self._socket] if self._socket is not None else None)
         finally:
             self.shutdown()
 
@@ -230,7 +270,9 @@ class Service:
         """Serve in a background thread (tests); returns once the server listens."""
         self.db.upgrade()
         self._start_background()
-        thread = threading.Thread(target=self.server.run, name="serve-http", daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},
+                                  name="serve-http", daemon=True)
         thread.start()
         self._threads.append(thread)
         for _ in range(500):

@@ -4,7 +4,8 @@ The page (``/``, ``/status.json``, a trace ``/runs/{id}``) shows customer names,
 for ``STATUS_TOKEN`` — ``Authorization: Bearer <token>``, ``?token=<token>`` or basic auth
 with the token as password (any user name) — and answers 401 without it. With no token
 configured it answers only when the service listens on a loopback address and the request
-comes from this machine (403 otherwise, naming the setting). ``/healthz`` stays open.
+comes from this machine (403 otherwise, naming the setting). ``/healthz`` and ``/readyz``
+stay open (``jobs.health``).
 """
 
 from __future__ import annotations
@@ -100,9 +101,11 @@ def render_trace(run: dict[str, Any]) -> str:
 
 
 def build_routes(db: Database, quota: Any = None, settings: Settings | None = None,
-                 host: str = "127.0.0.1") -> list[Route]:
+                 host: str = "127.0.0.1", probes: Any = None) -> list[Route]:
     """``/`` (HTML), ``/status.json``, ``/runs/{id}`` (a trace; ``.json`` for machines),
-    behind the page's authentication, and ``/healthz``."""
+    behind the page's authentication, and ``/healthz`` and ``/readyz``, open: ``probes``
+    (the service) answers them with ``health()`` / ``ready()`` -> (status, JSON body);
+    without it both only ping the database."""
 
     def _quota() -> dict[str, Any]:
         return quota() if callable(quota) else {}
@@ -143,16 +146,26 @@ def build_routes(db: Database, quota: Any = None, settings: Settings | None = No
                                 status_code=404)
         return HTMLResponse(render_trace(found))
 
-    async def health(_request: Request) -> Response:
-        def ping() -> None:
+    def ping() -> tuple[int, dict[str, Any]]:
+        try:
             with db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        try:
-            await run_in_threadpool(ping)
         except Exception as exc:  # noqa: BLE001 - health reports any failure
-            return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok"})
+            return 503, {"status": "error", "problems": [
+                f"la base de datos no responde ({exc.__class__.__name__}: {exc}); revisa "
+                "DATABASE_URL"]}
+        return 200, {"status": "ok", "problems": []}
+
+    async def probe(check: Any) -> Response:
+        code, body = await run_in_threadpool(check)
+        return JSONResponse(body, status_code=code)
+
+    async def health(_request: Request) -> Response:
+        return await probe(probes.health if probes is not None else ping)
+
+    async def ready(_request: Request) -> Response:
+        return await probe(probes.ready if probes is not None else ping)
 
     return [Route("/", page), Route("/status.json", as_json),
             Route("/runs/{run_id:int}.json", run_json), Route("/runs/{run_id:int}", run),
-            Route("/healthz", health)]
+            Route("/healthz", health), Route("/readyz", ready)]

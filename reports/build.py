@@ -84,6 +84,9 @@ class Report:
     am_key: str | None = None
     am_email: str | None = None
     ams: list[str] = field(default_factory=list)  # every AM's name (the bars' rows)
+    # The whole team's value of each «barras_por_am» KPI (the AM's report draws the AM
+    # against it).
+    team: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -170,7 +173,9 @@ def build(session: Session, settings: Settings, kind: str, period_label: str, *,
                   {k: definitions[k].nombre for k in wanted},
                   [v for v in values if v.start == period.start and v.kpi in part.kpis],
                   am_key, staff.email if staff else None,
-                  sorted(p.name for p in facts.people.values() if p.role == "am"))
+                  sorted(p.name for p in facts.people.values() if p.role == "am"),
+                  {k: getattr(value_of(k, period, "total", "total"), "value", None)
+                   for k in rconfig.graficas.barras_por_am})
 
 
 def _short_label(p: Period) -> str:

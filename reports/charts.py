@@ -22,6 +22,7 @@ from reports.build import Report  # noqa: E402
 DPI = 110  # a 6.4 in wide chart is ~700 px: sharp on a phone, small enough for an email
 COLORS = ("#1f6f8b", "#e07a1f", "#3b8e3b", "#8e3b6e")
 TARGET_COLOR = "#999999"
+TEAM = "Todo el equipo"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,17 @@ def charts(report: Report, targets: dict[str, float | None]) -> list[Chart]:
     if report.am_key is None and (report.ams or any(bars.values())):
         out.append(Chart("por-am", "Por AM", "Barras por AM: "
                          + ", ".join(report.names[k] for k in bars), _bars(report, bars)))
+    if report.am_key is not None:
+        mine: dict[str, list[tuple[str, float | None]]] = {}
+        for k, rows in bars.items():
+            team = report.team.get(k)
+            mine[k] = ([(n, v) for n, v in rows if n == report.audience]
+                       + ([(TEAM, team)] if team is not None else []))
+        if any(len(rows) > 1 for rows in mine.values()):
+            out.append(Chart("frente-al-equipo", "Frente al equipo",
+                             f"Barras de {report.audience} y de todo el equipo: "
+                             + ", ".join(report.names[k] for k in mine),
+                             _bars(report, mine, [report.audience, TEAM], "Frente al equipo")))
     return out
 
 
@@ -80,8 +92,11 @@ def _trend(report: Report, targets: dict[str, float | None]) -> bytes:
     return _png(fig)
 
 
-def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]]) -> bytes:
-    people = sorted({name for rows in bars.values() for name, _v in rows} | set(report.ams))
+def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]],
+          people: list[str] | None = None, title: str = "Por AM") -> bytes:
+    """Horizontal bars of each KPI for each row (every AM, or the AM and the team)."""
+    if people is None:
+        people = sorted({name for rows in bars.values() for name, _v in rows} | set(report.ams))
     fig = Figure(figsize=(6.4, 1.0 + 0.45 * max(len(people), 2) * len(bars)), dpi=DPI)
     ax = fig.subplots()
     height = 0.8 / max(len(bars), 1)
@@ -97,7 +112,7 @@ def _bars(report: Report, bars: dict[str, list[tuple[str, float | None]]]) -> by
     ax.invert_yaxis()
     ax.set_xlim(0, 115)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.percent(v, 0)))
-    ax.set_title(f"Por AM ({report.period_text})", fontsize=10)
+    ax.set_title(f"{title} ({report.period_text})", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(bars),
               frameon=False)
     return _png(fig)

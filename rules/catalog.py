@@ -62,6 +62,9 @@ class Entity:
     relations: dict[str, Relation]
     podio_app: str | None = None
     synced: bool = True
+    # The tool its records come from (connectors.registry), for what `doctor` checks the
+    # active rules need; None for records of no tool (the staff file).
+    tool: str | None = None
     extra_columns: tuple[str, ...] = field(default=())
 
     def member_names(self) -> list[str]:
@@ -206,7 +209,7 @@ def _derived_relation(column: str, table: str, source_column: str, mapping: Podi
 def _add_podio_entities(mapping: PodioMapping) -> None:
     """One entity per app of config/podio.yaml, in sync order."""
     for name, app in mapping.apps.items():
-        _add(Entity(app.entity, name, app.model, (app.entity,), podio_app=name,
+        _add(Entity(app.entity, name, app.model, (app.entity,), podio_app=name, tool="podio",
                     fields=_podio_fields(app.entity, app),
                     relations=_podio_relations(app.entity, app, mapping)))
 
@@ -255,7 +258,7 @@ class PodioEntityNames:
 PODIO_ENTITIES = PodioEntityNames()
 
 _add(Entity(
-    "encuesta", "encuestas", SurveyResponse, ("survey", "survey_response"),
+    "encuesta", "encuestas", SurveyResponse, ("survey", "survey_response"), tool="google",
     fields=_fields(*_synced_ids(False).values(),
                    _f("tipo", "kind", OPTION, ("csat", "nps", "micro")),
                    _f("formulario", "form_id", TEXT), _f("fecha", "submitted_at", DATETIME),
@@ -267,7 +270,7 @@ _add(Entity(
 ))
 
 _add(Entity(
-    "incidencia", "incidencias", Incident, ("incident",),
+    "incidencia", "incidencias", Incident, ("incident",), tool="jira",
     fields=_fields(*_synced_ids(False).values(), _f("clave", "key", TEXT),
                    _f("proyecto", "project", TEXT), _f("tipo", "issue_type", TEXT),
                    _f("resumen", "summary", TEXT), _f("estatus", "status", TEXT),
@@ -280,7 +283,7 @@ _add(Entity(
 ))
 
 _add(Entity(
-    "uso", "filas de uso", UsageMetric, ("usage", "usage_metric"),
+    "uso", "filas de uso", UsageMetric, ("usage", "usage_metric"), tool="google",
     fields=_fields(*_synced_ids(False).values(), _f("semana", "week_start", DATE),
                    _f("usuarios_activos", "active_users", INTEGER),
                    _f("accesos", "logins", INTEGER), _f("funciones_clave", "key_features", INTEGER)),

@@ -75,6 +75,17 @@ class Database:
     def upgrade(self) -> None:
         upgrade(self.engine)
 
+    def revisions(self) -> tuple[str | None, str | None]:
+        """(the database's migration, the code's newest); raises when it cannot connect."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return current, ScriptDirectory.from_config(config).get_current_head()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session committed on success and rolled back on error."""

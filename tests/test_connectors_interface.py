@@ -130,5 +130,5 @@ def test_a_delivery_of_a_tool_without_webhooks_is_parked_as_malformed(db: Databa
     with db.session() as s:
         rows = list(s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)))
     assert [(r.status, r.error) for r in rows] == [
-        ("dead", "malformed delivery: unknown source 'google'"),
-        ("dead", "malformed delivery: unknown source 'nope'")]
+        ("dead", "entrega mal formada: fuente desconocida 'google'"),
+        ("dead", "entrega mal formada: fuente desconocida 'nope'")]

@@ -77,6 +77,15 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
                              r"recordatorios? al responsable .*, (\d+) (?:resumen diario|"
                              r"resúmenes diarios) por agente", monday)
         assert followup and int(followup.group(2)) > 0, monday
+    # M8: the meetings in Calendar with Meet, and the plan changes of the demo (a client to
+    # another AM, one lost) moving and cancelling check-ins.
+    if _shipped("m8"):
+        made = re.search(r"M8 · reuniones en Google Calendar al activar las reglas: (\d+) "
+                         r"creadas? con Meet \(.*check-ins", morning)
+        assert made and int(made.group(1)) > 0, morning
+        changed = re.search(r"M8 · reuniones en Google Calendar en este ciclo: .*?(\d+) "
+                            r"movidas? .* y (\d+) canceladas?", text)
+        assert changed and int(changed.group(1)) + int(changed.group(2)) > 0, text
     # M4: the first business day of the next quarter, surveys by email; some answered.
     surveys = re.search(r"M4: (\d+) micro-encuestas \(muestra del 30 % de los usuarios "
                         r"operativos\) y (\d+) NPS a directivos, de (\d+) usuarios", text)
@@ -99,6 +108,10 @@ def test_demo_shows_the_account_automations(tmp_path: Path) -> None:
     assert effects("m2-renovacion-estancada", "gmail.enviar")
     assert effects("m4-micro-encuesta-mensual", "gmail.enviar")
     assert effects("m4-nps-trimestral", "gmail.enviar")
+    if _shipped("m8"):
+        events = [(r.payload or {}).get("args") or {}
+                  for r in done if r.action == "calendario.reunion"]
+        assert any(e.get("kind") == "check-in" and e.get("event") for e in events)
     if _shipped("m11"):
         assert effects("m11-cobranza-lunes", "podio.tarea") or effects(
             "m11-cobranza-mensual", "podio.tarea")

@@ -86,7 +86,7 @@ def test_a_persistent_quota_429_gives_up_with_a_clear_error(sandbox: Sandbox) ->
             read_usage(client, settings)
     message = str(caught.value)
     assert "429" in message and "Read requests per minute per user" in message
-    assert "Gave up after" in message and "GOOGLE_MAX_RETRY_SECONDS" in message
+    assert "Sin éxito tras" in message and "GOOGLE_MAX_RETRY_SECONDS" in message
     assert sandbox.tools["google"].quotas.exceeded["sheets_read"] >= 2  # it did retry
 
 
@@ -99,7 +99,7 @@ def test_a_token_without_the_needed_scope_gives_a_clear_error(sandbox: Sandbox) 
             http.values_update(settings.google_kpi_spreadsheet_id, "A1",
                                params={"valueInputOption": "RAW"}, body={"values": [[1]]})
     message = str(caught.value)
-    assert "lacks the scope" in message and "spreadsheets.readonly" in message
+    assert "le falta el alcance" in message and "spreadsheets.readonly" in message
     assert sandbox.tools["google"].sheet_values(settings.google_kpi_spreadsheet_id,
                                                 "Hoja 1") == []
 
@@ -113,7 +113,7 @@ def test_delegation_not_authorised_for_a_scope_is_a_clear_error(sandbox: Sandbox
         with pytest.raises(AuthError) as caught:
             client.execute(messages.list(userId="me"), use="gmail", what="Gmail list")
     message = str(caught.value)
-    assert "domain-wide delegation refused" in message
+    assert "delegación de todo el dominio rechazada" in message
     assert google.account.client_id in message and "gmail.send" in message
 
 
@@ -124,18 +124,18 @@ def test_a_file_not_shared_with_the_service_account_names_the_fix(sandbox: Sandb
         google.unshare(settings.google_usage_spreadsheet_id, who)
     with GoogleClient(settings) as client, pytest.raises(AuthError) as caught:
         read_usage(client, settings)
-    assert "Share the file with " + google.account.email in str(caught.value)
+    assert "Comparte el archivo con " + google.account.email in str(caught.value)
 
 
 def test_doctor_line(sandbox: Sandbox) -> None:
     settings = google_settings(sandbox)
     line = check_google(settings)
     assert line.startswith("OK: "), line
-    assert "form csat" in line and "Gmail as postventa@saeko.test" in line
+    assert "formulario csat" in line and "Gmail como postventa@saeko.test" in line
     sandbox.tools["google"].set_delegated_scopes(set())
     with pytest.raises(ConnectorError) as caught:
         check_google(settings)
     assert "gmail: " in str(caught.value) and "calendar: " in str(caught.value)
-    assert "domain-wide delegation refused" in str(caught.value)
-    with pytest.raises(ConfigError, match="GOOGLE_SERVICE_ACCOUNT_FILE is empty"):
+    assert "delegación de todo el dominio rechazada" in str(caught.value)
+    with pytest.raises(ConfigError, match="GOOGLE_SERVICE_ACCOUNT_FILE está vacío"):
         check_google(load_settings(google_service_account_file=None))

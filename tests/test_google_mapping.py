@@ -65,11 +65,11 @@ def test_unanswered_questions_are_none_and_a_bad_email_is_dropped() -> None:
 
 
 @pytest.mark.parametrize(("answers", "reason"), [
-    ({}, "no answer to the score question"),
-    ({"score": "muy bien"}, "is not a number"),
-    ({"score": "6"}, "outside the form's scale 1-5"),
-    ({"score": "4.5"}, "outside the form's scale"),
-    ({"score": "4", "ticket": "ABC-1"}, "not a Podio item id"),
+    ({}, "sin respuesta a la pregunta de calificación"),
+    ({"score": "muy bien"}, "no es un número"),
+    ({"score": "6"}, "fuera de la escala del formulario 1-5"),
+    ({"score": "4.5"}, "fuera de la escala del formulario"),
+    ({"score": "4", "ticket": "ABC-1"}, "no es un id de item de Podio"),
 ])
 def test_unmappable_responses(answers: dict[str, str], reason: str) -> None:
     with pytest.raises(MappingError, match=reason):
@@ -101,10 +101,10 @@ def test_usage_rows(row: list[Any], expected: tuple[Any, ...]) -> None:
 
 
 @pytest.mark.parametrize(("row", "reason"), [
-    (["", "X", 46160, 1, 1, 1], "no client id"),
-    ([1000001, "X", "la semana pasada", 1, 1, 1], "not a date"),
-    ([1000001, "X", 46160, -4, 1, 1], "not a whole, non-negative number"),
-    ([1000001, "X", 46160, "muchos", 1, 1], "not a number"),
+    (["", "X", 46160, 1, 1, 1], "no tiene id de cliente"),
+    ([1000001, "X", "la semana pasada", 1, 1, 1], "no es una fecha"),
+    ([1000001, "X", 46160, -4, 1, 1], "no es un número entero no negativo"),
+    ([1000001, "X", 46160, "muchos", 1, 1], "no es un número"),
 ])
 def test_unmappable_usage_rows(row: list[Any], reason: str) -> None:
     with pytest.raises(MappingError, match=reason):
@@ -112,7 +112,7 @@ def test_unmappable_usage_rows(row: list[Any], reason: str) -> None:
 
 
 def test_missing_usage_column_names_the_fix() -> None:
-    with pytest.raises(MappingError, match="no column semana.*config/google.yaml"):
+    with pytest.raises(MappingError, match="no tiene la columna semana.*config/google.yaml"):
         header_index(["cliente_id", "fecha"], CONFIG.usage_sheet)
 
 

@@ -175,9 +175,9 @@ def test_unparseable_answers_become_dead_letters(sandbox: Sandbox, db: Database)
     assert reports["nps"].counts.dead_lettered == 1
     with db.session() as s:
         letters = {d.source_id: d.reason for d in s.scalars(select(DeadLetter))}
-    assert "outside the form's scale 0-10" in letters[bad_score]
-    assert "not a Podio item id" in letters[bad_ticket]
-    assert "no answer to the score question 5d0a7c31" in letters[no_score]
+    assert "fuera de la escala del formulario 0-10" in letters[bad_score]
+    assert "no es un id de item de Podio" in letters[bad_ticket]
+    assert "sin respuesta a la pregunta de calificación 5d0a7c31" in letters[no_score]
 
 
 def test_usage_sheet_sync_and_a_change_picked_up(sandbox: Sandbox, db: Database) -> None:
@@ -228,10 +228,10 @@ def test_usage_sheet_bad_rows_and_missing_columns(sandbox: Sandbox, db: Database
     assert report.counts.dead_lettered == 1
     with db.session() as s:
         letter = s.scalars(select(DeadLetter).where(DeadLetter.stream == "usage")).one()
-        assert letter.source_id == "row-3" and "not a date" in letter.reason
+        assert letter.source_id == "row-3" and "no es una fecha" in letter.reason
     google.set_cells(settings.google_usage_spreadsheet_id, "'Uso semanal'!C1", [["fecha"]])
     broken = sync_sheets(settings, db)[0]
-    assert broken.error is not None and "no column semana" in broken.error
+    assert broken.error is not None and "no tiene la columna semana" in broken.error
     with db.session() as s:
         state = s.scalars(select(SyncState).where(SyncState.stream == "usage")).one()
         assert state.last_status == "failed"

@@ -108,7 +108,7 @@ def test_transition_by_status_name(sandbox: Sandbox, client: JiraClient) -> None
     histories = len(jira.issue(key)["changelog"]["histories"])
     assert actions.transition_to(client, key, "Resuelto") is False  # already there
     assert len(jira.issue(key)["changelog"]["histories"]) == histories
-    with pytest.raises(RemoteDataError, match="no transition to 'En pruebas'"):
+    with pytest.raises(RemoteDataError, match="no hay transición a 'En pruebas'"):
         actions.transition_to(client, key, "En pruebas")
 
 

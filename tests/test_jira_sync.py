@@ -187,7 +187,7 @@ def test_rate_limit_beyond_retries_is_reported_and_resumable(sandbox: Sandbox,
     sandbox.faults.add(kind="status", tool="jira", path="/search/jql", status=429,
                        retry_after=30, count=1)
     [report] = sync_jira(settings, db)
-    assert report.error is not None and "429" in report.error and "retry later" in report.error
+    assert report.error is not None and "429" in report.error and "se reintenta" in report.error
     assert report.counts.created == 0
     [again] = sync_jira(settings, db)
     assert again.error is None and again.counts.created == len(sandbox.tools["jira"].issues())
@@ -197,7 +197,7 @@ def test_rate_limit_beyond_retries_is_reported_and_resumable(sandbox: Sandbox,
 def test_bad_credentials_are_a_clear_error_in_sync_and_doctor(sandbox: Sandbox,
                                                               db: Database) -> None:
     settings = jira_settings(sandbox, db, jira_api_token="not-the-token")
-    with pytest.raises(AuthError, match="JIRA_EMAIL and JIRA_API_TOKEN"):
+    with pytest.raises(AuthError, match="JIRA_EMAIL y JIRA_API_TOKEN"):
         sync_jira(settings, db)
     cycle = run_sync(settings, db, ["jira"])
     assert cycle.errors and "401" in cycle.errors[0] and "JIRA_API_TOKEN" in cycle.errors[0]

@@ -28,6 +28,9 @@ def test_report_on_demand(sandbox: Sandbox, tmp_path: Path) -> None:
     assert str(html) in weekly.stdout.replace("\n", "") or html.name in weekly.stdout
     assert "No se envió" in weekly.stdout
     assert pdf.read_bytes().startswith(b"%PDF") and "Marco Ibarra" in html.read_text("utf-8")
+    # The AM against the whole team, beside the trend.
+    assert ('alt="Barras de Marco Ibarra y de todo el equipo: Cumplimiento de SLA, CSAT"'
+            in html.read_text("utf-8"))
     assert google.sent_messages() == []
 
     monthly = run_cli(["report", "mensual", "--periodo", "2026-10", "--enviar"], tmp_path)

@@ -29,6 +29,7 @@ from core.errors import (
     ConnectorError,
     RemoteDataError,
     TransientError,
+    UnreachableError,
 )
 from store.db import Database
 from store.models import SyncState, UsageMetric
@@ -53,7 +54,7 @@ PAGINATION_CASES: list[tuple[str, Callable[[], Paginator[Any]], list[Any], list[
     ("offset: an empty page ends it", lambda: OffsetPaginator(2, max_pages=10, tool="Podio"),
      [{"items": [1, 2]}, {"items": []}], [0, 2], None),
     ("offset: bounded", lambda: OffsetPaginator(1, max_pages=2, tool="Podio"),
-     [{"items": [1]}, {"items": [2]}, {"items": [3]}], [0, 1], "more than 2 pages"),
+     [{"items": [1]}, {"items": [2]}, {"items": [3]}], [0, 1], "más de 2 páginas"),
     ("podio keyset: moves by time, offset for items sharing the last second",
      lambda: EditTimePaginator(None, 2),
      [podio_items("2026-11-20 09:00:00", "2026-11-20 09:00:05"),
@@ -68,20 +69,20 @@ PAGINATION_CASES: list[tuple[str, Callable[[], Paginator[Any]], list[Any], list[
     ("podio keyset: a Podio that ignores the window repeats the token",
      lambda: EditTimePaginator(None, 2),
      [podio_items("2026-11-20 09:00:01", "2026-11-20 09:00:02")] * 3,
-     [(None, 0), (datetime(2026, 11, 20, 9, 0, 2), 1)], "Podio repeated the page token"),
+     [(None, 0), (datetime(2026, 11, 20, 9, 0, 2), 1)], "Podio repitió el token de página"),
     ("jira: follows nextPageToken", lambda: NextPageTokenPaginator(max_pages=10),
      [token("a"), token("b"), token(None)], [None, "a", "b"], None),
     ("jira: refuses a repeated token", lambda: NextPageTokenPaginator(max_pages=10),
-     [token("a"), token("b"), token("a")], [None, "a", "b"], "Jira repeated the page token"),
+     [token("a"), token("b"), token("a")], [None, "a", "b"], "Jira repitió el token de página"),
     ("jira: bounded", lambda: NextPageTokenPaginator(max_pages=2),
-     [token("a"), token("b"), token("c")], [None, "a"], "more than 2 pages"),
+     [token("a"), token("b"), token("c")], [None, "a"], "más de 2 páginas"),
     ("google: follows nextPageToken", lambda: PageTokenPaginator(max_pages=10),
      [{"nextPageToken": "a"}, {"nextPageToken": "b"}, {}], [None, "a", "b"], None),
     ("google: refuses a repeated token", lambda: PageTokenPaginator(max_pages=10),
      [{"nextPageToken": "a"}, {"nextPageToken": "a"}], [None, "a"],
-     "Google repeated the page token"),
+     "Google repitió el token de página"),
     ("google: bounded", lambda: PageTokenPaginator(max_pages=2),
-     [{"nextPageToken": "a"}, {"nextPageToken": "b"}], [None, "a"], "more than 2 pages"),
+     [{"nextPageToken": "a"}, {"nextPageToken": "b"}], [None, "a"], "más de 2 páginas"),
     ("single page: one request whatever it says", lambda: SinglePage(tool="Google"),
      [{"nextPageToken": "a"}], [None], None),
 ]
@@ -182,6 +183,25 @@ def test_cursor_stays_at_the_last_committed_page_when_a_commit_fails(db: Databas
     assert stream.cursors == [T2.isoformat()]  # resumed from the committed page
     assert report.error is None and report.counts.created == 2 and report.counts.unchanged == 2
     assert stored(db) == (T4.isoformat(), "ok", ["a", "b", "c", "d"])
+
+
+class Unreachable(Scripted):
+    """A tool whose host never answers: the first fetch cannot connect."""
+
+    def fetch(self, token: int | None) -> dict[str, Any]:
+        self.calls += 1
+        raise UnreachableError("No se pudo conectar con Test en http://test.invalid",
+                               url="http://test.invalid", setting="TEST_URL")
+
+
+def test_an_unreachable_tool_fails_its_stream_and_stops_the_source(db: Database) -> None:
+    """The outcome is recorded (the status page shows it) and the error goes up, so that
+    the tool's other streams are not tried one by one this cycle."""
+    with pytest.raises(UnreachableError, match="TEST_URL|test.invalid"):
+        run_stream(db, stream := Unreachable(PAGES))
+    assert stream.calls == 1
+    cursor, status, rows = stored(db)
+    assert (cursor, status, rows) == (None, "failed", [])
 
 
 def test_a_failed_fetch_fails_the_stream_and_keeps_committed_pages(db: Database) -> None:

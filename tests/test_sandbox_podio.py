@@ -461,6 +461,29 @@ def test_hook_verify_then_update_delivered(api: httpx.Client, sandbox: Sandbox,
     assert len(receiver.posts) == 3
 
 
+def test_hook_list_and_delete(api: httpx.Client, sandbox: Sandbox, podio: PodioTool,
+                              receiver: _Receiver) -> None:
+    """Reference §9.1: the listing's fields; DELETE /hook/{id} (204), then 404 and no
+    more deliveries."""
+    hook_id = api.post(f"/hook/app/{TICKETS}/", json={"url": receiver.url,
+                                                      "type": "item.update"}).json()["hook_id"]
+    assert sandbox.webhooks.wait_idle(5)
+    code = receiver.posts[0][1]["code"]
+    api.post(f"/hook/{hook_id}/verify/validate", json={"code": code})
+    (listed,) = api.get(f"/hook/app/{TICKETS}/").json()
+    assert set(listed) == {"hook_id", "status", "type", "url", "created_on", "created_by",
+                           "created_via"}
+    assert (listed["hook_id"], listed["status"], listed["url"]) == (hook_id, "active",
+                                                                    receiver.url)
+    assert api.delete(f"/hook/{hook_id}").status_code == 204
+    assert api.get(f"/hook/app/{TICKETS}/").json() == []
+    assert api.delete(f"/hook/{hook_id}").status_code == 404
+    podio.update_item_as("agente-1@saeko.test", podio.items("tickets")[0],
+                         {"respuesta": "Después de borrar el hook"})
+    assert sandbox.webhooks.wait_idle(5)
+    assert len(receiver.posts) == 1  # only the verification
+
+
 def test_hook_url_rules(api: httpx.Client) -> None:
     public_odd_port = api.post(f"/hook/app/{TICKETS}/", json={
         "url": "https://hooks.example.test:8443/x", "type": "item.create"})

@@ -103,7 +103,7 @@ def test_the_same_delivery_twice_is_stored_once(service, db: Database) -> None: 
 
 def test_health_and_status_page(service) -> None:  # type: ignore[no-untyped-def]
     _svc, url = service
-    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
     page = httpx.get(f"{url}/")
     assert page.status_code == 200 and "saeko-sync — estado" in page.text
     assert set(httpx.get(f"{url}/status.json").json()) >= {"syncs", "inbox", "rule_runs"}
@@ -148,11 +148,11 @@ def test_a_poison_delivery_goes_dead_and_never_blocks_the_batch(sandbox: Sandbox
         assert row.priority == "Crítica"
         assert [rows[f"test:{n}"].status for n in range(4)] == ["dead", "dead", "done", "done"]
         poison = rows["test:0"]
-        assert poison.attempts == 1 and "'issue' must be an object" in (poison.error or "")
+        assert poison.attempts == 1 and "'issue' debe ser un objeto" in (poison.error or "")
         letters = {d.source_id: d for d in s.scalars(select(DeadLetter).where(
             DeadLetter.stream == "webhook"))}
         assert set(letters) == {str(rows["test:0"].id), str(rows["test:1"].id)}
-        assert "'issue' must be an object" in letters[str(poison.id)].reason
+        assert "'issue' debe ser un objeto" in letters[str(poison.id)].reason
         assert letters[str(poison.id)].payload["payload"]["issue"] == "garbage"
         assert "item_id" in letters[str(rows["test:1"].id)].reason
     assert status.snapshot(db)["inbox"] == {"dead": 2, "done": 2}

@@ -184,20 +184,22 @@ class GoogleClient:
 
         path = self.settings.google_service_account_file
         if not path:
-            raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE is not set; point it at the "
-                              "service account's JSON key in .env")
+            raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE no está definido: apúntalo en .env a "
+                              "la llave JSON de la cuenta de servicio")
         try:
             info = json.loads(Path(path).read_text("utf-8"))
         except OSError as exc:
-            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} cannot be read ({exc}); "
-                              "fix the path in .env") from exc
+            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} no se puede leer ({exc}); "
+                              "corrige la ruta en .env") from exc
         except ValueError as exc:
-            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} is not JSON ({exc}); "
-                              "download the key again (Cloud console > Keys > JSON)") from exc
+            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} no es JSON ({exc}); "
+                              "descarga la llave otra vez (consola de Cloud > Claves > JSON)"
+                              ) from exc
         missing = [k for k in ("client_email", "token_uri", "private_key") if not info.get(k)]
         if missing:
-            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} lacks {', '.join(missing)}; "
-                              "it must be a service-account JSON key")
+            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE={path} no tiene "
+                              f"{', '.join(missing)}: debe ser la llave JSON de una cuenta de "
+                              "servicio")
         return info  # type: ignore[no-any-return]
 
     @property
@@ -210,12 +212,13 @@ class GoogleClient:
             creds = service_account.Credentials.from_service_account_info(
                 self.key_info, scopes=list(self.scopes[use]))
         except ValueError as exc:
-            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: the key cannot be used ({exc})"
+            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: la llave no se puede usar ({exc})"
                               ) from exc
         if use in DELEGATED:
             if not self.settings.google_delegated_user:
-                raise ConfigError("GOOGLE_DELEGATED_USER is empty; set the mailbox saeko-sync "
-                                  "sends mail and creates events as (domain-wide delegation)")
+                raise ConfigError("GOOGLE_DELEGATED_USER está vacío: pon el buzón con el que "
+                                  "saeko-sync envía correos y crea eventos (delegación de todo "
+                                  "el dominio)")
             creds = creds.with_subject(self.settings.google_delegated_user)
         return creds
 
@@ -286,11 +289,11 @@ class GoogleClient:
 
     @staticmethod
     def connection_error(exc: Exception, what: str, idempotent: bool) -> TransientError:
-        message = f"{what}: connection to Google failed ({exc.__class__.__name__}: {exc})."
+        message = f"{what}: falló la conexión con Google ({exc.__class__.__name__}: {exc})."
         if idempotent:
-            return TransientError(message + " Retrying.")
-        return LostResponse(message + " The request may have been applied; check before "
-                                      "sending it again.")
+            return TransientError(message + " Se reintenta.")
+        return LostResponse(message + " La petición pudo haberse aplicado; se comprueba antes "
+                                      "de enviarla otra vez.")
 
     def close(self) -> None:
         for closer in self._closers:

@@ -24,8 +24,8 @@ def health(settings: Settings) -> str:
     and Calendar all answer; otherwise raises a ConfigError / ConnectorError whose message
     names every problem and its fix (``saeko-sync doctor`` shows it)."""
     if not settings.google_service_account_file:
-        raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE is empty; set the service-account key "
-                          "in .env")
+        raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE está vacío: pon en .env la llave de la "
+                          "cuenta de servicio")
     quick = settings.model_copy(update={"google_max_retry_seconds": min(
         settings.google_max_retry_seconds, DOCTOR_MAX_RETRY_SECONDS)})
     ok: list[str] = []
@@ -41,7 +41,7 @@ def health(settings: Settings) -> str:
                 problems.append(f"{name}: {exc}")
 
         config = load_config(settings.config_dir)
-        ok.append(f"key of {client.identity}")  # ConfigError if the key file is unusable
+        ok.append(f"llave de {client.identity}")  # ConfigError if the key file is unusable
         usage = config.usage_sheet
         usage_id = str(getattr(settings, usage.spreadsheet_id_setting) or "")
 
@@ -49,20 +49,21 @@ def health(settings: Settings) -> str:
             meta = client.sheets().http_client.fetch_sheet_metadata(usage_id)
             titles = [s["properties"]["title"] for s in meta.get("sheets", [])]
             if usage.tab not in titles:
-                raise ValueError(f"no tab {usage.tab!r} (tabs: {', '.join(titles)}); fix "
-                                 "usage_sheet.tab in config/google.yaml")
-            return f"usage sheet tab {usage.tab!r}"
+                raise ValueError(f"no existe la pestaña {usage.tab!r} (pestañas: "
+                                 f"{', '.join(titles)}); corrige usage_sheet.tab en "
+                                 "config/google.yaml")
+            return f"pestaña {usage.tab!r} de la hoja de uso"
 
         if usage_id:
-            check("usage sheet", usage_probe)
+            check("hoja de uso", usage_probe)
         kpi_id = settings.google_kpi_spreadsheet_id
 
         def kpi_probe() -> str:
             client.sheets(write=True).http_client.fetch_sheet_metadata(kpi_id)
-            return "KPI sheet"
+            return "hoja de KPIs"
 
         if kpi_id:
-            check("KPI sheet", kpi_probe)
+            check("hoja de KPIs", kpi_probe)
         forms = client.service("forms").forms()
         for name, mapping in config.forms.items():
             form_id = str(getattr(settings, mapping.form_id_setting) or "")
@@ -78,11 +79,12 @@ def health(settings: Settings) -> str:
                        for i in form.get("items", []) if "questionItem" in i}
                 missing = sorted(wanted - ids)
                 if missing:
-                    raise ValueError(f"question ids {', '.join(missing)} are not in the form; "
-                                     f"fix forms.{name}.questions in config/google.yaml")
-                return f"form {name}"
+                    raise ValueError(f"las preguntas {', '.join(missing)} no están en el "
+                                     f"formulario; corrige forms.{name}.questions en "
+                                     "config/google.yaml")
+                return f"formulario {name}"
 
-            check(f"form {name}", form_probe)
+            check(f"formulario {name}", form_probe)
         if settings.google_delegated_user:
             user, calendar_id = settings.google_delegated_user, settings.google_calendar_id
 
@@ -90,7 +92,7 @@ def health(settings: Settings) -> str:
                 messages = client.service("gmail").users().messages()
                 client.execute(messages.list(userId="me", maxResults=1), use="gmail",
                                what="Gmail list")
-                return f"Gmail as {user}"
+                return f"Gmail como {user}"
 
             def calendar_probe() -> str:
                 events = client.service("calendar").events()
@@ -101,8 +103,8 @@ def health(settings: Settings) -> str:
             check("gmail", gmail_probe)
             check("calendar", calendar_probe)
         else:
-            problems.append("gmail/calendar: GOOGLE_DELEGATED_USER is empty; set the mailbox "
-                            "saeko-sync sends as")
+            problems.append("gmail/calendar: GOOGLE_DELEGATED_USER está vacío: pon el buzón con "
+                            "el que saeko-sync envía")
     if problems:
         raise ConnectorError("; ".join(problems))
     return "OK: " + ", ".join(ok)
@@ -119,6 +121,11 @@ def _configured(settings: Settings, source: str) -> bool:
 
 def _enabled(settings: Settings) -> bool:
     return bool(settings.google_service_account_file)
+
+
+def _unset(settings: Settings) -> dict[str, list[str]]:
+    """The key file, when unset (each form and sheet is checked by ``health``)."""
+    return {"": [] if settings.google_service_account_file else ["GOOGLE_SERVICE_ACCOUNT_FILE"]}
 
 
 def client(settings: Settings) -> GoogleClient:
@@ -153,4 +160,5 @@ CONNECTOR = Connector(
     rule_actions="connectors.google.rule_actions",
     form_link=_form_link,
     quota=_quota,
+    unset=_unset,
 )

@@ -53,7 +53,7 @@ def _reasons(error: dict[str, Any]) -> set[str]:
 
 
 def from_response(status: int, body: dict[str, Any], retry_after: str | None, what: str, *,
-                  identity: str = "the service account", scopes: tuple[str, ...] = ()
+                  identity: str = "la cuenta de servicio", scopes: tuple[str, ...] = ()
                   ) -> ConnectorError:
     """A Google error answer -> TransientError / AuthError / RemoteDataError, naming the fix."""
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
@@ -62,29 +62,32 @@ def from_response(status: int, body: dict[str, Any], retry_after: str | None, wh
     reasons = _reasons(error)
     wait = retry_after_seconds(retry_after)
     if status in RETRYABLE_STATUSES or (status == 403 and reasons & RATE_LIMIT_REASONS):
-        return TransientError(f"{what}: Google answered {status} ({message}); retry later.",
+        return TransientError(f"{what}: Google respondió {status} ({message}); se reintenta "
+                              "más tarde.",
                               status=status, body=body, retry_after=wait)
     if status == 401:
-        return AuthError(f"{what}: Google rejected the access token ({message}). Check the key "
-                         "in GOOGLE_SERVICE_ACCOUNT_FILE (revoked keys and wrong token_uri "
-                         "fail here).", status=status, body=body)
+        return AuthError(f"{what}: Google rechazó el token de acceso ({message}). Revisa la "
+                         "llave de GOOGLE_SERVICE_ACCOUNT_FILE (una llave revocada o un "
+                         "token_uri equivocado fallan aquí).", status=status, body=body)
     if status == 403 and reasons & SCOPE_REASONS:
-        return AuthError(f"{what}: the access token lacks the scope this call needs "
-                         f"({message}). saeko-sync asks for {', '.join(scopes) or 'none'}; "
-                         "when it acts as GOOGLE_DELEGATED_USER those scopes must also be "
-                         "authorised for the key's client_id (Admin console > Security > API "
-                         "controls > Domain-wide delegation).", status=status, body=body)
+        return AuthError(f"{what}: al token de acceso le falta el alcance (scope) que esta "
+                         f"llamada necesita ({message}). saeko-sync pide "
+                         f"{', '.join(scopes) or 'ninguno'}; cuando actúa como "
+                         "GOOGLE_DELEGATED_USER esos alcances también deben estar autorizados "
+                         "para el client_id de la llave (consola de administración > "
+                         "Seguridad > Controles de API > Delegación de todo el dominio).",
+                         status=status, body=body)
     if status == 403:
-        return AuthError(f"{what}: permission denied ({message}). Share the file with "
+        return AuthError(f"{what}: permiso denegado ({message}). Comparte el archivo con "
                          f"{identity} (Editor).", status=status, body=body)
     if status == 400 and error.get("status") == "FAILED_PRECONDITION":
-        return AuthError(f"{what}: {message} A service account has no mailbox: set "
-                         "GOOGLE_DELEGATED_USER and authorise domain-wide delegation.",
+        return AuthError(f"{what}: {message} Una cuenta de servicio no tiene buzón: define "
+                         "GOOGLE_DELEGATED_USER y autoriza la delegación de todo el dominio.",
                          status=status, body=body)
     if status == 404:
-        return RemoteDataError(f"{what}: not found ({message}). Check the id in .env and that "
-                               f"it is shared with {identity}.", status=status, body=body)
-    return RemoteDataError(f"{what}: Google refused the request: {status} {message}",
+        return RemoteDataError(f"{what}: no se encontró ({message}). Revisa el id en .env y "
+                               f"que esté compartido con {identity}.", status=status, body=body)
+    return RemoteDataError(f"{what}: Google rechazó la petición: {status} {message}",
                            status=status, body=body)
 
 
@@ -95,14 +98,15 @@ def from_refresh_error(exc: Exception, what: str, *, client_id: str = "",
     text = str(exc.args[0] if exc.args else exc)
     retryable = getattr(exc, "retryable", False)
     if retryable:
-        return TransientError(f"{what}: the token endpoint is unavailable ({text}); retry "
-                              "later.")
+        return TransientError(f"{what}: el servicio de tokens no está disponible ({text}); se "
+                              "reintenta más tarde.")
     if "unauthorized_client" in text:
-        return AuthError(f"{what}: domain-wide delegation refused ({text}). In the Admin "
-                         f"console authorise client id {client_id or '(see the key file)'} "
-                         f"for: {', '.join(scopes)}; GOOGLE_DELEGATED_USER={subject}.")
+        return AuthError(f"{what}: delegación de todo el dominio rechazada ({text}). En la "
+                         "consola de administración autoriza el client id "
+                         f"{client_id or '(ver el archivo de la llave)'} para: "
+                         f"{', '.join(scopes)}; GOOGLE_DELEGATED_USER={subject}.")
     if "invalid_scope" in text:
-        return AuthError(f"{what}: scope refused ({text}): {', '.join(scopes)}.")
-    return AuthError(f"{what}: the service account could not get a token ({text}). Check "
-                     "GOOGLE_SERVICE_ACCOUNT_FILE (a revoked or wrong key, a wrong token_uri) "
-                     "and the host clock.")
+        return AuthError(f"{what}: alcance rechazado ({text}): {', '.join(scopes)}.")
+    return AuthError(f"{what}: la cuenta de servicio no obtuvo un token ({text}). Revisa "
+                     "GOOGLE_SERVICE_ACCOUNT_FILE (una llave revocada o equivocada, un "
+                     "token_uri equivocado) y el reloj del equipo.")

@@ -31,7 +31,7 @@ def parse_timestamp(text: str) -> datetime:
     """'2025-01-15T09:31:02.114552Z' (up to nanoseconds) -> naive UTC, microseconds kept."""
     match = _STAMP.match(text or "")
     if not match:
-        raise MappingError(f"timestamp {text!r} is not RFC 3339 UTC")
+        raise MappingError(f"la fecha {text!r} no es RFC 3339 en UTC")
     base = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
     micros = int((match.group(2) or "0")[:6].ljust(6, "0"))
     return base + timedelta(microseconds=micros)
@@ -70,26 +70,26 @@ def parse_response(response: dict[str, Any], mapping: FormMap) -> ParsedResponse
     """Validate one FormResponse against the form's question mapping (MappingError if not)."""
     response_id = str(response.get("responseId") or "")
     if not response_id:
-        raise MappingError("response without responseId")
+        raise MappingError("respuesta sin responseId")
     stamp = str(response.get("lastSubmittedTime") or response.get("createTime") or "")
     submitted = parse_timestamp(stamp)
     score_qid = mapping.question_of("score")
     raw_score = answer_text(response, score_qid)
     if raw_score is None:
-        raise MappingError(f"no answer to the score question {score_qid} (is its id right in "
-                           "config/google.yaml?)")
+        raise MappingError(f"sin respuesta a la pregunta de calificación {score_qid} (¿es "
+                           "correcto su id en config/google.yaml?)")
     try:
         score = float(raw_score)
     except ValueError:
-        raise MappingError(f"score {raw_score!r} is not a number") from None
+        raise MappingError(f"la calificación {raw_score!r} no es un número") from None
     if not score.is_integer() or not mapping.scale.min <= score <= mapping.scale.max:
-        raise MappingError(f"score {raw_score!r} is outside the form's scale "
+        raise MappingError(f"la calificación {raw_score!r} está fuera de la escala del formulario "
                            f"{mapping.scale.min}-{mapping.scale.max}")
     ticket = answer_text(response, mapping.question_of("ticket"))
     if ticket is not None:
         ticket = ticket.strip().lstrip("#")
         if not ticket.isdigit():
-            raise MappingError(f"ticket id {ticket!r} is not a Podio item id (digits only)")
+            raise MappingError(f"el ticket {ticket!r} no es un id de item de Podio (solo dígitos)")
         ticket = str(int(ticket))
     # The email question, else the address Google collected itself (``respondentEmail``,
     # forms.v1 FormResponse, when the form collects emails): it does not depend on the
@@ -143,9 +143,10 @@ def header_index(header: list[Any], mapping: UsageMap) -> dict[str, int]:
         else:
             index[field] = position
     if missing:
-        raise MappingError(f"the tab {mapping.tab!r} has no column {', '.join(missing)} "
-                           f"(its headers: {', '.join(str(h) for h in header)}); fix "
-                           "usage_sheet.columns in config/google.yaml")
+        raise MappingError(f"la pestaña {mapping.tab!r} no tiene la columna "
+                           f"{', '.join(missing)} (sus encabezados: "
+                           f"{', '.join(str(h) for h in header)}); corrige usage_sheet.columns "
+                           "en config/google.yaml")
     return index
 
 
@@ -167,7 +168,7 @@ def _date(value: Any) -> date:
     if match := _DMY.match(text):
         day, month, year = (int(g) for g in match.groups())
         return date(year, month, day)
-    raise MappingError(f"week start {value!r} is not a date")
+    raise MappingError(f"el inicio de semana {value!r} no es una fecha")
 
 
 def _int(value: Any, field: str) -> int | None:
@@ -177,9 +178,9 @@ def _int(value: Any, field: str) -> int | None:
         number = float(str(value).replace(",", "")) if not isinstance(value, int | float) \
             else float(value)
     except ValueError:
-        raise MappingError(f"{field} {value!r} is not a number") from None
+        raise MappingError(f"{field} {value!r} no es un número") from None
     if not number.is_integer() or number < 0:
-        raise MappingError(f"{field} {value!r} is not a whole, non-negative number")
+        raise MappingError(f"{field} {value!r} no es un número entero no negativo")
     return int(number)
 
 
@@ -188,7 +189,7 @@ def usage_row(row: list[Any], index: dict[str, int]) -> dict[str, Any]:
     client = _cell(row, index, "client")
     week = _cell(row, index, "week_start")
     if client is None or week is None:
-        raise MappingError("the row has no client id or no week start")
+        raise MappingError("la fila no tiene id de cliente o inicio de semana")
     client_key = _int(client, "client id")
     week_start = _date(week)
     return {

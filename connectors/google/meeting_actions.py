@@ -190,5 +190,5 @@ ACTIONS = [
                                  doc="el plan de la serie: {{ reunion('check-in', cliente.id) }}"),
                 "titulo": Param(TEXT, required=True), "descripcion": Param(TEXT),
                 "meet": Param(BOOLEAN, default=True)},
-               _prepare, _send, _find, written=written),
+               _prepare, _send, _find, written=written, settings=("GOOGLE_DELEGATED_USER",)),
 ]

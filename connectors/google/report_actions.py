@@ -154,9 +154,10 @@ ACTIONS: list[ActionType] = [
                "REPORTS_DIR.",
                {**_REPORT_PARAMS, "para": Param(PEOPLE, required=True), "cc": Param(PEOPLE)},
                _prepare_mail, _send_mail, _find_mail, check=_check, role=MAIL_ROLE,
-               templates=_templates),
+               templates=_templates, settings=("GOOGLE_DELEGATED_USER",)),
     # Rewriting a tab is idempotent (same data, same cells): nothing to look up.
     ActionType("sheets.informe", "Escribe un informe (M10) o las comisiones (M12) en su "
                "pestaña de la hoja de KPIs.", dict(_REPORT_PARAMS),
-               _prepare_tab, _send_tab, None, check=_check, role=TAB_ROLE),
+               _prepare_tab, _send_tab, None, check=_check, role=TAB_ROLE,
+               settings=("GOOGLE_KPI_SPREADSHEET_ID",)),
 ]

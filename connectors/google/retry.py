@@ -76,7 +76,7 @@ class Retrier:
         except TransientError as exc:
             elapsed = time.monotonic() - started
             raise TransientError(
-                f"{exc} Gave up after {attempts} attempt(s) in {elapsed:.1f} s "
+                f"{exc} Sin éxito tras {attempts} intento(s) en {elapsed:.1f} s "
                 f"(GOOGLE_MAX_RETRY_SECONDS={self.max_seconds:g}).",
                 status=exc.status, body=exc.body, retry_after=exc.retry_after) from exc
 

@@ -141,22 +141,22 @@ ACTIONS = [
                 "cc": Param(PEOPLE), "asunto": Param(TEXT, required=True),
                 "plantilla": Param(TEMPLATE_FILE, doc="nombre en config/plantillas/"),
                 "cuerpo": Param(TEXT, doc="texto del correo si no hay plantilla")},
-               _prepare_email, _send_email, _find_email),
+               _prepare_email, _send_email, _find_email, settings=("GOOGLE_DELEGATED_USER",)),
     ActionType("calendario.evento", "Crea o actualiza un evento de Calendar (una vez).",
                {"titulo": Param(TEXT, required=True), "inicio": Param(DATE, required=True),
                 "duracion_minutos": Param(INTEGER, default=DEFAULT_EVENT_MINUTES),
                 "invitados": Param(PEOPLE), "descripcion": Param(TEXT),
                 "meet": Param(BOOLEAN, default=False)},
-               _prepare_event, _send_event, _find_event),
+               _prepare_event, _send_event, _find_event, settings=("GOOGLE_DELEGATED_USER",)),
     ActionType("sheets.tabla", "Escribe una tabla completa en una pestaña de la hoja de KPIs.",
                {"pestana": Param(TEXT, required=True), "filas": Param(VALUE, required=True)},
-               _prepare_table, _send_table, None),
+               _prepare_table, _send_table, None, settings=("GOOGLE_KPI_SPREADSHEET_ID",)),
     # M3: rewriting every tab is idempotent (same data, same cells): nothing to look up.
     ActionType("sheets.kpis", "Publica todas las pestañas de la hoja de KPIs (M3) desde el "
                "modelo: KPIs por día, semana, mes y trimestre, detalle y diccionario.",
                {"ahora": Param(DATE, required=True, doc="el momento de los datos: {{ ahora }}"),
                 "huella": Param(TEXT, doc="la huella de los datos: tablero_kpis().huella")},
-               _prepare_kpis, _send_kpis, None, role="tablero_kpis"),
+               _prepare_kpis, _send_kpis, None, role="tablero_kpis", settings=("GOOGLE_KPI_SPREADSHEET_ID",)),
 ]
 
 # M8: calendario.reunion (connectors/google/meeting_actions.py).

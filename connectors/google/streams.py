@@ -261,7 +261,7 @@ class UsageStream(Stream):
 
         rows: list[list[Any]] = page.get("values") or []
         if not rows:
-            raise ConfigError(f"the usage tab {self.mapping.tab!r} is empty (no header row)")
+            raise ConfigError(f"la pestaña de uso {self.mapping.tab!r} está vacía (sin fila de encabezados)")
         try:
             index = header_index(rows[0], self.mapping)
         except MappingError as exc:

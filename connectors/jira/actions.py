@@ -86,7 +86,7 @@ def create_issue_for_ticket(client: JiraClient, *, project: str, issue_type: str
         fields["priority"] = {"name": priority}
 
     def create() -> str:
-        issue = client.call(f"create an issue in {project}", client.writer.create_issue,
+        issue = client.call(f"crear una incidencia en {project}", client.writer.create_issue,
                             fields=fields, prefetch=False)
         return str(issue.key)
 
@@ -108,7 +108,7 @@ def find_comment(client: JiraClient, key: str, marker: str) -> str | None:
     """The id of the comment on ``key`` that carries ``marker``, if any."""
     tag = comment_tag(marker)
     for page_no in range(MAX_COMMENT_PAGES):
-        comments = client.call(f"read comments of {key}", client.reader.comments, key,
+        comments = client.call(f"leer los comentarios de {key}", client.reader.comments, key,
                                start_at=page_no * COMMENT_PAGE, max_results=COMMENT_PAGE)
         for comment in comments:
             if tag in str(getattr(comment, "body", "")):
@@ -122,7 +122,7 @@ def comment(client: JiraClient, key: str, body: str, marker: str) -> str:
     """Comment on an issue (the marker is the comment's last line); returns its id."""
 
     def add() -> str:
-        created = client.call(f"comment on {key}", client.writer.add_comment, key,
+        created = client.call(f"comentar en {key}", client.writer.add_comment, key,
                               f"{body}\n\n{comment_tag(marker)}")
         return str(created.id)
 
@@ -130,7 +130,7 @@ def comment(client: JiraClient, key: str, body: str, marker: str) -> str:
 
 
 def _status(client: JiraClient, key: str) -> str:
-    issue = client.call(f"read {key}", client.reader.issue, key, fields="status")
+    issue = client.call(f"leer {key}", client.reader.issue, key, fields="status")
     return str(issue.fields.status.name)
 
 
@@ -141,17 +141,17 @@ def transition_to(client: JiraClient, key: str, status_name: str,
     wanted = status_name.lower()
     if _status(client, key).lower() == wanted:
         return False
-    available = client.call(f"list transitions of {key}", client.reader.transitions, key)
+    available = client.call(f"listar las transiciones de {key}", client.reader.transitions, key)
     chosen = next((t for t in available if str(t["to"]["name"]).lower() == wanted), None)
     if chosen is None:
         options = ", ".join(f"{t['name']} → {t['to']['name']}" for t in available)
-        raise RemoteDataError(f"Jira {key}: no transition to {status_name!r} from its current "
-                              f"status (available: {options or 'none'}); check the workflow "
-                              "or the status name in the rule")
+        raise RemoteDataError(f"Jira {key}: no hay transición a {status_name!r} desde su "
+                              f"estado actual (disponibles: {options or 'ninguna'}); revisa el "
+                              "flujo de trabajo o el nombre del estado en la regla")
     fields = {"resolution": {"name": resolution}} if resolution else None
 
     def move() -> bool:
-        client.call(f"transition {key}", client.writer.transition_issue, key, chosen["id"],
+        client.call(f"cambiar el estado de {key}", client.writer.transition_issue, key, chosen["id"],
                     fields=fields)
         return True
 
@@ -165,7 +165,7 @@ def add_remote_link(client: JiraClient, key: str, url: str, title: str, marker: 
     updates the same link. Returns the link id."""
 
     def link() -> int:
-        created = client.call(f"link {key}", client.writer.add_remote_link, key,
+        created = client.call(f"enlazar {key}", client.writer.add_remote_link, key,
                               {"url": url, "title": title}, globalId=marker,
                               application=application, relationship=relationship)
         return int(created.id)

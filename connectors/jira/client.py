@@ -23,6 +23,7 @@ import requests
 import structlog
 from jira import JIRA, JIRAError
 
+from connectors.reach import connect_cause, unreachable
 from core.errors import AuthError, ConfigError, RemoteDataError, TransientError
 from core.settings import Settings
 
@@ -30,9 +31,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 SOURCE = "jira"
-CREDENTIALS_HINT = ("check JIRA_EMAIL and JIRA_API_TOKEN in .env (an API token of that "
-                    "Atlassian account, from id.atlassian.com > Security > API tokens; tokens "
-                    "expire)")
+CREDENTIALS_HINT = ("revisa JIRA_EMAIL y JIRA_API_TOKEN en .env (un token de API de esa cuenta "
+                    "de Atlassian, de id.atlassian.com > Seguridad > Tokens de API; los tokens "
+                    "caducan)")
 
 
 def _retry_after(response: Any) -> float | None:
@@ -48,31 +49,33 @@ def map_error(exc: Exception, action: str) -> Exception:
     if isinstance(exc, JIRAError):
         status = exc.status_code
         text = (exc.text or "").strip()
-        where = f"Jira {action}"
+        where = f"Jira ({action})"
         if status == 401:
-            return AuthError(f"{where}: Jira rejected the credentials (401); {CREDENTIALS_HINT}",
+            return AuthError(f"{where}: Jira rechazó las credenciales (401); {CREDENTIALS_HINT}",
                              status=401, body=text)
         if status == 403:
-            return AuthError(f"{where}: the account in JIRA_EMAIL lacks permission (403: "
-                             f"{text or 'forbidden'}); grant it browse/edit rights on the "
-                             "projects in JIRA_PROJECTS", status=403, body=text)
+            return AuthError(f"{where}: la cuenta de JIRA_EMAIL no tiene permiso (403: "
+                             f"{text or 'prohibido'}); dale permisos de ver y editar en los "
+                             "proyectos de JIRA_PROJECTS", status=403, body=text)
         if status in (429, 503) or (status is not None and status >= 500):
             retry_after = _retry_after(exc.response)
-            return TransientError(f"{where}: Jira answered {status} ({text or 'busy'}); "
-                                  f"retry later" + (f" (Retry-After {retry_after:g}s)"
-                                                    if retry_after is not None else ""),
+            return TransientError(f"{where}: Jira respondió {status} ({text or 'ocupado'}); "
+                                  "se reintenta más tarde" + (
+                                      f" (Retry-After {retry_after:g} s)"
+                                      if retry_after is not None else ""),
                                   status=status, body=text, retry_after=retry_after)
         if status == 404:
-            return RemoteDataError(f"{where}: not found or not visible to JIRA_EMAIL (404: "
-                                   f"{text})", status=404, body=text)
+            return RemoteDataError(f"{where}: no existe o la cuenta de JIRA_EMAIL no lo ve "
+                                   f"(404: {text})", status=404, body=text)
         if status == 410:
-            return RemoteDataError(f"{where}: Jira removed this endpoint (410: {text}); upgrade "
-                                   "the jira library", status=410, body=text)
-        return RemoteDataError(f"{where}: Jira refused the request ({status}: {text})",
+            return RemoteDataError(f"{where}: Jira retiró este servicio (410: {text}); "
+                                   "actualiza la biblioteca jira", status=410, body=text)
+        return RemoteDataError(f"{where}: Jira rechazó la petición ({status}: {text})",
                                status=status, body=text)
     if isinstance(exc, requests.RequestException):
-        return TransientError(f"Jira {action}: connection problem ({exc.__class__.__name__}: "
-                              f"{exc}); retry later, or check JIRA_URL if it persists")
+        cause = connect_cause(exc) or f"se cortó la conexión ({exc.__class__.__name__})"
+        return TransientError(f"Jira ({action}): {cause}; se reintenta más tarde; si "
+                              "persiste, revisa JIRA_URL")
     return exc
 
 
@@ -92,10 +95,10 @@ def _require(settings: Settings) -> None:
                                          settings.jira_api_token.get_secret_value()))
                if not value]
     if missing:
-        raise ConfigError(f"Jira is not configured: set {', '.join(missing)} in .env")
+        raise ConfigError(f"Jira no está configurado: define {', '.join(missing)} en .env")
     if not settings.jira_project_keys:
-        raise ConfigError("JIRA_PROJECTS is empty: list the project keys to sync, e.g. "
-                          "SOP,DEV,PROD")
+        raise ConfigError("JIRA_PROJECTS está vacío: lista las claves de los proyectos a "
+                          "sincronizar, p. ej. SOP,DEV,PROD")
 
 
 class JiraClient:
@@ -114,9 +117,9 @@ class JiraClient:
         self.rate_reports: dict[tuple[str, int], dict[str, Any]] = {}
         self.reader = self._watch(self._connect())
         if self.reader.deploymentType != "Cloud":
-            raise ConfigError(f"JIRA_URL {settings.jira_url} is not a Jira Cloud site "
+            raise ConfigError(f"JIRA_URL {settings.jira_url} no es un sitio de Jira Cloud "
                               f"(deploymentType={self.reader.deploymentType!r}); saeko-sync "
-                              "uses Cloud's enhanced search")
+                              "usa la búsqueda mejorada de Cloud")
         self._writer: JIRA | None = None
         self._ticket_field_id: str | None = None
         self._fields_listed = False
@@ -130,17 +133,35 @@ class JiraClient:
         settings = self.settings
         for number in range(settings.jira_max_retries + 1):
             self.calls += 1
+            # The first try has no library retries: a site that cannot be reached at all (a
+            # typo in JIRA_URL) is said at once instead of after minutes of reconnecting.
+            first = number == 0
             try:
-                with jira_errors("connect (serverInfo)"):
-                    return JIRA(options=dict(self._options), basic_auth=self._auth,
-                                max_retries=settings.jira_max_retries,
-                                timeout=settings.jira_timeout_seconds)
+                with jira_errors("conexión a serverInfo"):
+                    reader = JIRA(options=dict(self._options), basic_auth=self._auth,
+                                  max_retries=0 if first else settings.jira_max_retries,
+                                  timeout=settings.jira_timeout_seconds)
+                reader._session.max_retries = settings.jira_max_retries
+                return reader
+            except RemoteDataError as exc:
+                if exc.status == 404:
+                    raise ConfigError(
+                        f"JIRA_URL {settings.jira_url} no es un sitio de Jira: la URL es "
+                        "incorrecta o no se encontró (404 en /rest/api/2/serverInfo); revisa "
+                        "JIRA_URL en .env (p. ej. https://<sitio>.atlassian.net)") from exc
+                raise
             except TransientError as exc:
+                if first and (error := unreachable("Jira", self._options["server"],
+                                                   "JIRA_URL", exc)) is not None:
+                    raise error from exc
                 status = exc.status or 0
-                if status < 500 or (status == 503 and exc.retry_after is not None):
+                library_retries = status < 500 or (status == 503 and exc.retry_after is not None)
+                if library_retries and first and number < settings.jira_max_retries:
+                    continue  # again at once, now with the library's own waits and retries
+                if library_retries:
                     raise  # not worth it, or the library has retried it already
                 if number == settings.jira_max_retries:
-                    raise TransientError(f"{exc} (gave up after {number + 1} attempts)",
+                    raise TransientError(f"{exc} (sin éxito tras {number + 1} intentos)",
                                          status=exc.status, body=exc.body,
                                          retry_after=exc.retry_after) from exc
                 wait = min(settings.jira_retry_base_seconds * 2 ** number,
@@ -184,7 +205,7 @@ class JiraClient:
         if kwargs.get("fields") and not self._fields_listed:
             self._fields_listed = True
             self.calls += 1
-        return self.call("search issues", self.reader.enhanced_search_issues, jql, **kwargs)
+        return self.call("buscar incidencias", self.reader.enhanced_search_issues, jql, **kwargs)
 
     def ticket_field_id(self) -> str:
         """The id of the custom field holding the Podio ticket (JIRA_TICKET_FIELD)."""
@@ -193,12 +214,12 @@ class JiraClient:
             if wanted.startswith("customfield_"):
                 self._ticket_field_id = wanted
             else:
-                fields = self.call("list fields", self.reader.fields)
+                fields = self.call("listar los campos", self.reader.fields)
                 found = [f["id"] for f in fields if f.get("name", "").lower() == wanted.lower()]
                 if not found:
-                    raise ConfigError(f"JIRA_TICKET_FIELD {wanted!r} is not a field of this "
-                                      "Jira site; create the custom field or set its id "
-                                      "(customfield_NNNNN)")
+                    raise ConfigError(f"JIRA_TICKET_FIELD {wanted!r} no es un campo de este "
+                                      "sitio de Jira; crea el campo personalizado o pon su "
+                                      "id (customfield_NNNNN)")
                 self._ticket_field_id = found[0]
         return self._ticket_field_id
 

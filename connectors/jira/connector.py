@@ -21,6 +21,13 @@ def _enabled(settings: Settings) -> bool:
     return settings.jira_configured
 
 
+def _unset(settings: Settings) -> dict[str, list[str]]:
+    """Which of the three settings Jira needs are empty."""
+    values = {"JIRA_URL": settings.jira_url, "JIRA_EMAIL": settings.jira_email,
+              "JIRA_API_TOKEN": settings.jira_api_token.get_secret_value()}
+    return {"": [name for name, value in values.items() if not value]}
+
+
 def client(settings: Settings) -> JiraClient:
     """The Jira client of these settings (ConfigError when Jira is not set up)."""
     if not settings.jira_configured:
@@ -38,23 +45,25 @@ def health(settings: Settings) -> str:
 
     jira = JiraClient(settings)
     try:
-        me = jira.call("read the API user (myself)", jira.reader.myself)
+        me = jira.call("leer el usuario de la API (myself)", jira.reader.myself)
         missing = []
         for key in settings.jira_project_keys:
             try:
-                jira.call(f"read project {key}", jira.reader.project, key)
+                jira.call(f"leer el proyecto {key}", jira.reader.project, key)
             except RemoteDataError:
                 missing.append(key)
         if missing:
-            raise ConfigError(f"JIRA_PROJECTS lists {', '.join(missing)}, which "
-                              f"{settings.jira_email} cannot see (missing, or no browse "
-                              "permission); fix JIRA_PROJECTS or the project permissions")
+            raise ConfigError(f"JIRA_PROJECTS incluye {', '.join(missing)}, que "
+                              f"{settings.jira_email} no puede ver (no existe o no tiene "
+                              "permiso de ver); corrige JIRA_PROJECTS o los permisos del "
+                              "proyecto")
         field_id = jira.ticket_field_id()
     finally:
         jira.close()
     zone = settings.jira_timezone or me.get("timeZone", "?")
-    return (f"{settings.jira_url}: {me.get('displayName')} ({settings.jira_email}), projects "
-            f"{', '.join(settings.jira_project_keys)}, ticket field {field_id}, JQL zone {zone}")
+    return (f"{settings.jira_url}: {me.get('displayName')} ({settings.jira_email}), proyectos "
+            f"{', '.join(settings.jira_project_keys)}, campo del ticket {field_id}, zona de JQL "
+            f"{zone}")
 
 
 def _scan_deletions(settings: Settings, db: Any, jira: Any) -> int:
@@ -93,4 +102,5 @@ CONNECTOR = Connector(
     quota=_quota,
     record_url=_record_url,
     scan_deletions=_scan_deletions,
+    unset=_unset,
 )

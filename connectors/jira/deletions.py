@@ -43,7 +43,7 @@ MAX_CONFIRMED_PER_SCAN = 200
 def issue_gone(client: JiraClient, issue_id: str) -> bool:
     """Whether Jira says the issue does not exist (any more) for our user: 404."""
     try:
-        client.call("read an issue", client.reader.issue, issue_id, fields="id")
+        client.call("leer una incidencia", client.reader.issue, issue_id, fields="id")
     except RemoteDataError as exc:
         if exc.status == 404:
             return True

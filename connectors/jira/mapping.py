@@ -30,9 +30,9 @@ def parse_time(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise MappingError(f"unreadable Jira timestamp {value!r}") from exc
+        raise MappingError(f"fecha de Jira ilegible {value!r}") from exc
     if moment.tzinfo is None:
-        raise MappingError(f"Jira timestamp without offset {value!r}")
+        raise MappingError(f"fecha de Jira sin zona horaria {value!r}")
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -107,10 +107,10 @@ def issue_row(raw: dict[str, Any], *, ticket_field: str, ticket_field_id: str | 
     """One ``incidents`` row from an issue searched with ``issues stream`` fields."""
     fields = raw.get("fields")
     if not isinstance(fields, dict) or not raw.get("id") or not raw.get("key"):
-        raise MappingError("issue without id, key or fields")
+        raise MappingError("incidencia sin id, clave o campos")
     updated = parse_time(fields.get("updated"))
     if updated is None:
-        raise MappingError("issue without 'updated'")
+        raise MappingError("incidencia sin 'updated'")
     status = fields.get("status") or {}
     category = (status.get("statusCategory") or {}).get("key")
     created = parse_time(fields.get("created"))

@@ -161,7 +161,7 @@ class IssuesStream(Stream):
         if self.settings.jira_timezone:
             return self.settings.jira_timezone
         if refresh or not self.meta.get("time_zone"):
-            me = self.client.call("read the API user's time zone", self.client.reader.myself)
+            me = self.client.call("leer la zona horaria del usuario de la API", self.client.reader.myself)
             self.meta["time_zone"] = me.get("timeZone") or "UTC"
         return str(self.meta["time_zone"])
 
@@ -176,7 +176,7 @@ class IssuesStream(Stream):
                   for item in history.get("items") or []
                   if item.get("fieldId", item.get("field")) == "status" and item.get("to")}
         if wanted - set(self.categories):
-            statuses = self.client.call("list statuses", self.client.reader.statuses)
+            statuses = self.client.call("listar los estados", self.client.reader.statuses)
             self.categories.update(status_categories([s.raw for s in statuses]))
         self.meta["status_categories"] = self.categories
 
@@ -190,7 +190,7 @@ class IssuesStream(Stream):
             row = issue_row(raw, ticket_field=wanted, ticket_field_id=field_id,
                             categories=self.categories, changes=changes)
             if row["ticket_source_id"] is None:
-                links = self.client.call("read remote links", self.client.reader.remote_links,
+                links = self.client.call("leer los enlaces remotos", self.client.reader.remote_links,
                                          raw["id"])
                 row["ticket_source_id"] = ticket_from_links([link.raw for link in links])
         except MappingError as exc:
@@ -210,7 +210,7 @@ class IssuesStream(Stream):
         for page_no in range(MAX_CHANGELOG_PAGES):
             # The library has no changelog wrapper (reference §1.3); _get_json is its own
             # authenticated, retrying GET.
-            body = self.client.call("read the changelog", reader._get_json,
+            body = self.client.call("leer el historial de cambios", reader._get_json,
                                     f"issue/{raw['id']}/changelog",
                                     params={"startAt": page_no * CHANGELOG_PAGE,
                                             "maxResults": CHANGELOG_PAGE})

@@ -34,14 +34,14 @@ def problem(payload: Any) -> str | None:
     """Why a Jira delivery cannot be processed (None when its shape is usable): an issue
     event names its issue by a numeric id."""
     if not isinstance(payload, dict) or not isinstance(payload.get("webhookEvent"), str):
-        return "not a Jira webhook (no webhookEvent)"
+        return "no es un webhook de Jira (falta webhookEvent)"
     event = payload["webhookEvent"]
     issue = payload.get("issue")
     if issue is not None or event.startswith(("jira:issue_", "comment_")):
         if not isinstance(issue, dict):
-            return f"{event}: 'issue' must be an object, not {type(issue).__name__}"
+            return f"{event}: 'issue' debe ser un objeto, no {type(issue).__name__}"
         if not is_id(issue.get("id", "")):
-            return f"{event}: issue.id missing or not a number"
+            return f"{event}: falta issue.id o no es un número"
     return None
 
 

@@ -82,7 +82,7 @@ def create_task(client: PodioClient, *, item_id: int | None, text: str, descript
                              app_id=_task_app(client, item_id, app_id))
     task = created[0] if isinstance(created, list) else created
     if not task or "task_id" not in task:
-        raise RemoteDataError(f"Podio created a task without task_id: {created!r}")
+        raise RemoteDataError(f"Podio creó una tarea sin task_id: {created!r}")
     return int(task["task_id"])
 
 

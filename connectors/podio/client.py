@@ -27,7 +27,8 @@ from tenacity import (
     stop_after_delay,
 )
 
-from core.errors import AuthError, RemoteDataError, TransientError
+from connectors.reach import unreachable
+from core.errors import AuthError, RemoteDataError, TransientError, UnreachableError
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -99,8 +100,8 @@ class QuotaGuard:
                 wait = QUOTA_WINDOW_SECONDS - (now - self._calls[0])
                 if wait > self.max_wait_seconds:
                     raise QuotaExhausted(
-                        f"Podio hourly quota reached ({self.limit} calls); next slot in "
-                        f"{wait:.0f} s", retry_after=wait)
+                        f"Podio: cuota por hora agotada ({self.limit} llamadas); la próxima "
+                        f"en {wait:.0f} s", retry_after=wait)
                 time.sleep(wait)
             self._calls.append(time.monotonic())
 
@@ -149,6 +150,9 @@ class PodioClient:
             self.retry.max_total_seconds)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
                                   headers={"User-Agent": "saeko-sync"})
+        # Whether the host has ever answered this client: until it has, a connection that
+        # cannot be opened is a wrong PODIO_API_URL, not retried (connectors/reach.py).
+        self._answered = False
         self._tokens: dict[str, Token] = {}
         self._token_lock = threading.Lock()
         self.calls = 0
@@ -198,10 +202,11 @@ class PodioClient:
         if self._app_tokens and app_id is None:
             return f"app:{next(iter(self._app_tokens))}"
         if app_id is not None:
-            raise AuthError(f"no credentials for Podio app {app_id}: set PODIO_USERNAME and "
-                            "PODIO_PASSWORD, or that app's PODIO_APP_<NAME>_TOKEN in .env")
-        raise AuthError("no Podio credentials: set PODIO_USERNAME/PODIO_PASSWORD or the "
-                        "PODIO_APP_<NAME>_ID/_TOKEN pairs in .env")
+            raise AuthError(f"no hay credenciales para la app de Podio {app_id}: define "
+                            "PODIO_USERNAME y PODIO_PASSWORD, o el PODIO_APP_<NOMBRE>_TOKEN de "
+                            "esa app en .env")
+        raise AuthError("no hay credenciales de Podio: define PODIO_USERNAME/PODIO_PASSWORD "
+                        "o los pares PODIO_APP_<NOMBRE>_ID/_TOKEN en .env")
 
     def _grant(self, subject: str, refresh: Token | None = None) -> Token:
         form: dict[str, str] = {"client_id": self.client_id, "client_secret": self._client_secret}
@@ -219,7 +224,10 @@ class PodioClient:
         try:
             response = self._http.post("/oauth/token", data=form)
         except httpx.TransportError as exc:
-            raise TransientError(f"Podio token endpoint unreachable: {exc}") from exc
+            self._raise_if_unreachable(exc)
+            raise TransientError(f"Podio: falló la conexión al pedir el token "
+                                 f"({exc.__class__.__name__}: {exc})") from exc
+        self._answered = True
         if response.status_code == 200:
             body = response.json()
             return Token(body["access_token"], body.get("refresh_token"),
@@ -228,16 +236,16 @@ class PodioClient:
         if refresh is not None and error.get("error") == "invalid_grant":
             return self._grant(subject)  # refresh token dead: log in again
         if response.status_code in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
-            raise TransientError(f"Podio token endpoint answered {response.status_code}",
+            raise TransientError(f"Podio respondió {response.status_code} al pedir el token",
                                  status=response.status_code, body=error)
         if error.get("error") == "invalid_client" or response.status_code == 401:
-            raise AuthError("Podio rejected the API key (invalid_client): check "
-                            "PODIO_CLIENT_ID and PODIO_CLIENT_SECRET in .env",
+            raise AuthError("Podio rechazó la clave de API (invalid_client): revisa "
+                            "PODIO_CLIENT_ID y PODIO_CLIENT_SECRET en .env",
                             status=response.status_code, body=error)
         which = ("PODIO_USERNAME/PODIO_PASSWORD" if subject == "user"
-                 else f"the app token of app {subject.split(':')[1]} (PODIO_APP_<NAME>_TOKEN)")
-        raise AuthError(f"Podio rejected the credentials ({error.get('error', 'error')}): "
-                        f"check {which} in .env", status=response.status_code, body=error)
+                 else f"el token de la app {subject.split(':')[1]} (PODIO_APP_<NOMBRE>_TOKEN)")
+        raise AuthError(f"Podio rechazó las credenciales ({error.get('error', 'error')}): "
+                        f"revisa {which} en .env", status=response.status_code, body=error)
 
     def _token(self, subject: str, *, force_refresh: bool = False) -> Token:
         with self._token_lock:
@@ -286,8 +294,9 @@ class PodioClient:
                 raise
             self._item_apps[item_id] = candidate
             return result
-        raise AuthError(f"no configured Podio app token reaches item {item_id}: set the "
-                        "PODIO_APP_<NAME>_TOKEN of the app it belongs to", status=403)
+        raise AuthError(f"ningún token de app de Podio configurado llega al item {item_id}: "
+                        "define el PODIO_APP_<NOMBRE>_TOKEN de la app a la que pertenece",
+                        status=403)
 
     def app_of_item(self, item_id: int, hint: int | None = None) -> int | None:
         """The app of an item in app-token mode (None with an integration user)."""
@@ -348,7 +357,8 @@ class PodioClient:
         subject = self._subject(app_id)
 
         def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, TransientError) and not isinstance(exc, QuotaExhausted) \
+            return isinstance(exc, TransientError) \
+                and not isinstance(exc, QuotaExhausted | UnreachableError) \
                 and (safe or exc.status in RATE_LIMIT_STATUSES)
 
         def wait(state: RetryCallState) -> float:
@@ -380,8 +390,10 @@ class PodioClient:
                     method, path, params=params, json=json,
                     headers={"Authorization": f"OAuth2 {token.access_token}"})
             except httpx.TransportError as exc:
-                raise TransientError(f"Podio connection failed on {method} {path}: "
-                                     f"{exc.__class__.__name__}") from exc
+                self._raise_if_unreachable(exc)
+                raise TransientError(f"Podio: falló la conexión en {method} {path} "
+                                     f"({exc.__class__.__name__})") from exc
+            self._answered = True
             self._note_rate(response, subject)
             if is_filter:
                 self._learn_filter_class(response)
@@ -392,10 +404,18 @@ class PodioClient:
             if status == 401 and _is_expired(body) and not refreshed:
                 continue
             if status in RATE_LIMIT_STATUSES | RETRYABLE_STATUSES:
-                raise TransientError(f"Podio answered {status} on {method} {path}",
+                raise TransientError(f"Podio respondió {status} en {method} {path}",
                                      status=status, body=body, retry_after=_retry_after(response))
             raise _map_error(status, method, path, body)
-        raise AuthError(f"Podio {method} {path}: the token was refused again after a refresh")
+        raise AuthError(f"Podio {method} {path}: rechazó el token otra vez tras renovarlo; "
+                        "revisa las credenciales de Podio en .env")
+
+    def _raise_if_unreachable(self, exc: httpx.TransportError) -> None:
+        """A first connection that could not be opened: a wrong PODIO_API_URL, said at once."""
+        if not self._answered:
+            error = unreachable("Podio", self.base_url, "PODIO_API_URL", exc)
+            if error is not None:
+                raise error from exc
 
     def _learn_filter_class(self, response: httpx.Response) -> None:
         """Budget filter calls at the ceiling Podio states for them (unless set)."""
@@ -487,14 +507,14 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _map_error(status: int, method: str, path: str, body: dict[str, Any]) -> Exception:
-    detail = body.get("error_description") or body.get("error") or "no detail"
+    detail = body.get("error_description") or body.get("error") or "sin detalle"
     where = f"Podio {method} {path}"
     if status == 401:
-        return AuthError(f"{where}: not authorised ({detail}); check the Podio credentials "
-                         "in .env", status=status, body=body)
+        return AuthError(f"{where}: no autorizado ({detail}); revisa las credenciales de "
+                         "Podio en .env", status=status, body=body)
     if status == 403:
-        return AuthError(f"{where}: forbidden ({detail}); the Podio user or app token lacks "
-                         "access to this app", status=status, body=body)
+        return AuthError(f"{where}: prohibido ({detail}); el usuario de Podio o el token "
+                         "de app no tiene acceso a esta app", status=status, body=body)
     if status in RETRYABLE_STATUSES:
-        return TransientError(f"{where} answered {status} ({detail})", status=status, body=body)
-    return RemoteDataError(f"{where} answered {status}: {detail}", status=status, body=body)
+        return TransientError(f"{where} respondió {status} ({detail})", status=status, body=body)
+    return RemoteDataError(f"{where} respondió {status}: {detail}", status=status, body=body)

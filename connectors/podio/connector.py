@@ -57,6 +57,15 @@ def _config_summary(settings: Settings) -> str:
     return f"{len(load_mapping(settings.config_dir).apps)} apps mapeadas"
 
 
+def _unset(settings: Settings) -> dict[str, list[str]]:
+    """PODIO_CLIENT_ID when empty, and each app of config/podio.yaml whose id is unset."""
+    unset = {"": [] if settings.podio_client_id else ["PODIO_CLIENT_ID"]}
+    for name, (app_id, _token) in settings.podio_apps.items():
+        if not app_id:
+            unset[name] = [f"PODIO_APP_{name.upper()}_ID"]
+    return unset
+
+
 def _quota(settings: Settings, podio: PodioClient | None) -> dict[str, Any]:
     """This process's calls in the last hour (the client's own guard) and what Podio says
     on every response (X-Rate-Limit-Limit / X-Rate-Limit-Remaining, reference §3), per
@@ -113,4 +122,5 @@ CONNECTOR = Connector(
     credential_label=_credential_label,
     mapped_fields=_mapped_fields,
     scan_deletions=_scan_deletions,
+    unset=_unset,
 )

@@ -41,7 +41,7 @@ def sync_podio(settings: Settings, db: Database, *, full: bool = False,
             app_id = settings.podio_apps.get(name, (None, ""))[0]
             if not app_id:
                 reports.append(SyncReport(SOURCE, name, error=f"PODIO_APP_{name.upper()}_ID "
-                                          "is not set; app skipped"))
+                                          "no está definido: app omitida (defínelo en .env)"))
                 continue
             stream = PodioStream(client, name, app_id, app_map, staff=staff, settings=settings)
             reports.append(run_stream(db, stream, full=full, progress=progress))

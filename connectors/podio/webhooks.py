@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from connectors.registry import Delivery, HookPlan, Rejected, is_id
 
@@ -26,14 +26,14 @@ ITEM_EVENTS = ("item.create", "item.update", "item.delete")
 def problem(fields: Any) -> str | None:
     """Why a Podio delivery cannot be processed (None when its shape is usable)."""
     if not isinstance(fields, dict):
-        return "expected the fields of a Podio delivery"
+        return "no trae los campos de una entrega de Podio"
     kind = fields.get("type", "")
     if kind not in EVENTS or not is_id(fields.get("hook_id", "")):
-        return f"unknown or incomplete Podio event {kind!r}"
+        return f"evento de Podio desconocido o incompleto {kind!r}"
     if kind != "hook.verify" and not is_id(fields.get("item_id", "")):
-        return "item_id missing or not a number"
+        return "falta item_id o no es un número"
     if fields.get("item_revision_id") not in (None, "") and not is_id(fields["item_revision_id"]):
-        return "item_revision_id is not a number"
+        return "item_revision_id no es un número"
     return None
 
 
@@ -116,20 +116,42 @@ def handle_many(settings: Settings, db: Database, client: PodioClient, key: str,
     return sync_app(settings, db, client, int(key.rsplit(":", 1)[1]))
 
 
+def is_ours(url: str) -> bool:
+    """A hook URL of saeko-sync's Podio receiver (…/hooks/podio/<token>), whatever the
+    PUBLIC_URL or token it was registered with: hooks of other integrations never match."""
+    parts = urlsplit(url).path.rstrip("/").split("/")
+    return len(parts) >= 3 and parts[-3:-1] == ["hooks", "podio"] and bool(parts[-1])
+
+
 def register(settings: Settings, client: PodioClient, url: str) -> list[HookPlan]:
-    """Create missing item hooks on every configured app; existing ones are left alone."""
+    """On every configured app, one item hook per event at ``url``: missing ones created,
+    inactive ones asked to verify again (reference §9.4), and our own hooks at an older
+    PUBLIC_URL or WEBHOOK_TOKEN — or repeated — deleted. Other hooks are left alone."""
     plans: list[HookPlan] = []
     for name, (app_id, _token) in settings.podio_apps.items():
         if not app_id:
             continue
         listed = client.request("GET", f"/hook/app/{app_id}/", app_id=app_id) or []
+        kept: dict[str, dict[str, Any]] = {}
         for hook in listed:
-            client.note_hook(int(hook["hook_id"]), app_id)
-        existing = {(h.get("url"), h.get("type")): h for h in listed}
-        for kind in HOOK_TYPES:
-            found = existing.get((url, kind))
+            hook_url, kind = str(hook.get("url", "")), str(hook.get("type", ""))
+            if not is_ours(hook_url):
+                continue
+            if hook_url == url and kind not in kept:
+                kept[kind] = hook
+                client.note_hook(int(hook["hook_id"]), app_id)
+                continue
+            client.request("DELETE", f"/hook/{int(hook['hook_id'])}", app_id=app_id,
+                           idempotent=True)
+            plans.append(HookPlan(name, kind, hook_url, "deleted"))
+        for kind in dict.fromkeys([*HOOK_TYPES, *kept]):
+            found = kept.get(kind)
             if found is not None:
-                plans.append(HookPlan(name, kind, url, f"exists ({found.get('status', '?')})"))
+                active = found.get("status") == "active"
+                if not active:  # Podio delivers nothing until verified: ask again
+                    client.request("POST", f"/hook/{int(found['hook_id'])}/verify/request",
+                                   app_id=app_id, idempotent=True)
+                plans.append(HookPlan(name, kind, url, "exists", active=active))
                 continue
             created = client.request("POST", f"/hook/app/{app_id}/",
                                      json={"url": url, "type": kind}, app_id=app_id)

@@ -122,6 +122,10 @@ class ActionType:
     # Several effects of one phase on the same record go out as one call (one Podio PUT
     # per item for all its fields), each keeping its ledger row: ``rules.coalesce``.
     coalesce: Coalesce | None = None
+    # The settings the action cannot work without beyond its tool's own (e.g. the mailbox
+    # it sends as), by variable name: `doctor` names those left empty with the active rules
+    # that use the action.
+    settings: tuple[str, ...] = ()
 
     @property
     def tool(self) -> str:

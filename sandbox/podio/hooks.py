@@ -145,12 +145,16 @@ class HookRegistry:
         self.deliverer.enqueue(Delivery("podio", target, urlencode(fields).encode(),
                                         dict(FORM_HEADERS), meta))
 
-    def json(self, hook: Hook) -> dict[str, Any]:
-        return {"hook_id": hook.hook_id, "status": hook.status, "type": hook.type,
-                "url": hook.url, "ref": {"type": hook.ref_type, "id": hook.ref_id},
-                "created_on": ts(hook.created_on),
-                "created_by": self.store.actor_ref(hook.actor),
-                "created_via": hook.actor.client.via()}
+    def json(self, hook: Hook, *, with_ref: bool = False) -> dict[str, Any]:
+        """A hook as ``GET /hook/{ref_type}/{ref_id}/`` lists it (reference §9.1: those
+        fields only); ``with_ref`` adds the object it is on, for inspection."""
+        out = {"hook_id": hook.hook_id, "status": hook.status, "type": hook.type,
+               "url": hook.url, "created_on": ts(hook.created_on),
+               "created_by": self.store.actor_ref(hook.actor),
+               "created_via": hook.actor.client.via()}
+        if with_ref:
+            out["ref"] = {"type": hook.ref_type, "id": hook.ref_id}
+        return out
 
 
 def _check_url(url: Any) -> None:

@@ -90,7 +90,8 @@ class PodioTool:
                           if not t.deleted],
                 "comments": [s.comments.json(c) for c in s.comments.comments.values()
                              if not c.deleted],
-                "hooks": [s.hooks.json(h) for h in s.hooks.hooks.values() if not h.deleted],
+                "hooks": [s.hooks.json(h, with_ref=True) for h in s.hooks.hooks.values()
+                          if not h.deleted],
                 "quota": s.limiter.usage(s.now()),
             }
 
@@ -202,7 +203,8 @@ class PodioTool:
 
     def hooks(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [self.service.hooks.json(h) for h in self.service.hooks.hooks.values()
+            return [self.service.hooks.json(h, with_ref=True)
+                    for h in self.service.hooks.hooks.values()
                     if not h.deleted]
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:
