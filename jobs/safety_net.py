@@ -6,7 +6,9 @@ A source whose tool delivers webhooks (``connectors.registry.with_webhooks``: Po
 is skipped at a tick when (1) a delivery of that tool was stored since the previous tick
 (the hooks are alive), (2) the source was polled less than the safety-net period ago, and
 (3) this process has polled it at least once (a restart, which may have missed deliveries
-while it was down, polls everything at once). As soon as a tick finds no new delivery
+while it was down, polls everything at once), and (4) none of its streams failed its last
+poll (a failing stream is retried at every tick, so `/healthz` sees it fail cycle after
+cycle as without the safety net). As soon as a tick finds no new delivery
 (quiet hours, hooks broken or pointing elsewhere) the source is polled again at every tick.
 Sources without webhooks (Forms, Sheets) are polled at every tick. The state — per source,
 when it was last polled and the newest delivery id seen at the previous tick — lives in
@@ -28,7 +30,7 @@ from sqlalchemy import func, select
 from connectors import registry
 from core.settings import Settings
 from store.db import Database
-from store.models import StoreMeta, WebhookInbox
+from store.models import StoreMeta, SyncState, WebhookInbox
 
 META_KEY = "sync:safety-net"
 
@@ -49,12 +51,15 @@ def plan_polling(
         row = session.get(StoreMeta, META_KEY)
         state: dict[str, Any] = dict(row.value or {}) if row else {}
         latest = _latest_deliveries(session, hooked)
+        failing = set(session.scalars(select(SyncState.source).where(
+            SyncState.last_status == "failed", SyncState.source.in_(sources))))
         for source in sources:
             tool = registry.for_source(source).name
             previous = state.get(source) or {}
             if (
                 tool in hooked
                 and source in polled_here
+                and source not in failing
                 and _healthy(previous, latest.get(tool, 0))
                 and not _due(previous, now, period)
             ):

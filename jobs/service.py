@@ -95,12 +95,10 @@ class Service:
     # --- health -------------------------------------------------------------------------
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """``/healthz``: streams failing cycle after cycle, the worker or the rules stuck. A
-        cycle is the longest time between two polls: the safety net's period while webhooks
-        deliver (one failed poll every 15 min is not yet a stream failing)."""
-        cycle = max(self.settings.sync_interval_seconds, self.settings.sync_safety_net_seconds)
-        return health.health(self.db, self.live, configured_sources(self.settings), cycle,
-                             self.worker_stuck_seconds)
+        """``/healthz``: streams failing cycle after cycle, the worker or the rules stuck (a
+        failing stream is polled at every tick, safety net or not: ``jobs.safety_net``)."""
+        return health.health(self.db, self.live, configured_sources(self.settings),
+                             self.settings.sync_interval_seconds, self.worker_stuck_seconds)
 
     def ready(self) -> tuple[int, dict[str, Any]]:
         """``/readyz``: database reachable, migrations current, first sync cycle done."""

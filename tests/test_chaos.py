@@ -41,6 +41,10 @@ def _load_chaos() -> ModuleType:
 
 chaos = _load_chaos()
 
+# The quick run is one fixture of ~3 min on a quiet machine and several times that on a busy
+# one: the project-wide 300 s per test would cut it off half-way.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[Any]]:
