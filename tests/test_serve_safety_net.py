@@ -8,7 +8,9 @@ filter call (WEBHOOK_BATCH_*). Counted as Podio calls in the sandbox."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,19 +24,14 @@ from tests.test_serve_podio import AGENT, APPS, _count, _ticket, wait_for
 from tests.test_serve_webhooks import TOKEN, free_port
 
 
-@pytest.fixture
-def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
+@contextmanager
+def hooked_service(sandbox: Sandbox, db: Database, **extra: Any) -> Iterator[Service]:
+    """`serve` on the sandbox's Podio after its first sync, with its hooks active."""
     port = free_port()
     env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
-    settings = load_settings(
-        **env,
-        database_url=db.url,
-        webhook_token=TOKEN,
-        public_url=f"http://127.0.0.1:{port}",
-        sync_interval_seconds=3600,
-        rules_interval_seconds=3600,
-        sync_safety_net_seconds=900,
-    )
+    settings = load_settings(**env, database_url=db.url, webhook_token=TOKEN,
+                             public_url=f"http://127.0.0.1:{port}", sync_interval_seconds=3600,
+                             rules_interval_seconds=3600, **extra)
     service = Service(settings, db, port=port).start()
     try:
         wait_for(lambda: _count(db, Ticket) > 0, timeout=60)  # the first scheduled sync ran
@@ -43,6 +40,12 @@ def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
         yield service
     finally:
         service.shutdown()
+
+
+@pytest.fixture
+def served(sandbox: Sandbox, db: Database) -> Iterator[Service]:
+    with hooked_service(sandbox, db, sync_safety_net_seconds=900) as service:
+        yield service
 
 
 def tick(sandbox: Sandbox, service: Service, now: datetime) -> int:
@@ -107,22 +110,7 @@ def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure
     """WEBHOOK_BATCH_ABOVE=0 (always under pressure): three tickets edited within the
     window become one incremental filter of the tickets app, no GET per item; a new ticket
     is still read at once."""
-    port = free_port()
-    env = {k.lower(): v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
-    settings = load_settings(
-        **env,
-        database_url=db.url,
-        webhook_token=TOKEN,
-        public_url=f"http://127.0.0.1:{port}",
-        sync_interval_seconds=3600,
-        rules_interval_seconds=3600,
-        webhook_batch_seconds=1.5,
-        webhook_batch_above=0,
-    )
-    service = Service(settings, db, port=port).start()
-    try:
-        wait_for(lambda: _count(db, Ticket) > 0, timeout=60)
-        register_hooks(settings, service.runtime)
+    with hooked_service(sandbox, db, webhook_batch_seconds=1.5, webhook_batch_above=0):
         podio = sandbox.tools["podio"]
         wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()), timeout=60)
         items = [
@@ -137,5 +125,3 @@ def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure
         wait_for(lambda: all(_ticket(db, i).priority == "Alta" for i in items), timeout=60)
         assert sandbox.calls.total("podio", "GET /item/{item_id") == gets
         assert sandbox.calls.total("podio", "/filter/") == filters + 1
-    finally:
-        service.shutdown()
