@@ -261,7 +261,7 @@ def test_filter_calls_stay_within_the_stricter_class_either_way(
         client.close()
     # strict: 90 % of the 5 Podio states; else all 8 (the general ceiling, 20, says so)
     assert made == (4 if filter_is_strict else 8)
-    assert all(e.status is None and "quota" in str(e) for e in refused)  # never Podio's 420
+    assert all(e.status is None and "cuota" in str(e) for e in refused)  # never Podio's 420
     assert client.filter_quota.learned
 
 

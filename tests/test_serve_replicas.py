@@ -42,6 +42,7 @@ def start_replica(sandbox: Sandbox, url: str, port: int,
     env |= {k: v for k, v in sandbox.env().items() if k.startswith("PODIO_")}
     env |= {"DATABASE_URL": url, "WEBHOOK_TOKEN": TOKEN, "SYNC_INTERVAL_SECONDS": "2",
             "RULES_INTERVAL_SECONDS": "3600", "INBOX_CLAIM_SECONDS": "3",
+            "SYNC_SAFETY_NET_SECONDS": "0",  # every tick polls, so periods can be counted
             "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)} | overrides
     proc = subprocess.Popen([sys.executable, "-m", "saeko_sync", "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
