@@ -91,6 +91,9 @@ class Webhooks:
     # payloads)`` processes a group with one read (Podio: the app's incremental filter).
     batch_key: Callable[[Settings, Any, str, dict[str, Any]], str | None] | None = None
     handle_many: Callable[[Settings, Database, Any, str, list[dict[str, Any]]], str] | None = None
+    # Event kinds that make their group due at once (Podio: a creation, which T1 answers
+    # within a second, is read by its app's filter together with the notices waiting).
+    batch_now: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ Gathered deliveries: when a tool says one read can stand for several deliveries
 in the last hour pass ``WEBHOOK_BATCH_ABOVE`` of the documented quota), the worker leaves
 them pending until the oldest is ``WEBHOOK_BATCH_SECONDS`` old, then handles them together
 (``Webhooks.handle_many``: one incremental filter of the app instead of one GET per item).
+A delivery of a kind in ``Webhooks.batch_now`` (Podio: a creation) makes its group due at
+once: it is read without waiting, and the notices gathered so far go with it.
 """
 
 from __future__ import annotations
@@ -131,23 +133,29 @@ class InboxWorker:
         if window.total_seconds() <= 0:
             return claimed
         groups: dict[tuple[str, str], list[tuple[int, dict[str, Any], Any]]] = {}
+        due_now: set[tuple[str, str]] = set()
         alone: list[int] = []
         for row_id in claimed:
             found = self._batch_key(row_id)
             if found is None:
                 alone.append(row_id)
-            else:
-                groups.setdefault(found[:2], []).append((row_id, found[2], found[3]))
+                continue
+            source, key, payload, received, urgent = found
+            groups.setdefault((source, key), []).append((row_id, payload, received))
+            if urgent:
+                due_now.add((source, key))
         now = utcnow()
         for (source, key), rows in groups.items():
-            if now - min(received for _i, _p, received in rows) < window:
+            if (source, key) not in due_now \
+                    and now - min(received for _i, _p, received in rows) < window:
                 self._release([row_id for row_id, _p, _r in rows])
                 continue
             self._handle_group(source, key, rows, result)
         return alone
 
-    def _batch_key(self, row_id: int) -> tuple[str, str, dict[str, Any], Any] | None:
-        """(source, group, payload, received_at) of a delivery one read can stand for."""
+    def _batch_key(self, row_id: int) -> tuple[str, str, dict[str, Any], Any, bool] | None:
+        """(source, group, payload, received_at, makes the group due now) of a delivery one
+        read can stand for."""
         with self.db.session() as session:
             row = session.get(WebhookInbox, row_id)
             assert row is not None
@@ -162,7 +170,8 @@ class InboxWorker:
         except (SaekoError, OSError) as exc:  # handled on its own, as before
             log.warning("inbox.batch_key_failed", id=row_id, error=str(exc))
             return None
-        return None if key is None else (source, key, payload, received)
+        return None if key is None else (source, key, payload, received,
+                                         kind in hooks.batch_now)
 
     def _handle_group(self, source: str, key: str,
                       rows: list[tuple[int, dict[str, Any], Any]], result: InboxResult) -> None:

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from core.settings import load_settings
 from jobs.hooks import register_hooks
 from jobs.service import Service
 from sandbox.server import Sandbox
 from store.db import Database, utcnow
-from store.models import Ticket
+from store.models import Ticket, WebhookInbox
 from tests.test_serve_podio import AGENT, APPS, _count, _ticket, wait_for
 from tests.test_serve_webhooks import TOKEN, free_port
 
@@ -109,7 +110,7 @@ def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure
 ) -> None:
     """WEBHOOK_BATCH_ABOVE=0 (always under pressure): three tickets edited within the
     window become one incremental filter of the tickets app, no GET per item; a new ticket
-    is still read at once."""
+    is still read at once (by a filter too: the next test)."""
     with hooked_service(sandbox, db, webhook_batch_seconds=1.5, webhook_batch_above=0):
         podio = sandbox.tools["podio"]
         wait_for(lambda: all(h["status"] == "active" for h in podio.hooks()), timeout=60)
@@ -125,3 +126,33 @@ def test_update_notices_of_one_app_are_read_with_one_filter_under_quota_pressure
         wait_for(lambda: all(_ticket(db, i).priority == "Alta" for i in items), timeout=60)
         assert sandbox.calls.total("podio", "GET /item/{item_id") == gets
         assert sandbox.calls.total("podio", "/filter/") == filters + 1
+
+
+def test_a_new_ticket_is_read_at_once_with_the_notices_waiting_for_its_app(
+    sandbox: Sandbox, db: Database
+) -> None:
+    """Under pressure, with a window far longer than the test: two edited tickets wait to be
+    gathered; a new ticket in the same app does not wait — one filter of the app reads it and
+    brings the two edits with it (no GET, no second filter later)."""
+    with hooked_service(sandbox, db, webhook_batch_seconds=600, webhook_batch_above=0):
+        podio = sandbox.tools["podio"]
+        edited = [i for i in podio.items("tickets") if _ticket(db, i).priority != "Crítica"][:2]
+        gets = sandbox.calls.total("podio", "GET /item/{item_id")
+        filters = sandbox.calls.total("podio", "/filter/")
+        for item in edited:
+            podio.update_item_as(AGENT, item, {"prioridad": "Crítica"})
+        wait_for(lambda: _pending(db) == 2)  # stored, waiting for the window
+        assert all(_ticket(db, i).priority != "Crítica" for i in edited)
+        new = int(podio.create_item_as(AGENT, "tickets", {"titulo": "Caso nuevo",
+                                                          "estatus": "Nuevo"}))
+        wait_for(lambda: _ticket(db, new) is not None, timeout=20)  # not 600 s
+        assert all(_ticket(db, i).priority == "Crítica" for i in edited)
+        wait_for(lambda: _pending(db) == 0)
+        assert sandbox.calls.total("podio", "GET /item/{item_id") == gets
+        assert sandbox.calls.total("podio", "/filter/") == filters + 1
+
+
+def _pending(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(WebhookInbox).where(
+            WebhookInbox.status == "pending")) or 0)

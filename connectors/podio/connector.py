@@ -115,7 +115,7 @@ CONNECTOR = Connector(
     webhooks=Webhooks(receive=webhooks.receive, problem=webhooks.problem,
                       record_key=webhooks.record_key, handle=webhooks.handle,
                       register=webhooks.register, batch_key=webhooks.batch_key,
-                      handle_many=webhooks.handle_many),
+                      handle_many=webhooks.handle_many, batch_now=webhooks.BATCH_NOW),
     config_summary=_config_summary,
     quota=_quota,
     record_url=_record_url,
