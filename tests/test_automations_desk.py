@@ -154,7 +154,7 @@ def test_t3_creates_one_jira_issue_with_the_key_in_the_ticket(desk: Desk) -> Non
     assert issue["summary"] == "Faltan alumnos tras la migración"
     assert issue["issuetype"]["name"] == "Error" and issue["priority"]["name"] == "High"
     links = desk.jira.remote_links(key)
-    # the link back is the item's own link, as Podio gives it (GET /item/{id})
+    # the link back is the item's own link, as Podio gave it to the sync (stored, not re-read)
     assert [link["object"]["url"] for link in links] == [desk.podio.item(item)["link"]]
     assert desk.values(item)["jira"] == key
     comments = [c["value"] for c in desk.podio.comments(item)]
