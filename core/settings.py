@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     sync_interval_seconds: float = Field(default=300.0, gt=0)
     # While a tool's webhooks keep arriving, `serve` polls its sources only this often (the
     # safety net for lost deliveries; jobs/safety_net.py); 0 polls them at every tick.
-    sync_safety_net_seconds: float = Field(default=900.0, ge=0)
+    sync_safety_net_seconds: float = Field(default=1800.0, ge=0)
     # Once this service's Podio calls in the last hour pass WEBHOOK_BATCH_ABOVE of Podio's
     # documented hourly quota, update notices of one app wait until the oldest is
     # WEBHOOK_BATCH_SECONDS old and are read with one filter call (jobs/inbox.py); 0

@@ -1,6 +1,6 @@
 """Which sources `serve`'s polling sync reads at each of its ticks: polling is the safety net
 for lost webhooks, so a tool whose webhooks are flowing is polled only every
-``SYNC_SAFETY_NET_SECONDS`` (default 15 minutes) instead of every ``SYNC_INTERVAL_SECONDS``.
+``SYNC_SAFETY_NET_SECONDS`` (default 30 minutes) instead of every ``SYNC_INTERVAL_SECONDS``.
 
 A source whose tool delivers webhooks (``connectors.registry.with_webhooks``: Podio, Jira)
 is skipped at a tick when (1) a delivery of that tool was stored since the previous tick
@@ -17,7 +17,9 @@ polls every source at every tick (so does any period shorter than the ticks).
 
 Trade-off: a delivery Podio loses while others keep arriving is read up to the safety-net
 period later instead of one sync interval later. Podio's polling costs one filter call per
-app and tick (7 apps: 84 calls an hour every 5 minutes, 28 every 15).
+app and tick (7 apps: 84 calls an hour every 5 minutes, 28 every 15, 14 every 30). The
+default, 30 minutes, is what keeps Podio under 30 % of its quota in the busiest hour of the
+2,000-client world (bench/README.md: 15 minutes measured 29.7 %, no margin).
 """
 
 from __future__ import annotations
