@@ -27,6 +27,17 @@ first sync's calls are in that hour (in a real busy hour, the previous hour's ca
 The call counts are those of the hour; per-minute figures are bounded by the busiest
 5-minute slice (as if all of it fell in one minute).
 
+The busiest hour is the morning's, so it also holds the rules scheduled at 9:00 (M1's scores,
+M2's renewal reminders, M6's digests and reminders, M13…): the hour's ticks run at the real
+time of the run, so after them one rule cycle is run at the next working day's 9:05 (Monday
+to Friday) in the department's zone — one day's worth of what the 9:00 rules find — and its
+calls are added to the hour as their own cause and slice (``--no-morning`` leaves them out).
+Before it, a cycle at 00:05 of that day does what the first cycle after midnight does (M1's
+scores that change with the date, T5's timers…); its calls are printed, not counted in the
+hour (nobody works at midnight: it is not the busiest hour).
+A Monday adds the weekly rules and the first working day of a month the monthly ones (M10,
+M11, M12: mostly Gmail and Sheets; M11's tasks in Podio).
+
 The day (SPEC §9: "hundreds of new tickets, a thousand updates, survey answers") and the
 busiest hour's share of it are flags; ``--peak-share 1`` puts the whole day into one hour
 (a stress reading, far beyond what 2,000 clients produce: ~240 new tickets per day).
@@ -47,8 +58,9 @@ import random
 import socket
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from quota_peers import comparison, count_hour
 from quota_peers import summary as peers_summary
@@ -104,6 +116,8 @@ def main() -> None:
                         help="SYNC_SAFETY_NET_SECONDS for the run (default: the setting's)")
     parser.add_argument("--batch-window", type=float, default=BATCH_WINDOW,
                         help="WEBHOOK_BATCH_SECONDS modelled in the hour (default: the setting's)")
+    parser.add_argument("--no-morning", action="store_true",
+                        help="leave out the rules scheduled at 9:00 (the morning batch)")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     quiet_logs()
@@ -123,6 +137,8 @@ def main() -> None:
             _prepare(bench, service, with_jira=not args.no_jira_webhooks)
             slices, simulator, seconds = _busy_hour(bench, service, plan, args.seed,
                                                     args.batch_window)
+            if not args.no_morning:
+                slices.append(_morning(bench, service))
             _report(bench, service, slices, simulator, seconds, args)
         finally:
             service.shutdown()
@@ -207,6 +223,40 @@ def _busy_hour(bench: Bench, service: Service, plan: list[str], seed: int,
     return slices, simulator, time.perf_counter() - started
 
 
+def _morning(bench: Bench, service: Service) -> dict[str, Counter[str]]:
+    """One rule cycle at the next working day's 9:05 local time: the calls of the rules
+    scheduled at 9:00 (recorded in ``bench.morning`` for the report)."""
+    zone = ZoneInfo(bench.settings.timezone)
+    day = datetime.now(zone).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    console.print("the first cycle after midnight (not counted in the hour):")
+    _cycle_at(bench, service, datetime(day.year, day.month, day.day, 0, 5, tzinfo=zone))
+    console.print("the 9:00 rules (counted in the hour):")
+    part = _cycle_at(bench, service, datetime(day.year, day.month, day.day, 9, 5, tzinfo=zone))
+    bench.morning = part.get("podio", Counter())
+    return part
+
+
+def _cycle_at(bench: Bench, service: Service, at: datetime) -> dict[str, Counter[str]]:
+    """One rule cycle at ``at`` (local): the calls it made per tool, and what fired, printed."""
+    before = _snapshot(bench)
+    for _attempt in range(30):  # the service's worker may be holding the rules' lease
+        report = run_cycle(bench.settings, bench.db,
+                           now=at.astimezone(UTC).replace(tzinfo=None), runtime=service.runtime)
+        if not report.skipped:
+            break
+        time.sleep(1)
+    _settle(bench)
+    after = _snapshot(bench)
+    part = {tool: after[tool] - before.get(tool, Counter()) for tool in after}
+    fired = [line for line in report.lines() if " 0 efectos" not in line][:12]
+    console.print(f"rule cycle at {at:%a %d/%m %H:%M} ({bench.settings.timezone}): "
+                  f"{sum(part.get('podio', Counter()).values())} Podio calls; "
+                  f"{'; '.join(fired)[:900]}")
+    return part
+
+
 def _polled(bench: Bench, source: str, at: Any) -> bool:
     """Whether the tick at ``at`` polled ``source`` (jobs.safety_net's record of it)."""
     with bench.db.session() as session:
@@ -253,7 +303,11 @@ def _report(bench: Bench, service: Service, slices: list[dict[str, Counter[str]]
                   f"{CYCLES_PER_HOUR}")
     used = sum(podio.values())
     by_cause: Counter[str] = Counter()
+    morning = bench.morning
+    if morning:
+        by_cause["rules scheduled at 9:00 (M1, M2, M6, M11, M13…)"] = sum(morning.values())
     for endpoint, n in podio.items():
+        n -= morning.get(endpoint, 0)
         polled = min(n, bench.polling.get(endpoint, 0)) if "/filter" in endpoint else 0
         if polled:
             by_cause["polling sync (filter)"] += polled

@@ -150,6 +150,7 @@ class Bench:
     db: Database
     marks: dict[str, int] = field(default_factory=dict)  # a benchmark's own bookmarks
     polling: Counter[str] = field(default_factory=Counter)  # quota_budget: the ticks' calls
+    morning: Counter[str] = field(default_factory=Counter)  # quota_budget: the 9:00 rules'
 
     def tool(self, name: str) -> Any:
         """An emulated tool, for its UI helpers (``update_item_as``, ``register_webhook`` …)."""

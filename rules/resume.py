@@ -26,7 +26,7 @@ class Resume(Phase):
             ActionLedger.status.in_((L.FAILED, L.WAITING))
             & (ActionLedger.next_attempt_at <= self.now),
         )).order_by(ActionLedger.id)))
-        busy = {(r.rule_id, r.target) for r in rows if r.status not in (L.QUEUED, L.WAITING)}
+        busy = self._busy([r for r in rows if r.status == L.QUEUED])
         groups: dict[tuple[str, str], ActionLedger] = {}
         for row in rows:
             info = (row.payload or {}).get("match") or {}
@@ -41,6 +41,21 @@ class Resume(Phase):
             if rule is None or not rule.enabled:
                 continue
             self.cycle.guard(rule, "reanudar", partial(self._resume, rule, rule_rows))
+
+    def _busy(self, queued: list[ActionLedger]) -> set[tuple[str | None, str | None]]:
+        """(rule, record) of the queued rows whose earlier run is still unfinished — also a
+        held one (storm guard: waiting for approval) or one whose back-off is not over, which
+        this cycle does not resume: a queued run never overtakes it."""
+        busy: set[tuple[str | None, str | None]] = set()
+        targets = sorted({r.target for r in queued if r.target is not None})
+        rules = sorted({r.rule_id for r in queued if r.rule_id is not None})
+        for start in range(0, len(targets), 900):
+            busy.update((rule_id, target) for rule_id, target in self.s.execute(
+                select(ActionLedger.rule_id, ActionLedger.target).where(
+                    ActionLedger.status.in_([s for s in L.UNFINISHED if s != L.QUEUED]),
+                    ActionLedger.rule_id.in_(rules),
+                    ActionLedger.target.in_(targets[start:start + 900]))))
+        return busy
 
     def _resume(self, rule: Rule, rows: list[ActionLedger]) -> None:
         ids = [int(i) for r in rows if (i := (r.payload or {})["match"].get("entity_id"))

@@ -295,6 +295,42 @@ def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
     assert sum(len(podio.comments(i)) for i in items) == held
 
 
+
+def test_the_next_days_queued_runs_wait_for_the_held_ones(env: dict[str, Any],
+                                                          db: Database) -> None:
+    """M1's shape (modo: cola, una_vez_por with the day): the storm guard holds the first
+    day's mass effect; the next day's runs of the same records queue behind the held ones and
+    must not run before an admin approves (they did: queued rows behind a held one were
+    resumed as if nothing were unfinished)."""
+    write_rule(env["config"], "masivo.yaml", """
+        id: comentar-cerrados
+        nombre: Comentar todos los tickets cerrados de un cliente
+        entidad: ticket
+        limite_efectos: 5
+        modo: cola
+        una_vez_por: "{{ ticket.id }}:{{ hoy }}"
+        disparadores:
+          - se_cumple: ticket.estatus == "Cerrado" and ticket.cliente.id_podio == "1000001"
+        acciones:
+          - podio.comentario:
+              texto: "Aviso masivo"
+        """)
+    first = run_cycle(env["settings"], db, now=LOCAL_NOON)
+    held = first.rules["comentar-cerrados"].held
+    assert held > 5
+    podio = env["podio"]
+    with db.session() as s:
+        items = [int(i) for i in s.scalars(select(Ticket.source_id).where(
+            Ticket.status == "Cerrado", Ticket.client_id.is_not(None)))]
+    for hours in (24, 24.1, 24.2):  # the next day: new keys, queued behind the held runs
+        run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=hours))
+    assert sum(len(podio.comments(i)) for i in items) == 0
+    assert api.approve(db, "comentar-cerrados") == held
+    for minutes in (1, 2, 3):  # the approved runs, then the queued ones after them
+        run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=24, minutes=minutes))
+    assert sum(len(podio.comments(i)) for i in items) == 2 * held
+
+
 @sqlite_only
 def test_a_broken_edit_leaves_the_last_good_version_running(env: dict[str, Any],
                                                             db: Database) -> None:
