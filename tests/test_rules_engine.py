@@ -6,6 +6,7 @@ tests/test_rules_exactly_once.py."""
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,9 @@ def test_held_for_timer_survives_a_restart(env: dict[str, Any], db: Database) ->
     restarted.dispose()
 
 
-def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
-                                                        db: Database) -> None:
+def _mass_comment_held(env: dict[str, Any], db: Database, extra: str = "") -> tuple[int, list[int]]:
+    """A rule commenting every closed ticket of one client, over its limit of 5 effects: the
+    first cycle holds it. Returns (runs held, the tickets' Podio item ids)."""
     write_rule(env["config"], "masivo.yaml", """
         id: comentar-cerrados
         nombre: Comentar todos los tickets cerrados de un cliente
@@ -276,14 +278,20 @@ def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
         acciones:
           - podio.comentario:
               texto: "Aviso masivo"
-        """)
+        """ + textwrap.dedent(extra).replace("\n", "\n        "))
     report = run_cycle(env["settings"], db, now=LOCAL_NOON)
     held = report.rules["comentar-cerrados"].held
     assert held > 5 and report.rules["comentar-cerrados"].done == 0
-    podio = env["podio"]
     with db.session() as s:
         items = [int(i) for i in s.scalars(select(Ticket.source_id).where(
             Ticket.status == "Cerrado", Ticket.client_id.is_not(None)))]
+    return held, items
+
+
+def test_storm_guard_holds_a_mass_effect_until_approved(env: dict[str, Any],
+                                                        db: Database) -> None:
+    held, items = _mass_comment_held(env, db)
+    podio = env["podio"]
     assert all(podio.comments(i) == [] for i in items)
     assert len(api.held(db, "comentar-cerrados")) == held
     assert api.approve(db, "comentar-cerrados") == held
@@ -302,26 +310,11 @@ def test_the_next_days_queued_runs_wait_for_the_held_ones(env: dict[str, Any],
     day's mass effect; the next day's runs of the same records queue behind the held ones and
     must not run before an admin approves (they did: queued rows behind a held one were
     resumed as if nothing were unfinished)."""
-    write_rule(env["config"], "masivo.yaml", """
-        id: comentar-cerrados
-        nombre: Comentar todos los tickets cerrados de un cliente
-        entidad: ticket
-        limite_efectos: 5
+    held, items = _mass_comment_held(env, db, """
         modo: cola
         una_vez_por: "{{ ticket.id }}:{{ hoy }}"
-        disparadores:
-          - se_cumple: ticket.estatus == "Cerrado" and ticket.cliente.id_podio == "1000001"
-        acciones:
-          - podio.comentario:
-              texto: "Aviso masivo"
         """)
-    first = run_cycle(env["settings"], db, now=LOCAL_NOON)
-    held = first.rules["comentar-cerrados"].held
-    assert held > 5
     podio = env["podio"]
-    with db.session() as s:
-        items = [int(i) for i in s.scalars(select(Ticket.source_id).where(
-            Ticket.status == "Cerrado", Ticket.client_id.is_not(None)))]
     for hours in (24, 24.1, 24.2):  # the next day: new keys, queued behind the held runs
         run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=hours))
     assert sum(len(podio.comments(i)) for i in items) == 0
