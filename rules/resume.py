@@ -40,7 +40,24 @@ class Resume(Phase):
             rule = self.cycle.ruleset.get(rule_id)
             if rule is None or not rule.enabled:
                 continue
+            rule_rows = self._storm_guard(rule, rule_rows)
             self.cycle.guard(rule, "reanudar", partial(self._resume, rule, rule_rows))
+
+    def _storm_guard(self, rule: Rule, rows: list[ActionLedger]) -> list[ActionLedger]:
+        """Queued runs released together are held like new ones when they are more than the
+        rule's limit of effects (e.g. a mass effect discarded by an admin frees the next
+        day's runs queued behind it): they wait for ``saeko-sync rules approve``."""
+        queued = [r for r in rows if r.status == L.QUEUED]
+        if len(queued) * len(rule.actions) <= rule.storm_limit:
+            return rows
+        for row in queued:
+            row.status, row.updated_at = L.HELD, self.now
+            row.error = (f"{len(queued)} ejecuciones en cola × {len(rule.actions)} acciones "
+                         f"superan el límite de {rule.storm_limit} efectos; aprueba con: "
+                         f"saeko-sync rules approve {rule.id}")
+        self.ex.outcome(rule).held += len(queued)
+        self.s.commit()
+        return [r for r in rows if r.status != L.HELD]
 
     def _busy(self, queued: list[ActionLedger]) -> set[tuple[str | None, str | None]]:
         """(rule, record) of the queued rows whose earlier run is still unfinished — also a

@@ -309,7 +309,7 @@ def test_the_next_days_queued_runs_wait_for_the_held_ones(env: dict[str, Any],
     """M1's shape (modo: cola, una_vez_por with the day): the storm guard holds the first
     day's mass effect; the next day's runs of the same records queue behind the held ones and
     must not run before an admin approves (they did: queued rows behind a held one were
-    resumed as if nothing were unfinished)."""
+    resumed as if nothing were unfinished); released together, they are a mass effect too."""
     held, items = _mass_comment_held(env, db, """
         modo: cola
         una_vez_por: "{{ ticket.id }}:{{ hoy }}"
@@ -319,9 +319,26 @@ def test_the_next_days_queued_runs_wait_for_the_held_ones(env: dict[str, Any],
         run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=hours))
     assert sum(len(podio.comments(i)) for i in items) == 0
     assert api.approve(db, "comentar-cerrados") == held
-    for minutes in (1, 2, 3):  # the approved runs, then the queued ones after them
+    for minutes in (1, 2):  # the approved runs; the queued ones, as many, are held in turn
         run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=24, minutes=minutes))
+    assert sum(len(podio.comments(i)) for i in items) == held
+    assert api.approve(db, "comentar-cerrados") == held
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=24, minutes=3))
     assert sum(len(podio.comments(i)) for i in items) == 2 * held
+
+
+def test_discarding_a_held_mass_effect_does_not_send_the_runs_queued_behind_it(
+        env: dict[str, Any], db: Database) -> None:
+    held, items = _mass_comment_held(env, db, """
+        modo: cola
+        una_vez_por: "{{ ticket.id }}:{{ hoy }}"
+        """)
+    run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=24))  # queued
+    assert api.discard(db, "comentar-cerrados") == held
+    report = run_cycle(env["settings"], db, now=LOCAL_NOON + timedelta(hours=24, minutes=1))
+    assert report.rules["comentar-cerrados"].held == held  # the queued ones, held in turn
+    assert sum(len(env["podio"].comments(i)) for i in items) == 0
+    assert len(api.held(db, "comentar-cerrados")) == held
 
 
 @sqlite_only
