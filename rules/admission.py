@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from rules import ledger as L
 from rules.expr import Compiled, EvalError
 from rules.runs import Match, RunPart, match_info, target_of
@@ -46,7 +44,7 @@ class Admission(RunPart):
         fresh = [m for m in keyed if not any(
             L.ledger_key(rule.id, m.dedupe, a.key) in existing for a in rule.actions)]
         unfinished = self._unfinished(rule, [target_of(rule, m.cand) for m in fresh])
-        held = len(fresh) * len(rule.actions) > rule.storm_limit
+        held = rule.over_storm_limit(len(fresh))
         fresh_ids = {id(m) for m in fresh}
         for match in keyed:
             is_new = id(match) in fresh_ids
@@ -105,12 +103,9 @@ class Admission(RunPart):
         if rule.mode == "paralelo" or not targets:
             return {}
         out: dict[str, list[ActionLedger]] = {}
-        for start in range(0, len(targets), 900):
-            for row in self.s.scalars(select(ActionLedger).where(
-                    ActionLedger.rule_id == rule.id,
-                    ActionLedger.status.in_((L.FAILED, L.HELD, L.QUEUED, L.APPROVED)),
-                    ActionLedger.target.in_(targets[start:start + 900]))):
-                out.setdefault(row.target or "", []).append(row)
+        for row in L.rows_of_targets(self.s, [rule.id], targets,
+                                     (L.FAILED, L.HELD, L.QUEUED, L.APPROVED)):
+            out.setdefault(row.target or "", []).append(row)
         return out
 
     def _apply_mode(self, rule: Rule, match: Match, rows: list[ActionLedger]) -> bool:

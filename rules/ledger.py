@@ -127,6 +127,18 @@ def rows_by_key(session: Session, keys: list[str]) -> dict[str, ActionLedger]:
     return found
 
 
+def rows_of_targets(session: Session, rule_ids: list[str], targets: list[str],
+                    statuses: tuple[str, ...]) -> list[ActionLedger]:
+    """The rows of these rules on these records in these statuses (one query per 900
+    records): a run mode's "is an earlier run unfinished?"."""
+    found: list[ActionLedger] = []
+    for start in range(0, len(targets), 900):
+        found.extend(session.scalars(select(ActionLedger).where(
+            ActionLedger.rule_id.in_(rule_ids), ActionLedger.status.in_(statuses),
+            ActionLedger.target.in_(targets[start:start + 900]))))
+    return found
+
+
 def approve(session: Session, rule_id: str | None, now: datetime) -> int:
     """Held effects -> approved (sent by the next run). Returns how many."""
     query = update(ActionLedger).where(ActionLedger.status == HELD)

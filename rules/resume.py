@@ -48,7 +48,7 @@ class Resume(Phase):
         rule's limit of effects (e.g. a mass effect discarded by an admin frees the next
         day's runs queued behind it): they wait for ``saeko-sync rules approve``."""
         queued = [r for r in rows if r.status == L.QUEUED]
-        if len(queued) * len(rule.actions) <= rule.storm_limit:
+        if not rule.over_storm_limit(len(queued)):
             return rows
         for row in queued:
             row.status, row.updated_at = L.HELD, self.now
@@ -63,16 +63,11 @@ class Resume(Phase):
         """(rule, record) of the queued rows whose earlier run is still unfinished — also a
         held one (storm guard: waiting for approval) or one whose back-off is not over, which
         this cycle does not resume: a queued run never overtakes it."""
-        busy: set[tuple[str | None, str | None]] = set()
         targets = sorted({r.target for r in queued if r.target is not None})
         rules = sorted({r.rule_id for r in queued if r.rule_id is not None})
-        for start in range(0, len(targets), 900):
-            busy.update((rule_id, target) for rule_id, target in self.s.execute(
-                select(ActionLedger.rule_id, ActionLedger.target).where(
-                    ActionLedger.status.in_([s for s in L.UNFINISHED if s != L.QUEUED]),
-                    ActionLedger.rule_id.in_(rules),
-                    ActionLedger.target.in_(targets[start:start + 900]))))
-        return busy
+        earlier = tuple(s for s in L.UNFINISHED if s != L.QUEUED)
+        return {(r.rule_id, r.target)
+                for r in L.rows_of_targets(self.s, rules, targets, earlier)}
 
     def _resume(self, rule: Rule, rows: list[ActionLedger]) -> None:
         ids = [int(i) for r in rows if (i := (r.payload or {})["match"].get("entity_id"))

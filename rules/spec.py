@@ -143,6 +143,11 @@ class Rule:
     def state_trigger(self) -> StateTrigger | None:
         return next((t for t in self.triggers if isinstance(t, StateTrigger)), None)
 
+    def over_storm_limit(self, runs: int) -> bool:
+        """Whether ``runs`` runs released at once make more effects than the storm guard
+        lets through without an admin's approval."""
+        return runs * len(self.actions) > self.storm_limit
+
     @property
     def entity_def(self) -> Entity | None:
         return ENTITIES[self.entity] if self.entity else None

@@ -97,9 +97,9 @@ BATCH_NOW = ("item.create",)
 
 def batch_key(settings: Settings, client: PodioClient, kind: str, payload: dict[str, Any]
               ) -> str | None:
-    """The app of an update or creation notice (``podio:app:<id>``) once this service's Podio calls in
-    the last hour pass ``WEBHOOK_BATCH_ABOVE`` of the documented quota; else None: read at
-    once (within T1's second) while the quota is not under pressure."""
+    """The app of an update or creation notice (``podio:app:<id>``) once this service's
+    Podio calls in the last hour pass ``WEBHOOK_BATCH_ABOVE`` of the documented quota; else
+    None: read at once (within T1's second) while the quota is not under pressure."""
     from core.settings import PODIO_DOCUMENTED_HOURLY_QUOTA
 
     busy = settings.webhook_batch_above * PODIO_DOCUMENTED_HOURLY_QUOTA
